@@ -1,0 +1,135 @@
+//! The config file's format: serde types that mirror the TOML, with spans for errors.
+//! Nothing outside `config` sees these; `lower` turns them into the validated model.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    pub version: S<i64>,
+    pub listen: S<Listen>,
+    #[serde(default)]
+    pub admin: Option<S<Admin>>,
+    #[serde(default)]
+    pub store: Option<S<Store>>,
+    #[serde(default)]
+    pub master_key: Option<S<MasterKey>>,
+    #[serde(default)]
+    pub tls: Option<S<Tls>>,
+    #[serde(default)]
+    pub proxy: Option<S<Proxy>>,
+    #[serde(default)]
+    pub pools: BTreeMap<S<String>, S<Pool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub http: Option<S<String>>,
+    pub https: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    pub listen: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    pub url: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MasterKey {
+    pub file: Option<S<String>>,
+    pub env: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub certs: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proxy {
+    #[serde(default)]
+    pub trusted_proxies: Vec<S<String>>,
+    pub threads: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    pub name: S<String>,
+    pub portal: S<String>,
+    #[serde(default)]
+    pub domains: Vec<S<String>>,
+    pub plan: Option<S<String>>,
+    #[serde(default)]
+    pub apps: BTreeMap<S<String>, S<App>>,
+    #[serde(default)]
+    pub sources: BTreeMap<S<String>, S<Source>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    pub hosts: Vec<S<String>>,
+    pub upstreams: Vec<S<String>>,
+    #[serde(default)]
+    pub public_paths: Vec<S<String>>,
+    pub timeout: Option<S<String>>,
+    pub connect_timeout: Option<S<String>>,
+    #[serde(default)]
+    pub https_redirect: bool,
+    pub health_check: Option<S<HealthCheck>>,
+    pub headers: Option<S<Headers>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// HTTP path to GET; without it, a TCP connect is the check.
+    pub path: Option<S<String>>,
+    pub interval: Option<S<String>>,
+}
+
+/// Identity header names, each optional (a default applies).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Headers {
+    pub user: Option<S<String>>,
+    pub username: Option<S<String>>,
+    pub email: Option<S<String>>,
+    pub name: Option<S<String>>,
+    pub groups: Option<S<String>>,
+    pub pool: Option<S<String>>,
+    pub source: Option<S<String>>,
+    pub assertion: Option<S<String>>,
+    /// Extra header names carrying a copy of one claim: `{ "Remote-User" = "username" }`.
+    #[serde(default)]
+    pub aliases: BTreeMap<S<String>, S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    pub kind: S<String>,
+    pub name: Option<S<String>>,
+    /// `kind = "pool"`: the pool whose users may come in.
+    pub pool: Option<S<String>>,
+    /// `kind = "oidc"`: the provider's issuer URL and this client's registration.
+    pub issuer: Option<S<String>>,
+    pub client_id: Option<S<String>>,
+    pub client_secret_env: Option<S<String>>,
+}

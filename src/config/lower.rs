@@ -1,0 +1,674 @@
+//! Lowering: the file format → the validated model, collecting every error with its line.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use http::HeaderName;
+use ipnet::IpNet;
+use toml::Spanned;
+
+use super::file::{self, File};
+use super::*;
+
+const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
+const DEFAULT_STORE: &str = "sqlite:data/poolgate.db";
+const DEFAULT_MASTER_KEY: &str = "data/master.key";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
+pub(super) fn lower(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
+    let mut lw = Lowering {
+        text,
+        errors: Vec::new(),
+    };
+    let file: File = match toml::from_str(text) {
+        Ok(f) => f,
+        Err(e) => {
+            let line = e.span().map(|s| lw.line(s.start));
+            let message = e.message().trim().to_owned();
+            return Err(vec![ConfigError { line, message }]);
+        }
+    };
+    let config = lw.config(file, base);
+    if lw.errors.is_empty() {
+        Ok(config)
+    } else {
+        lw.errors.sort_by_key(|e| e.line);
+        Err(lw.errors)
+    }
+}
+
+struct Lowering<'a> {
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+/// Who claimed a host first, to name it in a duplicate error.
+struct HostOwner {
+    what: String,
+    is_portal: bool,
+    line: usize,
+}
+
+impl Lowering<'_> {
+    fn line(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let line = Some(self.line(span.start));
+        self.errors.push(ConfigError {
+            line,
+            message: message.into(),
+        });
+    }
+
+    fn config(&mut self, f: File, base: &Path) -> Config {
+        if *f.version.get_ref() != 1 {
+            self.err(
+                f.version.span(),
+                format!(
+                    "unsupported version {}: this poolgate reads version 1",
+                    f.version.get_ref()
+                ),
+            );
+        }
+
+        let listen_span = f.listen.span();
+        let listen = f.listen.into_inner();
+        let listen = Listen {
+            http: listen
+                .http
+                .as_ref()
+                .and_then(|a| self.socket_addr(a, "listen.http")),
+            https: listen
+                .https
+                .as_ref()
+                .and_then(|a| self.socket_addr(a, "listen.https")),
+        };
+        if listen.http.is_none() && listen.https.is_none() && self.errors.is_empty() {
+            self.err(
+                listen_span.clone(),
+                "[listen] needs `http`, `https` or both",
+            );
+        }
+
+        let admin_listen = match f.admin.as_ref().and_then(|a| a.get_ref().listen.as_ref()) {
+            Some(a) => self.socket_addr(a, "admin.listen"),
+            None => DEFAULT_ADMIN.parse().ok(),
+        };
+
+        let store = match &f.store {
+            Some(s) => self.store_url(&s.get_ref().url, base),
+            None => StoreUrl(format!(
+                "sqlite:{}",
+                base.join(&DEFAULT_STORE["sqlite:".len()..]).display()
+            )),
+        };
+
+        let master_key = self.master_key(f.master_key.as_ref(), base);
+
+        let certs_dir = match &f.tls {
+            Some(t) => base.join(t.get_ref().certs.get_ref()),
+            None => base.join("certs"),
+        };
+
+        let proxy = self.proxy(f.proxy.as_ref());
+
+        let mut hosts: HashMap<Host, HostOwner> = HashMap::new();
+        let mut pools = Vec::new();
+        for (id, pool) in &f.pools {
+            if let Some(p) = self.pool(id, pool, &mut hosts) {
+                pools.push(p);
+            }
+        }
+        self.check_sources(&f.pools, &pools);
+
+        Config {
+            listen,
+            admin: Admin {
+                listen: admin_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))),
+            },
+            store,
+            master_key,
+            certs_dir,
+            proxy,
+            pools,
+        }
+    }
+
+    fn socket_addr(&mut self, s: &Spanned<String>, field: &str) -> Option<SocketAddr> {
+        match s.get_ref().parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.err(
+                    s.span(),
+                    format!(
+                        "{field}: `{}` is not an address: write ip:port, like 127.0.0.1:8080",
+                        s.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn store_url(&mut self, url: &Spanned<String>, base: &Path) -> StoreUrl {
+        let raw = url.get_ref();
+        if let Some(path) = raw.strip_prefix("sqlite:") {
+            let path = path.trim_start_matches("//");
+            if path.is_empty() {
+                self.err(
+                    url.span(),
+                    "store.url: `sqlite:` needs a file path, or `sqlite::memory:`",
+                );
+            }
+            if path == ":memory:" {
+                return StoreUrl(raw.clone());
+            }
+            return StoreUrl(format!("sqlite:{}", base.join(path).display()));
+        }
+        if !(raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
+            self.err(
+                url.span(),
+                format!("store.url: `{raw}` is neither `sqlite:<path>` nor `postgres://…`"),
+            );
+        }
+        StoreUrl(raw.clone())
+    }
+
+    fn master_key(
+        &mut self,
+        mk: Option<&Spanned<file::MasterKey>>,
+        base: &Path,
+    ) -> MasterKeySource {
+        let Some(mk) = mk else {
+            return MasterKeySource::File(base.join(DEFAULT_MASTER_KEY));
+        };
+        match (&mk.get_ref().file, &mk.get_ref().env) {
+            (Some(f), None) => MasterKeySource::File(base.join(f.get_ref())),
+            (None, Some(e)) => MasterKeySource::Env(e.get_ref().clone()),
+            _ => {
+                self.err(
+                    mk.span(),
+                    "[master_key] needs exactly one of `file` or `env`",
+                );
+                MasterKeySource::File(base.join(DEFAULT_MASTER_KEY))
+            }
+        }
+    }
+
+    fn proxy(&mut self, p: Option<&Spanned<file::Proxy>>) -> ProxySettings {
+        let default_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let Some(p) = p.map(|p| p.get_ref()) else {
+            return ProxySettings {
+                trusted_proxies: Vec::new(),
+                threads: default_threads,
+            };
+        };
+        let mut trusted = Vec::new();
+        for cidr in &p.trusted_proxies {
+            let raw = cidr.get_ref();
+            let parsed = raw
+                .parse::<IpNet>()
+                .or_else(|_| raw.parse::<std::net::IpAddr>().map(IpNet::from));
+            match parsed {
+                Ok(net) => trusted.push(net),
+                Err(_) => self.err(
+                    cidr.span(),
+                    format!("proxy.trusted_proxies: `{raw}` is not an address or CIDR"),
+                ),
+            }
+        }
+        let threads = match &p.threads {
+            Some(t) if (1..=1024).contains(t.get_ref()) => *t.get_ref() as usize,
+            Some(t) => {
+                self.err(t.span(), "proxy.threads must be between 1 and 1024");
+                default_threads
+            }
+            None => default_threads,
+        };
+        ProxySettings {
+            trusted_proxies: trusted,
+            threads,
+        }
+    }
+
+    fn claim_host(
+        &mut self,
+        hosts: &mut HashMap<Host, HostOwner>,
+        raw: &Spanned<String>,
+        what: String,
+        is_portal: bool,
+    ) -> Option<Host> {
+        let host = match Host::parse(raw.get_ref()) {
+            Ok(h) => h,
+            Err(e) => {
+                self.err(raw.span(), format!("{what}: {e}"));
+                return None;
+            }
+        };
+        let line = self.line(raw.span().start);
+        if let Some(first) = hosts.get(&host) {
+            let message = if first.is_portal != is_portal {
+                format!(
+                    "host `{host}` is both a portal host and an app host: {what} here, {} at line {}",
+                    first.what, first.line
+                )
+            } else {
+                format!(
+                    "duplicate host `{host}`: {what} here, {} at line {}",
+                    first.what, first.line
+                )
+            };
+            self.err(raw.span(), message);
+            return None;
+        }
+        hosts.insert(
+            host.clone(),
+            HostOwner {
+                what,
+                is_portal,
+                line,
+            },
+        );
+        Some(host)
+    }
+
+    fn pool(
+        &mut self,
+        id: &Spanned<String>,
+        pool: &Spanned<file::Pool>,
+        hosts: &mut HashMap<Host, HostOwner>,
+    ) -> Option<Pool> {
+        let pool_id = match PoolId::parse(id.get_ref()) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.err(id.span(), format!("pool: {e}"));
+                None
+            }
+        };
+        let p = pool.get_ref();
+        if p.name.get_ref().trim().is_empty() {
+            self.err(
+                p.name.span(),
+                format!("pool `{}`: `name` must not be empty", id.get_ref()),
+            );
+        }
+        let portal = self.claim_host(
+            hosts,
+            &p.portal,
+            format!("portal of pool `{}`", id.get_ref()),
+            true,
+        );
+        let mut domains = Vec::new();
+        for d in &p.domains {
+            if let Some(h) = self.claim_host(
+                hosts,
+                d,
+                format!("custom domain of pool `{}`", id.get_ref()),
+                true,
+            ) {
+                domains.push(h);
+            }
+        }
+        let plan = match p.plan.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+            None | Some(("free", _)) => Plan::Free,
+            Some(("basic", _)) => Plan::Basic,
+            Some(("premium", _)) => Plan::Premium,
+            Some(("enterprise", _)) => Plan::Enterprise,
+            Some((other, span)) => {
+                self.err(
+                    span,
+                    format!(
+                        "pool `{}`: unknown plan `{other}`: use free, basic, premium or enterprise",
+                        id.get_ref()
+                    ),
+                );
+                Plan::Free
+            }
+        };
+        let mut apps = Vec::new();
+        for (app_id, app) in &p.apps {
+            if let Some(a) = self.app(id.get_ref(), app_id, app, hosts) {
+                apps.push(a);
+            }
+        }
+        let mut sources = Vec::new();
+        for (src_id, src) in &p.sources {
+            if let Some(s) = self.source(id.get_ref(), src_id, src) {
+                sources.push(s);
+            }
+        }
+        Some(Pool {
+            id: pool_id?,
+            name: p.name.get_ref().clone(),
+            portal: portal?,
+            domains,
+            plan,
+            apps,
+            sources,
+        })
+    }
+
+    fn app(
+        &mut self,
+        pool: &str,
+        id: &Spanned<String>,
+        app: &Spanned<file::App>,
+        hosts: &mut HashMap<Host, HostOwner>,
+    ) -> Option<App> {
+        let what = format!("app `{pool}/{}`", id.get_ref());
+        let app_id = match AppId::parse(id.get_ref()) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                self.err(id.span(), format!("{what}: {e}"));
+                None
+            }
+        };
+        let a = app.get_ref();
+        if a.hosts.is_empty() {
+            self.err(
+                app.span(),
+                format!("{what}: `hosts` must list at least one host"),
+            );
+        }
+        let mut app_hosts = Vec::new();
+        for h in &a.hosts {
+            if let Some(h) = self.claim_host(hosts, h, format!("host of {what}"), false) {
+                app_hosts.push(h);
+            }
+        }
+        if a.upstreams.is_empty() {
+            self.err(
+                app.span(),
+                format!("{what}: `upstreams` must list at least one host:port"),
+            );
+        }
+        let mut upstreams = Vec::new();
+        for u in &a.upstreams {
+            if upstream_ok(u.get_ref()) {
+                upstreams.push(u.get_ref().clone());
+            } else {
+                self.err(u.span(), format!("{what}: upstream `{}` is not an address: write host:port, like 127.0.0.1:3000", u.get_ref()));
+            }
+        }
+        let mut public_paths = Vec::new();
+        for p in &a.public_paths {
+            if p.get_ref().starts_with('/') && !p.get_ref().contains(['?', '#']) {
+                public_paths.push(p.get_ref().clone());
+            } else {
+                self.err(
+                    p.span(),
+                    format!(
+                        "{what}: public path `{}` must start with `/` and hold no query",
+                        p.get_ref()
+                    ),
+                );
+            }
+        }
+        let timeout = self.duration(a.timeout.as_ref(), &what, "timeout", DEFAULT_TIMEOUT);
+        let connect_timeout = self.duration(
+            a.connect_timeout.as_ref(),
+            &what,
+            "connect_timeout",
+            DEFAULT_CONNECT_TIMEOUT,
+        );
+        let health_check = match &a.health_check {
+            None => HealthCheck {
+                http_path: None,
+                interval: DEFAULT_HEALTH_INTERVAL,
+            },
+            Some(hc) => {
+                let hc = hc.get_ref();
+                let http_path = hc.path.as_ref().map(|p| {
+                    if !p.get_ref().starts_with('/') {
+                        self.err(
+                            p.span(),
+                            format!("{what}: health_check.path must start with `/`"),
+                        );
+                    }
+                    p.get_ref().clone()
+                });
+                HealthCheck {
+                    http_path,
+                    interval: self.duration(
+                        hc.interval.as_ref(),
+                        &what,
+                        "health_check.interval",
+                        DEFAULT_HEALTH_INTERVAL,
+                    ),
+                }
+            }
+        };
+        let headers = self.headers(a.headers.as_ref(), &what);
+        Some(App {
+            id: app_id?,
+            hosts: app_hosts,
+            upstreams,
+            public_paths,
+            timeout,
+            connect_timeout,
+            https_redirect: a.https_redirect,
+            health_check,
+            headers,
+        })
+    }
+
+    fn duration(
+        &mut self,
+        d: Option<&Spanned<String>>,
+        what: &str,
+        field: &str,
+        default: Duration,
+    ) -> Duration {
+        let Some(d) = d else { return default };
+        parse_duration(d.get_ref()).unwrap_or_else(|| {
+            self.err(
+                d.span(),
+                format!(
+                    "{what}: {field} `{}` is not a duration: write 500ms, 30s, 5m or 1h",
+                    d.get_ref()
+                ),
+            );
+            default
+        })
+    }
+
+    fn headers(&mut self, h: Option<&Spanned<file::Headers>>, what: &str) -> IdentityHeaders {
+        let mut out = IdentityHeaders::default();
+        let Some(spanned) = h else { return out };
+        let h = spanned.get_ref();
+        let given = [
+            (Claim::User, &h.user),
+            (Claim::Username, &h.username),
+            (Claim::Email, &h.email),
+            (Claim::Name, &h.name),
+            (Claim::Groups, &h.groups),
+            (Claim::Pool, &h.pool),
+            (Claim::Source, &h.source),
+            (Claim::Assertion, &h.assertion),
+        ];
+        for (claim, name) in given {
+            let Some(name) = name else { continue };
+            if let Some(header) = self.header_name(name, what)
+                && let Some(slot) = out.names.iter_mut().find(|(c, _)| *c == claim)
+            {
+                slot.1 = header;
+            }
+        }
+        for (alias, claim) in &h.aliases {
+            let Some(header) = self.header_name(alias, what) else {
+                continue;
+            };
+            match Claim::from_key(claim.get_ref()) {
+                Some(c) => out.aliases.push((header, c)),
+                None => self.err(
+                    claim.span(),
+                    format!(
+                        "{what}: alias `{}` names unknown claim `{}`",
+                        alias.get_ref(),
+                        claim.get_ref()
+                    ),
+                ),
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        let doubled: Vec<String> = out
+            .all_names()
+            .filter(|name| !seen.insert(crate::proxy::header_key(name.as_str())))
+            .map(|name| name.to_string())
+            .collect();
+        for name in doubled {
+            self.err(
+                spanned.span(),
+                format!("{what}: header `{name}` is used for two claims"),
+            );
+        }
+        out
+    }
+
+    fn header_name(&mut self, name: &Spanned<String>, what: &str) -> Option<HeaderName> {
+        let forbidden = [
+            "host",
+            "cookie",
+            "authorization",
+            "connection",
+            "content-length",
+            "transfer-encoding",
+        ];
+        match HeaderName::from_bytes(name.get_ref().as_bytes()) {
+            Ok(h) if !forbidden.contains(&h.as_str()) => Some(h),
+            _ => {
+                self.err(
+                    name.span(),
+                    format!(
+                        "{what}: `{}` cannot be an identity header name",
+                        name.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn source(
+        &mut self,
+        pool: &str,
+        id: &Spanned<String>,
+        src: &Spanned<file::Source>,
+    ) -> Option<Source> {
+        let what = format!("source `{pool}/{}`", id.get_ref());
+        let source_id = match SourceId::parse(id.get_ref()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.err(id.span(), format!("{what}: {e}"));
+                None
+            }
+        };
+        let s = src.get_ref();
+        let name = s
+            .name
+            .as_ref()
+            .map_or_else(|| id.get_ref().clone(), |n| n.get_ref().clone());
+        let kind = match s.kind.get_ref().as_str() {
+            "pool" => match &s.pool {
+                Some(p) => PoolId::parse(p.get_ref()).ok().map(SourceKind::Pool),
+                None => {
+                    self.err(
+                        src.span(),
+                        format!("{what}: kind \"pool\" needs `pool = \"<pool id>\"`"),
+                    );
+                    None
+                }
+            },
+            "oidc" => match (&s.issuer, &s.client_id) {
+                (Some(issuer), Some(client_id)) => {
+                    let i = issuer.get_ref();
+                    if !(i.starts_with("https://")
+                        || i.starts_with("http://127.0.0.1")
+                        || i.starts_with("http://localhost"))
+                    {
+                        self.err(issuer.span(), format!("{what}: issuer `{i}` must be an https:// URL (http only on loopback)"));
+                    }
+                    Some(SourceKind::Oidc {
+                        issuer: i.trim_end_matches('/').to_owned(),
+                        client_id: client_id.get_ref().clone(),
+                        client_secret_env: s
+                            .client_secret_env
+                            .as_ref()
+                            .map(|e| e.get_ref().clone()),
+                    })
+                }
+                _ => {
+                    self.err(
+                        src.span(),
+                        format!("{what}: kind \"oidc\" needs `issuer` and `client_id`"),
+                    );
+                    None
+                }
+            },
+            other => {
+                self.err(
+                    s.kind.span(),
+                    format!("{what}: unknown kind `{other}`: use \"pool\" or \"oidc\""),
+                );
+                None
+            }
+        };
+        Some(Source {
+            id: source_id?,
+            name,
+            kind: kind?,
+        })
+    }
+
+    /// A `kind = "pool"` source must name another pool that exists.
+    fn check_sources(
+        &mut self,
+        file_pools: &std::collections::BTreeMap<Spanned<String>, Spanned<file::Pool>>,
+        pools: &[Pool],
+    ) {
+        for (pool_id, pool) in file_pools {
+            for (src_id, src) in &pool.get_ref().sources {
+                let Some(target) = &src.get_ref().pool else {
+                    continue;
+                };
+                let what = format!("source `{}/{}`", pool_id.get_ref(), src_id.get_ref());
+                if target.get_ref() == pool_id.get_ref() {
+                    self.err(
+                        target.span(),
+                        format!("{what}: a pool cannot be its own identity source"),
+                    );
+                } else if !pools.iter().any(|p| p.id.as_str() == target.get_ref()) {
+                    self.err(
+                        target.span(),
+                        format!("{what}: no pool `{}` is defined", target.get_ref()),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `host:port` with a real port; the host is an IP literal or a DNS name.
+fn upstream_ok(s: &str) -> bool {
+    if s.parse::<SocketAddr>().is_ok() {
+        return true;
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) => {
+            port.parse::<u16>().is_ok_and(|p| p != 0) && Host::parse(host).is_ok()
+        }
+        None => false,
+    }
+}

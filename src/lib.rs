@@ -1,0 +1,14 @@
+//! poolgate: a federation gateway. It maps each request's host to a user pool, signs
+//! people in, and forwards requests upstream with identity headers the app can trust.
+//! See DESIGN.md for the picture; each module below is one room of it.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
+
+pub mod admin;
+pub mod config;
+pub mod demo;
+pub mod ids;
+pub mod proxy;
+pub mod registry;
+pub mod server;
+pub mod tls;
+pub mod whoami;

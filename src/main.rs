@@ -1,0 +1,135 @@
+//! The `poolgate` command line: serve, check, demo, whoami, certs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use poolgate::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "poolgate",
+    version,
+    about = "A federation gateway: host → user pool → signed-in upstream"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        #[arg(long, short, default_value = "poolgate.toml")]
+        config: PathBuf,
+    },
+    /// Validate a config file and print every error with its line.
+    Check {
+        #[arg(long, short, default_value = "poolgate.toml")]
+        config: PathBuf,
+    },
+    /// Run the demo: two pools, a whoami upstream, on *.localhost names.
+    Demo {
+        #[arg(long, short, default_value = "config/demo.toml")]
+        config: PathBuf,
+    },
+    /// An upstream that answers with what it received (method, path, headers).
+    Whoami {
+        #[arg(long, default_value = "127.0.0.1:9001")]
+        listen: std::net::SocketAddr,
+    },
+    /// Certificates.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Make a development CA and a certificate for every host of a config.
+    Dev {
+        #[arg(long, short, default_value = "config/demo.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("poolgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve { config } => {
+            poolgate::server::serve(&config)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config } => match Config::load(&config) {
+            Ok(c) => {
+                let apps: usize = c.pools.iter().map(|p| p.apps.len()).sum();
+                println!(
+                    "{}: ok ({} pools, {} apps)",
+                    config.display(),
+                    c.pools.len(),
+                    apps
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Demo { config } => {
+            poolgate::demo::run(&config)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Whoami { listen } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("binding {listen}"))?;
+                eprintln!("whoami listening on http://{}", listener.local_addr()?);
+                poolgate::whoami::serve(listener).await?;
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Certs {
+            command: CertsCommand::Dev { config },
+        } => {
+            let config = Config::load(&config)?;
+            let made = poolgate::tls::dev::issue(&config)?;
+            println!(
+                "{} host certificates under {}; trust {} to use them",
+                made.hosts,
+                config.certs_dir.display(),
+                made.ca_cert.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// JSON lines on stdout (the access log among them); `RUST_LOG` filters.
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .init();
+}

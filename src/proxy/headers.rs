@@ -1,0 +1,182 @@
+//! What the upstream may believe: identity headers are stripped from every client request
+//! (in every spelling an app could read as one of them), and `X-Forwarded-*` is the
+//! gateway's own unless the peer is a trusted proxy.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use http::HeaderValue;
+use ipnet::IpNet;
+use pingora::http::RequestHeader;
+
+use crate::config::IdentityHeaders;
+
+/// The form an app framework may fold a header name into: lower-case, `_` read as `-`
+/// (CGI-style frameworks turn both into `HTTP_X_POOLGATE_USER`).
+pub fn header_key(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b == b'_' {
+                '-'
+            } else {
+                b.to_ascii_lowercase() as char
+            }
+        })
+        .collect()
+}
+
+const FORWARDED: [&str; 5] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-real-ip",
+    "forwarded",
+];
+
+/// Header keys no client may send upstream on a route: the identity headers the app is
+/// configured with, plus poolgate's defaults (so renaming a header never reopens the old
+/// name), plus the `X-Forwarded-*` family when the peer is not trusted.
+pub struct StripSet {
+    identity: HashSet<String>,
+}
+
+impl StripSet {
+    pub fn new(headers: &IdentityHeaders) -> StripSet {
+        let identity = headers
+            .all_names()
+            .chain(IdentityHeaders::default().all_names())
+            .map(|h| header_key(h.as_str()))
+            .chain(["x-request-id".to_owned()])
+            .collect();
+        StripSet { identity }
+    }
+
+    /// Walks the request's headers once and removes every match, then cleans `Connection`
+    /// of any token naming a header we set (a client could otherwise ask the next hop to
+    /// drop them).
+    pub fn strip(&self, req: &mut RequestHeader, trusted_peer: bool) {
+        let doomed: Vec<http::HeaderName> = req
+            .headers
+            .keys()
+            .filter(|name| self.matches(name.as_str(), trusted_peer))
+            .cloned()
+            .collect();
+        for name in doomed {
+            req.remove_header(&name);
+        }
+        let connection: Vec<String> = req
+            .headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && !self.matches(t, trusted_peer))
+            .map(str::to_owned)
+            .collect();
+        if req.headers.contains_key(http::header::CONNECTION) {
+            req.remove_header(&http::header::CONNECTION);
+            if let Ok(v) = HeaderValue::from_str(&connection.join(", "))
+                && !connection.is_empty()
+            {
+                let _ = req.insert_header(http::header::CONNECTION, v);
+            }
+        }
+    }
+
+    fn matches(&self, name: &str, trusted_peer: bool) -> bool {
+        // Header names arrive lower-cased; only a `_` or a `Connection` token needs folding.
+        let key: Cow<str> = if name.bytes().any(|b| b == b'_' || b.is_ascii_uppercase()) {
+            Cow::Owned(header_key(name))
+        } else {
+            Cow::Borrowed(name)
+        };
+        self.identity.contains(key.as_ref()) || (!trusted_peer && FORWARDED.contains(&key.as_ref()))
+    }
+}
+
+/// Whether the peer's own forwarding headers are believed.
+pub fn is_trusted(peer: Option<IpAddr>, trusted: &[IpNet]) -> bool {
+    peer.is_some_and(|ip| trusted.iter().any(|net| net.contains(&ip)))
+}
+
+/// Sets `X-Forwarded-For/-Proto/-Host`. From a trusted proxy the chain is extended and its
+/// proto and host kept; from anyone else they were stripped and are written fresh.
+pub fn set_forwarded(
+    req: &mut RequestHeader,
+    peer: Option<IpAddr>,
+    proto: &str,
+    host: &str,
+) -> pingora::Result<()> {
+    let prior: Vec<String> = req
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .collect();
+    if let Some(ip) = peer {
+        let mut chain = prior.join(", ");
+        if !chain.is_empty() {
+            chain.push_str(", ");
+        }
+        chain.push_str(&ip.to_string());
+        req.insert_header("x-forwarded-for", chain)?;
+    }
+    if !req.headers.contains_key("x-forwarded-proto") {
+        req.insert_header("x-forwarded-proto", proto)?;
+    }
+    if !req.headers.contains_key("x-forwarded-host") {
+        req.insert_header("x-forwarded-host", host)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        for (k, v) in headers {
+            req.append_header(k.to_string(), *v).unwrap();
+        }
+        req
+    }
+
+    #[test]
+    fn strips_every_spelling_of_identity_headers() {
+        let set = StripSet::new(&IdentityHeaders::default());
+        let mut req = request(&[
+            ("X-Poolgate-User", "admin"),
+            ("x-poolgate-user", "admin2"),
+            ("X_Poolgate_Groups", "root"),
+            ("X-POOLGATE-EMAIL", "a@b"),
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("Forwarded", "for=6.6.6.6"),
+            ("Connection", "keep-alive, X-Poolgate-Pool"),
+            ("Accept", "text/html"),
+        ]);
+        set.strip(&mut req, false);
+        let names: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["accept", "connection"]);
+        assert_eq!(req.headers["connection"], "keep-alive");
+    }
+
+    #[test]
+    fn trusted_peer_keeps_forwarding_headers_but_never_identity() {
+        let set = StripSet::new(&IdentityHeaders::default());
+        let mut req = request(&[("X-Forwarded-For", "10.1.1.1"), ("X-Poolgate-User", "x")]);
+        set.strip(&mut req, true);
+        set_forwarded(
+            &mut req,
+            Some("10.0.0.2".parse().unwrap()),
+            "http",
+            "a.localhost",
+        )
+        .unwrap();
+        assert_eq!(req.headers["x-forwarded-for"], "10.1.1.1, 10.0.0.2");
+        assert!(!req.headers.contains_key("x-poolgate-user"));
+    }
+}

@@ -1,0 +1,115 @@
+//! TLS termination with rustls: one certificate per host, chosen by SNI from the live
+//! snapshot (so a reload can bring new certificates), and the SNI kept for the proxy to
+//! check against `Host`.
+
+pub mod dev;
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::listeners::TlsAccept;
+use pingora::listeners::tls::TlsSettings;
+use pingora::protocols::tls::TlsRef;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+use crate::config::Config;
+use crate::ids::Host;
+use crate::registry::Registry;
+
+/// Certificates of every host of a snapshot, loaded from `<certs>/<host>/{cert,key}.pem`.
+#[derive(Default)]
+pub struct CertStore {
+    by_host: HashMap<Host, Arc<CertifiedKey>>,
+}
+
+impl CertStore {
+    /// Loads a certificate for every host when an HTTPS listener is configured.
+    pub fn load(config: &Config) -> Result<CertStore, String> {
+        let mut by_host = HashMap::new();
+        if config.listen.https.is_none() {
+            return Ok(CertStore { by_host });
+        }
+        let provider = rustls::crypto::ring::default_provider();
+        let mut problems = Vec::new();
+        for host in config.hosts() {
+            let (cert_path, key_path) = config.cert_paths(host);
+            let loaded = (|| -> Result<CertifiedKey, String> {
+                let chain = CertificateDer::pem_file_iter(&cert_path)
+                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| format!("{}: {e}", cert_path.display()))?;
+                if chain.is_empty() {
+                    return Err(format!(
+                        "{}: no certificate in the file",
+                        cert_path.display()
+                    ));
+                }
+                let key = PrivateKeyDer::from_pem_file(&key_path)
+                    .map_err(|e| format!("{}: {e}", key_path.display()))?;
+                CertifiedKey::from_der(chain, key, &provider)
+                    .map_err(|e| format!("{}: {e}", cert_path.display()))
+            })();
+            match loaded {
+                Ok(ck) => {
+                    by_host.insert(host.clone(), Arc::new(ck));
+                }
+                Err(e) => problems.push(format!("host {host}: {e}")),
+            }
+        }
+        if problems.is_empty() {
+            Ok(CertStore { by_host })
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    fn get(&self, host: &str) -> Option<Arc<CertifiedKey>> {
+        self.by_host.get(host).cloned()
+    }
+}
+
+/// Picks the certificate by SNI from the snapshot in force. No SNI, or an unknown name,
+/// gets no certificate: there is no default host, as there is no default pool.
+#[derive(Debug)]
+struct SniResolver(Arc<Registry>);
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Registry")
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let host = Host::parse(hello.server_name()?).ok()?;
+        self.0.snapshot().certs.get(host.as_str())
+    }
+}
+
+/// The SNI a TLS connection was opened with, as the proxy reads it from the session.
+pub struct Sni(pub String);
+
+struct CaptureSni;
+
+#[async_trait]
+impl TlsAccept for CaptureSni {
+    async fn handshake_complete_callback(
+        &self,
+        tls: &TlsRef,
+    ) -> Option<Arc<dyn Any + Send + Sync>> {
+        let name = tls.server_name()?.to_owned();
+        Some(Arc::new(Sni(name)))
+    }
+}
+
+/// Listener settings: certificates by SNI from the registry, h2 and HTTP/1.1 by ALPN.
+pub fn listener_settings(registry: Arc<Registry>) -> pingora::Result<TlsSettings> {
+    let mut settings = TlsSettings::with_callbacks(Box::new(CaptureSni))?;
+    settings.set_cert_resolver(Arc::new(SniResolver(registry)));
+    settings.enable_h2();
+    Ok(settings)
+}
