@@ -76,22 +76,31 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             poolgate::server::serve(&config)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config } => match Config::load(&config) {
-            Ok(c) => {
-                let apps: usize = c.pools.iter().map(|p| p.apps.len()).sum();
-                println!(
-                    "{}: ok ({} pools, {} apps)",
-                    config.display(),
-                    c.pools.len(),
-                    apps
-                );
-                Ok(ExitCode::SUCCESS)
+        Command::Check { config } => {
+            let loaded = Config::load(&config)
+                .map_err(|e| e.to_string())
+                .and_then(|c| {
+                    poolgate::tls::CertStore::load(&c)
+                        .map(|_| c)
+                        .map_err(|e| format!("{}: TLS: {e}", config.display()))
+                });
+            match loaded {
+                Ok(c) => {
+                    let apps: usize = c.pools.iter().map(|p| p.apps.len()).sum();
+                    println!(
+                        "{}: ok ({} pools, {} apps)",
+                        config.display(),
+                        c.pools.len(),
+                        apps
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(report) => {
+                    eprintln!("{report}");
+                    Ok(ExitCode::FAILURE)
+                }
             }
-            Err(errors) => {
-                eprintln!("{errors}");
-                Ok(ExitCode::FAILURE)
-            }
-        },
+        }
         Command::Demo { config } => {
             poolgate::demo::run(&config)?;
             Ok(ExitCode::SUCCESS)

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
@@ -23,22 +23,30 @@ pub struct Echo {
     /// Header names (lower-case) to every value sent, in order.
     pub headers: BTreeMap<String, Vec<String>>,
     pub remote_addr: String,
+    /// The address this whoami listens on: which of several upstreams answered.
+    pub served_by: String,
 }
 
-pub fn router() -> Router {
-    Router::new().fallback(answer)
+/// whoami's routes; `served_by` is the address it reports as its own.
+pub fn router(served_by: SocketAddr) -> Router {
+    Router::new().fallback(answer).with_state(served_by)
 }
 
 /// Serves whoami on `listener` until the task is dropped.
 pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let app = router(listener.local_addr()?);
     axum::serve(
         listener,
-        router().into_make_service_with_connect_info::<SocketAddr>(),
+        app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .await
 }
 
-async fn answer(ConnectInfo(remote): ConnectInfo<SocketAddr>, req: Request) -> Response {
+async fn answer(
+    State(served_by): State<SocketAddr>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
     let wants_ws = req
         .headers()
         .get(header::UPGRADE)
@@ -72,6 +80,7 @@ async fn answer(ConnectInfo(remote): ConnectInfo<SocketAddr>, req: Request) -> R
         query,
         headers,
         remote_addr: remote.to_string(),
+        served_by: served_by.to_string(),
     };
     if wants_html {
         Html(page(&echo)).into_response()
@@ -129,7 +138,7 @@ fn page(echo: &Echo) -> String {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>whoami</title>\
          <style>body{{font-family:system-ui,sans-serif;margin:2rem}}th{{text-align:left;padding-right:1rem}}\
          tr.identity{{background:#eef6ee}}td,th{{font-family:monospace}}</style></head><body><main>\
-         <h1>What the app received</h1><p><code>{} {}{}</code> from <code>{}</code></p>\
+         <h1>What the app received</h1><p><code>{} {}{}</code> from <code>{}</code>, answered by <code>{}</code></p>\
          <table><caption>Request headers</caption>{rows}</table></main></body></html>\n",
         esc(&echo.method),
         esc(&echo.path),
@@ -139,5 +148,6 @@ fn page(echo: &Echo) -> String {
             format!("?{}", esc(&echo.query))
         },
         esc(&echo.remote_addr),
+        esc(&echo.served_by),
     )
 }

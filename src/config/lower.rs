@@ -52,6 +52,7 @@ struct HostOwner {
     what: String,
     is_portal: bool,
     line: usize,
+    span: Range<usize>,
 }
 
 impl Lowering<'_> {
@@ -258,19 +259,23 @@ impl Lowering<'_> {
             }
         };
         let line = self.line(raw.span().start);
-        if let Some(first) = hosts.get(&host) {
-            let message = if first.is_portal != is_portal {
+        if let Some(other) = hosts.get(&host) {
+            // Report at the later of the two lines, naming the earlier one.
+            let (first_what, first_line, later_what, later_span) = if other.line <= line {
+                (other.what.clone(), other.line, what, raw.span())
+            } else {
+                (what, line, other.what.clone(), other.span.clone())
+            };
+            let message = if other.is_portal != is_portal {
                 format!(
-                    "host `{host}` is both a portal host and an app host: {what} here, {} at line {}",
-                    first.what, first.line
+                    "host `{host}` is both a portal host and an app host: {later_what} here, {first_what} at line {first_line}"
                 )
             } else {
                 format!(
-                    "duplicate host `{host}`: {what} here, {} at line {}",
-                    first.what, first.line
+                    "duplicate host `{host}`: {later_what} here, {first_what} at line {first_line}"
                 )
             };
-            self.err(raw.span(), message);
+            self.err(later_span, message);
             return None;
         }
         hosts.insert(
@@ -279,6 +284,7 @@ impl Lowering<'_> {
                 what,
                 is_portal,
                 line,
+                span: raw.span(),
             },
         );
         Some(host)

@@ -1,1 +1,237 @@
+//! Config validation: every kind of mistake is reported with the line it is on.
 
+use std::path::Path;
+
+use super::*;
+
+const GOOD: &str = r#"
+version = 1
+[listen]
+http = "127.0.0.1:8080"
+
+[pools.employees]
+name = "Employees"
+portal = "login.employees.localhost"
+
+[pools.employees.apps.wiki]
+hosts = ["wiki.employees.localhost"]
+upstreams = ["127.0.0.1:9001"]
+"#;
+
+fn errors(text: &str) -> Vec<(Option<usize>, String)> {
+    match Config::parse(text, Path::new("/etc/poolgate")) {
+        Ok(_) => panic!("config was accepted:\n{text}"),
+        Err(errs) => errs.into_iter().map(|e| (e.line, e.message)).collect(),
+    }
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .expect("needle in text")
+        + 1
+}
+
+#[test]
+fn a_good_file_lowers_with_defaults() {
+    let c = Config::parse(GOOD, Path::new("/etc/poolgate")).unwrap();
+    assert_eq!(c.pools.len(), 1);
+    let app = &c.pools[0].apps[0];
+    assert_eq!(app.hosts[0].as_str(), "wiki.employees.localhost");
+    assert_eq!(app.timeout, std::time::Duration::from_secs(60));
+    assert_eq!(
+        c.admin.listen.to_string(),
+        "127.0.0.1:9090",
+        "admin is loopback by default"
+    );
+    assert_eq!(
+        c.store,
+        StoreUrl("sqlite:/etc/poolgate/data/poolgate.db".into())
+    );
+    assert!(
+        c.proxy.trusted_proxies.is_empty(),
+        "no proxy is trusted by default"
+    );
+    assert_eq!(
+        c.cert_paths(&app.hosts[0]).0,
+        Path::new("/etc/poolgate/certs/wiki.employees.localhost/cert.pem")
+    );
+}
+
+#[test]
+fn the_demo_config_is_valid() {
+    let text = include_str!("../../config/demo.toml");
+    let c = Config::parse(text, Path::new("/x/config")).unwrap();
+    let ids: Vec<&str> = c.pools.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["employees", "suppliers"]);
+    let orders = &c.pools[1].apps[0];
+    assert_eq!(orders.headers.aliases[0].0.as_str(), "remote-user");
+}
+
+#[test]
+fn unknown_key_is_refused_at_its_line() {
+    let text = GOOD.replace("upstreams =", "upstreamz = [\"x\"]\nupstreams =");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].0, Some(line_of(&text, "upstreamz")));
+    assert!(
+        errs[0].1.contains("unknown field `upstreamz`"),
+        "{}",
+        errs[0].1
+    );
+}
+
+#[test]
+fn syntax_error_names_its_line() {
+    let text = GOOD.replace("name = \"Employees\"", "name = \"Employees");
+    let errs = errors(&text);
+    assert_eq!(errs[0].0, Some(line_of(&text, "name = \"Employees")));
+}
+
+#[test]
+fn duplicate_host_across_pools() {
+    let text = format!(
+        "{GOOD}\n[pools.suppliers]\nname = \"Suppliers\"\nportal = \"login.suppliers.localhost\"\n\
+         [pools.suppliers.apps.orders]\nhosts = [\"WIKI.employees.localhost.\"]\nupstreams = [\"127.0.0.1:9002\"]\n"
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].0, Some(line_of(&text, "WIKI.employees")));
+    assert!(
+        errs[0]
+            .1
+            .contains("duplicate host `wiki.employees.localhost`"),
+        "{}",
+        errs[0].1
+    );
+    assert!(
+        errs[0]
+            .1
+            .contains(&format!("line {}", line_of(&text, "hosts = [\"wiki"))),
+        "{}",
+        errs[0].1
+    );
+}
+
+#[test]
+fn portal_host_used_by_an_app() {
+    let text = GOOD.replace(
+        "hosts = [\"wiki.employees.localhost\"]",
+        "hosts = [\"login.employees.localhost\"]",
+    );
+    let errs = errors(&text);
+    assert_eq!(errs[0].0, Some(line_of(&text, "hosts = [\"login")));
+    assert!(
+        errs[0].1.contains("both a portal host and an app host"),
+        "{}",
+        errs[0].1
+    );
+}
+
+#[test]
+fn bad_addresses() {
+    let text = GOOD
+        .replace("http = \"127.0.0.1:8080\"", "http = \"localhost\"")
+        .replace("127.0.0.1:9001", "127.0.0.1:99999");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert_eq!(errs[0].0, Some(line_of(&text, "http = \"localhost\"")));
+    assert!(errs[0].1.contains("listen.http"));
+    assert_eq!(errs[1].0, Some(line_of(&text, "99999")));
+    assert!(
+        errs[1]
+            .1
+            .contains("upstream `127.0.0.1:99999` is not an address")
+    );
+}
+
+#[test]
+fn dangling_source_reference() {
+    let text = format!(
+        "{GOOD}\n[pools.employees.sources.partners]\nkind = \"pool\"\npool = \"partners\"\n"
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].0, Some(line_of(&text, "pool = \"partners\"")));
+    assert!(errs[0].1.contains("no pool `partners` is defined"));
+}
+
+#[test]
+fn every_error_is_reported_not_just_the_first() {
+    let text = format!(
+        "{}\n[pools.employees.apps.crm]\nhosts = [\"wiki.employees.localhost\", \"bad host\"]\nupstreams = []\ntimeout = \"soon\"\n\
+         public_paths = [\"health\"]\n[pools.employees.sources.x]\nkind = \"saml\"\n",
+        GOOD.replace(
+            "[listen]",
+            "[proxy]\ntrusted_proxies = [\"10.0.0.0/33\"]\n[listen]"
+        )
+    );
+    let errs = errors(&text);
+    let messages: Vec<&str> = errs.iter().map(|e| e.1.as_str()).collect();
+    assert_eq!(errs.len(), 7, "{messages:#?}");
+    for (needle, line_hint) in [
+        ("10.0.0.0/33", "10.0.0.0/33"),
+        ("duplicate host", "\"bad host\""),
+        ("not a valid host", "\"bad host\""),
+        ("upstreams", "[pools.employees.apps.crm]"),
+        ("not a duration", "soon"),
+        ("public path", "public_paths"),
+        ("unknown kind", "saml"),
+    ] {
+        let e = errs
+            .iter()
+            .find(|e| e.1.contains(needle))
+            .unwrap_or_else(|| panic!("no error about {needle}: {messages:#?}"));
+        assert_eq!(e.0, Some(line_of(&text, line_hint)), "{needle}");
+    }
+    let lines: Vec<_> = errs.iter().map(|e| e.0).collect();
+    assert!(
+        lines.windows(2).all(|w| w[0] <= w[1]),
+        "errors come in file order"
+    );
+}
+
+#[test]
+fn version_is_required_and_checked() {
+    let errs = errors(&GOOD.replace("version = 1", "version = 2"));
+    assert!(errs[0].1.contains("unsupported version 2"));
+    let errs = errors(&GOOD.replace("version = 1", ""));
+    assert!(
+        errs[0].1.contains("missing field `version`"),
+        "{}",
+        errs[0].1
+    );
+}
+
+#[test]
+fn identity_header_names_are_checked() {
+    let text = format!(
+        "{GOOD}[pools.employees.apps.wiki.headers]\nuser = \"Cookie\"\ngroups = \"X-Roles\"\nemail = \"x-roles\"\n"
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.1.contains("`Cookie` cannot be an identity header"))
+    );
+    assert!(errs.iter().any(|e| e.1.contains("used for two claims")));
+}
+
+#[test]
+fn the_readme_reference_config_is_valid() {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("```toml\nversion = 1")
+        .expect("reference block")
+        + "```toml\n".len();
+    let block = &readme[start..start + readme[start..].find("```").expect("block end")];
+    let c = Config::parse(block, Path::new("/etc/poolgate")).unwrap_or_else(|e| panic!("{e:#?}"));
+    let wiki = &c.pools[0].apps[0];
+    assert_eq!(wiki.upstreams.len(), 2);
+    assert_eq!(wiki.health_check.http_path.as_deref(), Some("/healthz"));
+    assert_eq!(c.pools[0].sources.len(), 2);
+    assert_eq!(
+        c.master_key,
+        MasterKeySource::File("/etc/poolgate/data/master.key".into())
+    );
+}

@@ -301,6 +301,8 @@ impl ProxyHttp for Gateway {
         if let Some(started) = ctx.upstream_started {
             ctx.upstream_time.get_or_insert(started.elapsed());
         }
+        // The connection is not reused after a failure: say so, so the client opens a new one.
+        session.set_keepalive(None);
         if code > 0
             && session.response_written().is_none()
             && let Err(err) = pages::respond(session, code, title, detail).await

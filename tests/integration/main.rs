@@ -1,0 +1,10 @@
+//! Integration tests: real gateway processes (the `poolgate` binary) in front of real
+//! whoami upstreams, all on loopback ephemeral ports. One test binary, so Pingora links once.
+
+mod support;
+
+mod check;
+mod proxying;
+mod reload;
+mod routing;
+mod tls;
