@@ -4,11 +4,14 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
 pub mod admin;
+pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod demo;
 pub mod ids;
 pub mod proxy;
 pub mod registry;
 pub mod server;
+pub mod store;
 pub mod tls;
 pub mod whoami;

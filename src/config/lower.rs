@@ -327,12 +327,14 @@ impl Lowering<'_> {
                 domains.push(h);
             }
         }
-        let plan = match p.plan.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
-            None | Some(("free", _)) => Plan::Free,
-            Some(("basic", _)) => Plan::Basic,
-            Some(("premium", _)) => Plan::Premium,
-            Some(("enterprise", _)) => Plan::Enterprise,
-            Some((other, span)) => {
+        let plan = match p
+            .plan
+            .as_ref()
+            .map(|s| (Plan::parse(s.get_ref()), s.get_ref().as_str(), s.span()))
+        {
+            None => Plan::Free,
+            Some((Some(plan), _, _)) => plan,
+            Some((None, other, span)) => {
                 self.err(
                     span,
                     format!(
@@ -354,6 +356,33 @@ impl Lowering<'_> {
             if let Some(s) = self.source(id.get_ref(), src_id, src) {
                 sources.push(s);
             }
+        }
+        let limits = plan.limits();
+        if let Some(max) = limits.max_apps
+            && p.apps.len() as u64 > max
+            && let Some((app_id, _)) = p.apps.iter().nth(max as usize)
+        {
+            self.err(
+                app_id.span(),
+                format!(
+                    "pool `{}`: the {} plan allows {max} apps; this is app {}",
+                    id.get_ref(),
+                    plan.as_str(),
+                    max + 1
+                ),
+            );
+        }
+        if !limits.federation
+            && let Some((src_id, _)) = p.sources.iter().next()
+        {
+            self.err(
+                src_id.span(),
+                format!(
+                    "pool `{}`: the {} plan does not include federation (identity sources)",
+                    id.get_ref(),
+                    plan.as_str()
+                ),
+            );
         }
         Some(Pool {
             id: pool_id?,

@@ -18,6 +18,63 @@ use crate::ids::{AppId, Host, PoolId, SourceId};
 
 pub use duration::parse_duration;
 
+impl Plan {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Free => "free",
+            Plan::Basic => "basic",
+            Plan::Premium => "premium",
+            Plan::Enterprise => "enterprise",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Plan> {
+        [Plan::Free, Plan::Basic, Plan::Premium, Plan::Enterprise]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+
+    /// What the plan allows. `None` is no limit.
+    pub fn limits(self) -> PlanLimits {
+        match self {
+            Plan::Free => PlanLimits {
+                max_users: Some(50),
+                max_apps: Some(3),
+                federation: false,
+                mfa: false,
+            },
+            Plan::Basic => PlanLimits {
+                max_users: Some(1_000),
+                max_apps: Some(10),
+                federation: false,
+                mfa: true,
+            },
+            Plan::Premium => PlanLimits {
+                max_users: Some(50_000),
+                max_apps: Some(100),
+                federation: true,
+                mfa: true,
+            },
+            Plan::Enterprise => PlanLimits {
+                max_users: None,
+                max_apps: None,
+                federation: true,
+                mfa: true,
+            },
+        }
+    }
+}
+
+/// The limits of a plan, enforced by the config validation (apps, federation) and the
+/// store (users).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PlanLimits {
+    pub max_users: Option<u64>,
+    pub max_apps: Option<u64>,
+    pub federation: bool,
+    pub mfa: bool,
+}
+
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -12,6 +12,7 @@ http = "127.0.0.1:8080"
 [pools.employees]
 name = "Employees"
 portal = "login.employees.localhost"
+plan = "premium"
 
 [pools.employees.apps.wiki]
 hosts = ["wiki.employees.localhost"]
@@ -233,5 +234,36 @@ fn the_readme_reference_config_is_valid() {
     assert_eq!(
         c.master_key,
         MasterKeySource::File("/etc/poolgate/data/master.key".into())
+    );
+}
+
+#[test]
+fn plan_limits_apply_to_the_file() {
+    let free = GOOD.replace("plan = \"premium\"", "plan = \"free\"");
+    let mut text = free.clone();
+    for i in 1..=3 {
+        text.push_str(&format!("[pools.employees.apps.app{i}]\nhosts = [\"app{i}.localhost\"]\nupstreams = [\"127.0.0.1:9001\"]\n"));
+    }
+    text.push_str("[pools.employees.sources.other]\nkind = \"oidc\"\nissuer = \"https://idp.example\"\nclient_id = \"x\"\n");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    // Apps are taken in id order: app1, app2, app3, wiki — the fourth is one too many.
+    assert!(
+        errs[0].1.contains("the free plan allows 3 apps"),
+        "{}",
+        errs[0].1
+    );
+    assert_eq!(
+        errs[0].0,
+        Some(line_of(&text, "[pools.employees.apps.wiki]"))
+    );
+    assert!(
+        errs[1].1.contains("does not include federation"),
+        "{}",
+        errs[1].1
+    );
+    assert_eq!(
+        errs[1].0,
+        Some(line_of(&text, "[pools.employees.sources.other]"))
     );
 }

@@ -7,4 +7,5 @@ mod check;
 mod proxying;
 mod reload;
 mod routing;
+mod store;
 mod tls;

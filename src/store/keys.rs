@@ -1,0 +1,133 @@
+//! Pools' signing keys. Private halves are sealed under a key derived from the master key
+//! for that pool (the kid as associated data) before they reach the database.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use sqlx::Row;
+
+use super::{Result, Store, StoreError};
+use crate::crypto::signing::{PublicJwk, generate_es256};
+use crate::crypto::{MasterKey, Sealer};
+
+/// Retired keys stay published this long, so tokens signed just before a rotation verify.
+pub const RETIRED_KEY_GRACE_SECS: i64 = 24 * 3600;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyRecord {
+    pub kid: String,
+    pub alg: String,
+    pub status: String,
+    pub public_jwk: PublicJwk,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+fn sealer(master: &MasterKey, pool: &str) -> Sealer {
+    Sealer::new(master, "signing-key", pool)
+}
+
+impl Store {
+    /// Keys still published (active, or retired within the grace period): the active one first.
+    pub async fn keys(&self, pool: &str) -> Result<Vec<KeyRecord>> {
+        let rows = sqlx::query(
+            "SELECT kid, alg, status, public_jwk, created_at, retired_at FROM signing_keys \
+             WHERE pool_id = $1 AND (retired_at IS NULL OR retired_at > $2) ORDER BY CASE status WHEN 'active' THEN 0 ELSE 1 END, created_at DESC, kid",
+        )
+        .bind(pool)
+        .bind(self.now() - RETIRED_KEY_GRACE_SECS)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let jwk: String = r.try_get("public_jwk")?;
+                Ok(KeyRecord {
+                    kid: r.try_get("kid")?,
+                    alg: r.try_get("alg")?,
+                    status: r.try_get("status")?,
+                    public_jwk: serde_json::from_str(&jwk)
+                        .map_err(|e| StoreError::Crypto(e.to_string()))?,
+                    created_at: r.try_get("created_at")?,
+                    retired_at: r.try_get("retired_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Makes a new active key and retires the previous one (it stays published for a day).
+    pub async fn rotate_key(&self, pool: &str, master: &MasterKey) -> Result<KeyRecord> {
+        self.pool(pool).await?;
+        let key = generate_es256().map_err(|e| StoreError::Crypto(e.to_string()))?;
+        let sealed = sealer(master, pool)
+            .seal(&key.pkcs8, key.jwk.kid.as_bytes())
+            .map_err(|e| StoreError::Crypto(e.to_string()))?;
+        let jwk = serde_json::to_string(&key.jwk).map_err(|e| StoreError::Crypto(e.to_string()))?;
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE signing_keys SET status = 'retired', retired_at = $1 WHERE pool_id = $2 AND status = 'active'")
+            .bind(now)
+            .bind(pool)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO signing_keys (pool_id, kid, alg, public_jwk, sealed_private, status, created_at) VALUES ($1, $2, 'ES256', $3, $4, 'active', $5)",
+        )
+        .bind(pool)
+        .bind(&key.jwk.kid)
+        .bind(jwk)
+        .bind(STANDARD.encode(sealed))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.bump("keys").await?;
+        Ok(KeyRecord {
+            kid: key.jwk.kid.clone(),
+            alg: "ES256".into(),
+            status: "active".into(),
+            public_jwk: key.jwk,
+            created_at: now,
+            retired_at: None,
+        })
+    }
+
+    /// The pool's active key, made on first use.
+    pub async fn ensure_key(&self, pool: &str, master: &MasterKey) -> Result<KeyRecord> {
+        match self
+            .keys(pool)
+            .await?
+            .into_iter()
+            .find(|k| k.status == "active")
+        {
+            Some(k) => Ok(k),
+            None => self.rotate_key(pool, master).await,
+        }
+    }
+
+    /// The active key's private half (PKCS#8), opened with the master key.
+    pub async fn active_private_key(
+        &self,
+        pool: &str,
+        master: &MasterKey,
+    ) -> Result<(String, Vec<u8>)> {
+        let row = sqlx::query(
+            "SELECT kid, sealed_private FROM signing_keys WHERE pool_id = $1 AND status = 'active'",
+        )
+        .bind(pool)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let kid: String = row.try_get("kid")?;
+        let sealed: String = row.try_get("sealed_private")?;
+        let sealed = STANDARD
+            .decode(sealed)
+            .map_err(|e| StoreError::Crypto(e.to_string()))?;
+        let pkcs8 = sealer(master, pool)
+            .open(&sealed, kid.as_bytes())
+            .map_err(|_| {
+                StoreError::Crypto(format!(
+                    "the key {kid} of pool {pool} cannot be opened with this master key"
+                ))
+            })?;
+        Ok((kid, pkcs8))
+    }
+}

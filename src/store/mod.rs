@@ -1,0 +1,221 @@
+//! The store: pools, users, groups, links, sessions, keys and the audit log, in SQLite
+//! (embedded, one node) or PostgreSQL (several nodes sharing state).
+//!
+//! Both run the same SQL through sqlx's `Any` driver, so there is one schema
+//! (`migrations/`) and one implementation; what differs between the two (how to connect)
+//! lives in [`Store::connect`]. Every query that touches pool data names the pool: an id of
+//! another pool finds nothing.
+
+mod audit;
+mod import;
+mod keys;
+mod objects;
+mod sessions;
+mod users;
+
+use std::sync::Arc;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+use crate::clock::{Clock, UnixTime};
+use crate::config::StoreUrl;
+
+pub use audit::{AuditEvent, NewAuditEvent};
+pub use import::{ImportFormat, ImportReport, ImportRowError};
+pub use keys::KeyRecord;
+pub use objects::{Fragment, FragmentKind, PoolRecord};
+pub use sessions::{AppSessionRecord, SsoSessionRecord};
+pub use users::{Group, Link, NewUser, User, UserPatch};
+
+/// Why a store operation did not happen. Nothing is half-written in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("plan limit: {0}")]
+    Limit(String),
+    #[error("PG0401 database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("PG0402 {0}")]
+    Crypto(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A page of a list: `limit` items from `offset`.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+pub struct Page {
+    #[serde(default = "Page::default_limit")]
+    pub limit: i64,
+    #[serde(default)]
+    pub offset: i64,
+}
+
+impl Page {
+    fn default_limit() -> i64 {
+        50
+    }
+
+    pub fn first(limit: i64) -> Page {
+        Page { limit, offset: 0 }
+    }
+
+    fn clamped(self) -> (i64, i64) {
+        (self.limit.clamp(1, 1000), self.offset.max(0))
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page::first(50)
+    }
+}
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({:?})", self.backend)
+    }
+}
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    pub async fn connect(url: &StoreUrl, clock: Arc<dyn Clock>) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let raw = url.0.as_str();
+        let (backend, url, options) = if let Some(path) = raw.strip_prefix("sqlite:") {
+            if path == ":memory:" {
+                // One connection that never idles out: the in-memory database lives with it.
+                let opts = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None);
+                (Backend::Sqlite, "sqlite::memory:".to_owned(), opts)
+            } else {
+                if let Some(dir) = std::path::Path::new(path).parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StoreError::Invalid(format!("creating {}: {e}", dir.display()))
+                    })?;
+                }
+                (
+                    Backend::Sqlite,
+                    format!("sqlite://{path}?mode=rwc"),
+                    AnyPoolOptions::new().max_connections(8),
+                )
+            }
+        } else {
+            (
+                Backend::Postgres,
+                raw.to_owned(),
+                AnyPoolOptions::new().max_connections(16),
+            )
+        };
+        let pool = options.connect(&url).await?;
+        if backend == Backend::Sqlite && url != "sqlite::memory:" {
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+        }
+        let store = Store {
+            pool,
+            backend,
+            clock,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY)")
+            .execute(&self.pool)
+            .await?;
+        let current: Option<i64> = sqlx::query("SELECT MAX(version) AS v FROM schema_version")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("v")?;
+        for (version, sql) in MIGRATIONS {
+            if current.is_some_and(|c| c >= *version) {
+                continue;
+            }
+            let mut tx = self.pool.begin().await?;
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
+                .bind(*version)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(code = "PG0400", version, "store schema migrated");
+        }
+        Ok(())
+    }
+
+    /// Bumps a change counter other nodes poll (`routes`, `revocations`).
+    pub async fn bump(&self, name: &str) -> Result<i64> {
+        let next = self.generation(name).await? + 1;
+        sqlx::query(
+            "INSERT INTO generations (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = generations.value + 1",
+        )
+        .bind(name)
+        .bind(next)
+        .execute(&self.pool)
+        .await?;
+        self.generation(name).await
+    }
+
+    pub async fn generation(&self, name: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT value FROM generations WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get("value")?,
+            None => 0,
+        })
+    }
+}
+
+fn flag(row: &AnyRow, col: &str) -> Result<bool> {
+    Ok(row.try_get::<i64, _>(col)? != 0)
+}
+
+/// Maps a unique-constraint violation to a conflict with a message a person can act on.
+fn conflict(e: sqlx::Error, what: impl Into<String>) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what.into()),
+        _ => StoreError::Db(e),
+    }
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

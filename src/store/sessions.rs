@@ -1,0 +1,217 @@
+//! SSO sessions (a person signed in at a pool's portal) and the app sessions derived from
+//! them. Revoking an SSO session revokes every app session made from it; other nodes learn
+//! of revocations by polling the `revocations` generation.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Page, Result, Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SsoSessionRecord {
+    pub id: String,
+    pub user_id: String,
+    pub auth_time: i64,
+    pub methods: Vec<String>,
+    pub source: String,
+    pub client: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AppSessionRecord {
+    pub id: String,
+    pub app: String,
+    pub sso_id: String,
+    pub user_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+fn sso_row(r: &AnyRow) -> Result<SsoSessionRecord> {
+    let methods: String = r.try_get("methods")?;
+    Ok(SsoSessionRecord {
+        id: r.try_get("id")?,
+        user_id: r.try_get("user_id")?,
+        auth_time: r.try_get("auth_time")?,
+        methods: methods
+            .split(' ')
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        source: r.try_get("source")?,
+        client: r.try_get("client")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+impl Store {
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_sso_session(
+        &self,
+        pool: &str,
+        id: &str,
+        user_id: &str,
+        methods: &[&str],
+        source: &str,
+        client: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        let now = self.now();
+        sqlx::query(
+            "INSERT INTO sso_sessions (pool_id, id, user_id, auth_time, methods, source, client, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(pool)
+        .bind(id)
+        .bind(user_id)
+        .bind(now)
+        .bind(methods.join(" "))
+        .bind(source)
+        .bind(client)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn create_app_session(
+        &self,
+        pool: &str,
+        id: &str,
+        app: &str,
+        sso_id: &str,
+        user_id: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO app_sessions (pool_id, id, app_id, sso_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(pool)
+        .bind(id)
+        .bind(app)
+        .bind(sso_id)
+        .bind(user_id)
+        .bind(self.now())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Live (unrevoked, unexpired) SSO sessions of a pool, newest first.
+    pub async fn sso_sessions(&self, pool: &str, page: Page) -> Result<Vec<SsoSessionRecord>> {
+        let (limit, offset) = page.clamped();
+        let rows = sqlx::query(
+            "SELECT * FROM sso_sessions WHERE pool_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+             ORDER BY created_at DESC, id LIMIT $3 OFFSET $4",
+        )
+        .bind(pool)
+        .bind(self.now())
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(sso_row).collect()
+    }
+
+    pub async fn sso_session(&self, pool: &str, id: &str) -> Result<SsoSessionRecord> {
+        let row = sqlx::query("SELECT * FROM sso_sessions WHERE pool_id = $1 AND id = $2")
+            .bind(pool)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        sso_row(&row)
+    }
+
+    pub async fn app_sessions_of(&self, pool: &str, sso_id: &str) -> Result<Vec<AppSessionRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM app_sessions WHERE pool_id = $1 AND sso_id = $2 ORDER BY created_at",
+        )
+        .bind(pool)
+        .bind(sso_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AppSessionRecord {
+                    id: r.try_get("id")?,
+                    app: r.try_get("app_id")?,
+                    sso_id: r.try_get("sso_id")?,
+                    user_id: r.try_get("user_id")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes an SSO session and every app session derived from it.
+    pub async fn revoke_sso_session(&self, pool: &str, id: &str) -> Result<()> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE sso_sessions SET revoked_at = $1 WHERE pool_id = $2 AND id = $3 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(pool)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("UPDATE app_sessions SET revoked_at = $1 WHERE pool_id = $2 AND sso_id = $3 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(pool)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.bump("revocations").await?;
+        Ok(())
+    }
+
+    pub(super) async fn revoke_user_sessions(&self, pool: &str, user_id: &str) -> Result<()> {
+        let now = self.now();
+        for sql in [
+            "UPDATE sso_sessions SET revoked_at = $1 WHERE pool_id = $2 AND user_id = $3 AND revoked_at IS NULL",
+            "UPDATE app_sessions SET revoked_at = $1 WHERE pool_id = $2 AND user_id = $3 AND revoked_at IS NULL",
+        ] {
+            sqlx::query(sql)
+                .bind(now)
+                .bind(pool)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?;
+        }
+        self.bump("revocations").await?;
+        Ok(())
+    }
+
+    /// Ids of SSO and app sessions revoked at or after `since` and not yet expired: what a
+    /// node's revocation cache needs.
+    pub async fn revoked_since(&self, since: i64) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for table in ["sso_sessions", "app_sessions"] {
+            let sql = format!(
+                "SELECT pool_id, id FROM {table} WHERE revoked_at >= $1 AND expires_at > $2"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(since)
+                .bind(self.now())
+                .fetch_all(&self.pool)
+                .await?;
+            for r in rows {
+                out.push((r.try_get("pool_id")?, r.try_get("id")?));
+            }
+        }
+        Ok(out)
+    }
+}
