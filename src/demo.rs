@@ -24,29 +24,25 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
     }
 
     let addr: SocketAddr = WHOAMI_ADDR.parse()?;
-    let listener = std::net::TcpListener::bind(addr)
-        .with_context(|| format!("the demo's whoami upstream needs {addr}"))?;
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("the demo's whoami upstream needs {addr}"))?;
     listener.set_nonblocking(true)?;
-    std::thread::Builder::new()
-        .name("whoami".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            match rt {
-                Ok(rt) => rt.block_on(async move {
-                    match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => {
-                            if let Err(e) = whoami::serve(l).await {
-                                tracing::error!(error = %e, "whoami stopped");
-                            }
+    std::thread::Builder::new().name("whoami".into()).spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        match rt {
+            Ok(rt) => rt.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => {
+                        if let Err(e) = whoami::serve(l).await {
+                            tracing::error!(error = %e, "whoami stopped");
                         }
-                        Err(e) => tracing::error!(error = %e, "whoami could not listen"),
                     }
-                }),
-                Err(e) => tracing::error!(error = %e, "whoami could not start"),
-            }
-        })?;
+                    Err(e) => tracing::error!(error = %e, "whoami could not listen"),
+                }
+            }),
+            Err(e) => tracing::error!(error = %e, "whoami could not start"),
+        }
+    })?;
 
     print_welcome(&config);
     server::serve(config_path)

@@ -7,9 +7,7 @@ use serde::Serialize;
 /// Why a string is not a valid identifier or host name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
-    #[error(
-        "`{0}` is not a valid id: use 1-63 characters of a-z, 0-9, `-` and `_`, starting with a letter or digit"
-    )]
+    #[error("`{0}` is not a valid id: use 1-63 characters of a-z, 0-9, `-` and `_`, starting with a letter or digit")]
     BadId(String),
     #[error("`{0}` is not a valid host name")]
     BadHost(String),
@@ -95,11 +93,7 @@ impl Host {
                     .bytes()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
         });
-        if labels_ok {
-            Ok(Self(lower))
-        } else {
-            Err(bad())
-        }
+        if labels_ok { Ok(Self(lower)) } else { Err(bad()) }
     }
 
     /// Parses the authority of a request (`Host` header, `:authority`, SNI): a host with
@@ -160,10 +154,7 @@ mod tests {
             h("Wiki.Employees.LOCALHOST:8080."),
             Err(IdError::BadHost("Wiki.Employees.LOCALHOST:8080.".into()))
         );
-        assert_eq!(
-            h("Wiki.Employees.LOCALHOST.:8080").unwrap(),
-            "wiki.employees.localhost"
-        );
+        assert_eq!(h("Wiki.Employees.LOCALHOST.:8080").unwrap(), "wiki.employees.localhost");
         assert_eq!(h("wiki.localhost.").unwrap(), "wiki.localhost");
         assert_eq!(h("[::1]:443").unwrap(), "[::1]");
         assert_eq!(h("127.0.0.1:80").unwrap(), "127.0.0.1");

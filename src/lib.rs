@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
 pub mod admin;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use poolgate::cli;
 use poolgate::config::Config;
 
 #[derive(Parser)]
@@ -42,6 +43,27 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9001")]
         listen: std::net::SocketAddr,
     },
+    /// The store's pools.
+    Pool {
+        #[arg(long, short, global = true, default_value = "poolgate.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: cli::PoolCommand,
+    },
+    /// Users of a pool: add, list, disable, enable, unlock, passwd, import.
+    User {
+        #[arg(long, short, global = true, default_value = "poolgate.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: cli::UserCommand,
+    },
+    /// A pool's signing keys.
+    Keys {
+        #[arg(long, short, global = true, default_value = "poolgate.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: cli::KeysCommand,
+    },
     /// Certificates.
     Certs {
         #[command(subcommand)]
@@ -60,7 +82,13 @@ enum CertsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // A running gateway logs JSON lines (the access log among them) to stdout; the
+    // one-shot commands keep stdout for their output and only warn on stderr.
+    let serving = matches!(
+        cli.command,
+        Command::Serve { .. } | Command::Demo { .. } | Command::Whoami { .. }
+    );
+    init_logging(serving);
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -77,22 +105,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config } => {
-            let loaded = Config::load(&config)
-                .map_err(|e| e.to_string())
-                .and_then(|c| {
-                    poolgate::tls::CertStore::load(&c)
-                        .map(|_| c)
-                        .map_err(|e| format!("{}: TLS: {e}", config.display()))
-                });
+            let loaded = Config::load(&config).map_err(|e| e.to_string()).and_then(|c| {
+                poolgate::tls::CertStore::load(&c)
+                    .map(|_| c)
+                    .map_err(|e| format!("{}: TLS: {e}", config.display()))
+            });
             match loaded {
                 Ok(c) => {
                     let apps: usize = c.pools.iter().map(|p| p.apps.len()).sum();
-                    println!(
-                        "{}: ok ({} pools, {} apps)",
-                        config.display(),
-                        c.pools.len(),
-                        apps
-                    );
+                    println!("{}: ok ({} pools, {} apps)", config.display(), c.pools.len(), apps);
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(report) => {
@@ -117,6 +138,18 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Pool { config, command } => {
+            runtime()?.block_on(cli::pool(&config, command))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User { config, command } => {
+            runtime()?.block_on(cli::user(&config, command))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys { config, command } => {
+            runtime()?.block_on(cli::keys(&config, command))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Certs {
             command: CertsCommand::Dev { config },
         } => {
@@ -133,12 +166,24 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// JSON lines on stdout (the access log among them); `RUST_LOG` filters.
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(false)
-        .init();
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
+}
+
+/// `RUST_LOG` filters either way.
+fn init_logging(serving: bool) {
+    if serving {
+        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_current_span(false)
+            .init();
+    } else {
+        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
 }

@@ -1,28 +1,61 @@
-//! Assembles a running gateway: the Pingora server with the proxy on its listeners, and
-//! beside it the admin listener, the upstream health checker and reload on SIGHUP.
+//! Assembles a running gateway. Two halves, on separate runtimes:
+//!
+//! - the **proxy** (Pingora's threads): the hot path, reading only the registry snapshot;
+//! - the **control plane** (one small tokio runtime of its own): the store, the admin
+//!   listener, upstream health checks, reloads on SIGHUP, and polling the store for
+//!   changes other nodes made. Store connections live and die with this runtime.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use async_trait::async_trait;
 use pingora::apps::HttpServerOptions;
+use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
-use pingora::server::{Server, ShutdownWatch};
-use pingora::services::background::{BackgroundService, background_service};
 
-use crate::admin::{AdminService, metrics::Metrics};
+use crate::admin::{self, AdminState, metrics::Metrics};
+use crate::clock;
+use crate::config::Config;
+use crate::crypto::MasterKey;
 use crate::proxy::Gateway;
 use crate::registry::Registry;
+use crate::store::Store;
 use crate::tls;
 
 /// Runs the gateway on `config` until the process is told to stop. Never returns on success.
-pub fn serve(config: &Path) -> anyhow::Result<()> {
-    let registry =
-        Arc::new(Registry::load(config).with_context(|| format!("loading {}", config.display()))?);
+pub fn serve(config_path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    let control = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("poolgate-control")
+        .enable_all()
+        .build()?;
+    let (registry, token) = control.block_on(async {
+        let master = MasterKey::load(&config.master_key)?;
+        let token = admin::AdminToken::load(&config.admin.token)?;
+        let store = Store::connect(&config.store, clock::system())
+            .await
+            .with_context(|| format!("opening the store {}", config.store.0))?;
+        let registry = Registry::load(config_path, store, master)
+            .await
+            .with_context(|| format!("loading {}", config_path.display()))?;
+        anyhow::Ok((Arc::new(registry), token))
+    })?;
     let snapshot = registry.snapshot_full();
     let settings = &snapshot.config;
+    let metrics = Arc::new(Metrics::new());
+
+    let state = AdminState::new(registry.clone(), metrics.clone(), token);
+    let listen = settings.admin.listen;
+    control.spawn(async move {
+        if let Err(e) = admin::serve(listen, state).await {
+            tracing::error!(code = "PG0201", %listen, error = %e, "admin listener stopped");
+        }
+    });
+    control.spawn(check_health(registry.clone()));
+    control.spawn(reload_on_hangup(registry.clone(), metrics.clone()));
+    control.spawn(follow_store(registry.clone(), metrics.clone()));
 
     let conf = ServerConf {
         threads: settings.proxy.threads,
@@ -31,11 +64,8 @@ pub fn serve(config: &Path) -> anyhow::Result<()> {
         graceful_shutdown_timeout_seconds: Some(5),
         ..ServerConf::default()
     };
-    ignore_early_hangups()?;
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-
-    let metrics = Arc::new(Metrics::new());
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         Gateway::new(registry.clone(), metrics.clone()),
@@ -54,93 +84,61 @@ pub fn serve(config: &Path) -> anyhow::Result<()> {
         proxy.add_tls_with_settings(&addr.to_string(), None, tls);
     }
     server.add_service(proxy);
-    server.add_service(background_service(
-        "admin",
-        AdminService {
-            listen: settings.admin.listen,
-            registry: registry.clone(),
-            metrics: metrics.clone(),
-        },
-    ));
-    server.add_service(background_service(
-        "health checks",
-        HealthChecker(registry.clone()),
-    ));
-    server.add_service(background_service(
-        "reload on SIGHUP",
-        ReloadOnHangup { registry, metrics },
-    ));
 
     tracing::info!(
         code = "PG0001",
         http = ?settings.listen.http,
         https = ?settings.listen.https,
         admin = %settings.admin.listen,
+        store = ?registry.store().backend(),
         pools = settings.pools.len(),
         "poolgate is starting"
     );
+    // `control` lives on this stack frame for as long as the process: run_forever never returns.
     server.run_forever()
 }
 
-/// SIGHUP's default action ends the process. Installing tokio's handler now (it stays
-/// for the life of the process) turns a SIGHUP that arrives before the reload service
-/// listens into a no-op instead of a crash.
-fn ignore_early_hangups() -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map(drop)
-    })?;
-    Ok(())
-}
-
 /// Probes each app's upstream servers on its configured interval, for the snapshot in force.
-struct HealthChecker(Arc<Registry>);
-
-#[async_trait]
-impl BackgroundService for HealthChecker {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tick.tick() => {}
-            }
-            let now = Instant::now();
-            for upstream in self.0.snapshot().upstreams() {
-                tokio::spawn(async move { upstream.check_if_due(now).await });
-            }
+async fn check_health(registry: Arc<Registry>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        for upstream in registry.snapshot().upstreams() {
+            tokio::spawn(async move { upstream.check_if_due(now).await });
         }
     }
 }
 
 /// `kill -HUP` re-reads the config file; a bad file is refused and logged.
-struct ReloadOnHangup {
-    registry: Arc<Registry>,
-    metrics: Arc<Metrics>,
+async fn reload_on_hangup(registry: Arc<Registry>, metrics: Arc<Metrics>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(code = "PG0103", error = %e, "cannot listen for SIGHUP; reload through the admin API");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        metrics.reloaded(registry.reload_logged("SIGHUP").await.is_ok());
+    }
 }
 
-#[async_trait]
-impl BackgroundService for ReloadOnHangup {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hangups = match signal(SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(code = "PG0103", error = %e, "cannot listen for SIGHUP; reload through the admin API");
-                return;
+/// Other nodes sharing the store announce run-time changes by bumping the `routes`
+/// generation; this node reloads when it sees one.
+async fn follow_store(registry: Arc<Registry>, metrics: Arc<Metrics>) {
+    let mut seen = registry.store().generation("routes").await.unwrap_or(0);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        match registry.store().generation("routes").await {
+            Ok(g) if g != seen => {
+                seen = g;
+                metrics.reloaded(registry.reload_logged("store change").await.is_ok());
             }
-        };
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = hangups.recv() => {
-                    let registry = self.registry.clone();
-                    let ok = tokio::task::spawn_blocking(move || registry.reload_logged("SIGHUP").is_ok()).await.unwrap_or(false);
-                    self.metrics.reloaded(ok);
-                }
-            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(code = "PG0403", error = %e, "cannot poll the store for changes"),
         }
     }
 }

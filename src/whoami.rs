@@ -35,11 +35,7 @@ pub fn router(served_by: SocketAddr) -> Router {
 /// Serves whoami on `listener` until the task is dropped.
 pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let app = router(listener.local_addr()?);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
 }
 
 async fn answer(
@@ -112,11 +108,7 @@ async fn echo_socket(mut socket: WebSocket) {
 }
 
 fn page(echo: &Echo) -> String {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     let rows: String = echo
         .headers
         .iter()
@@ -127,11 +119,7 @@ fn page(echo: &Echo) -> String {
             } else {
                 ""
             };
-            format!(
-                "<tr{class}><th scope=\"row\">{}</th><td>{}</td></tr>",
-                esc(k),
-                esc(v)
-            )
+            format!("<tr{class}><th scope=\"row\">{}</th><td>{}</td></tr>", esc(k), esc(v))
         })
         .collect();
     format!(

@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// Label value for requests that matched no pool or app.
 pub const NONE: &str = "-";
@@ -35,25 +33,18 @@ impl Metrics {
                 "Time from choosing an upstream server to its response headers",
             )
             .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0,
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
             &["pool", "app"],
         )
         .expect("static metric definition");
         let active = IntGaugeVec::new(
-            Opts::new(
-                "poolgate_active_requests",
-                "Requests in flight, by pool and app",
-            ),
+            Opts::new("poolgate_active_requests", "Requests in flight, by pool and app"),
             &["pool", "app"],
         )
         .expect("static metric definition");
         let reloads = IntCounterVec::new(
-            Opts::new(
-                "poolgate_config_reloads_total",
-                "Configuration reloads, by outcome",
-            ),
+            Opts::new("poolgate_config_reloads_total", "Configuration reloads, by outcome"),
             &["outcome"],
         )
         .expect("static metric definition");
@@ -78,14 +69,7 @@ impl Metrics {
         self.active.with_label_values(&[pool, app]).inc();
     }
 
-    pub fn request_finished(
-        &self,
-        pool: &str,
-        app: &str,
-        status: u16,
-        upstream: Option<Duration>,
-        was_active: bool,
-    ) {
+    pub fn request_finished(&self, pool: &str, app: &str, status: u16, upstream: Option<Duration>, was_active: bool) {
         let class = match status {
             100..=199 => "1xx",
             200..=299 => "2xx",

@@ -1,37 +1,60 @@
-//! The admin listener (loopback by default): health, readiness, Prometheus metrics and
-//! configuration reload. The store's admin API joins it here.
+//! The admin listener (loopback by default): health, readiness, Prometheus metrics, and the
+//! admin REST API under `/api` (bearer token). It runs on the control-plane runtime.
 
+mod api;
 pub mod metrics;
+mod token;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use pingora::server::ShutdownWatch;
-use pingora::services::background::BackgroundService;
+use axum::routing::get;
 
 use crate::registry::Registry;
 use metrics::Metrics;
+pub use token::AdminToken;
 
+/// What the admin handlers share.
 #[derive(Clone)]
-struct AdminState {
+pub struct AdminState {
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
+    token: Arc<AdminToken>,
 }
 
-fn router(state: AdminState) -> Router {
+impl AdminState {
+    pub fn new(registry: Arc<Registry>, metrics: Arc<Metrics>, token: AdminToken) -> AdminState {
+        AdminState {
+            registry,
+            metrics,
+            token: Arc::new(token),
+        }
+    }
+}
+
+pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .route("/api/reload", post(reload))
+        .route("/openapi.json", get(api::openapi))
+        .nest("/api", api::router(state.clone()))
         .with_state(state)
+}
+
+/// Serves the admin router until the process ends.
+pub async fn serve(listen: SocketAddr, state: AdminState) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
 }
 
 /// Ready when every proxy listener accepts connections.
@@ -39,12 +62,9 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
     let listen = state.registry.snapshot().config.listen.clone();
     for addr in [listen.http, listen.https].into_iter().flatten() {
         let target = loopback_for(addr);
-        let ok = tokio::time::timeout(
-            Duration::from_millis(500),
-            tokio::net::TcpStream::connect(target),
-        )
-        .await
-        .is_ok_and(|r| r.is_ok());
+        let ok = tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(target))
+            .await
+            .is_ok_and(|r| r.is_ok());
         if !ok {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -58,77 +78,15 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
 /// A wildcard listen address is probed on loopback.
 fn loopback_for(addr: SocketAddr) -> SocketAddr {
     match addr {
-        SocketAddr::V4(a) if a.ip().is_unspecified() => {
-            SocketAddr::from(([127, 0, 0, 1], a.port()))
-        }
-        SocketAddr::V6(a) if a.ip().is_unspecified() => {
-            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
-        }
+        SocketAddr::V4(a) if a.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], a.port())),
+        SocketAddr::V6(a) if a.ip().is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port())),
         other => other,
     }
 }
 
 async fn metrics_text(State(state): State<AdminState>) -> impl IntoResponse {
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
-}
-
-async fn reload(State(state): State<AdminState>) -> impl IntoResponse {
-    let registry = state.registry.clone();
-    let outcome = tokio::task::spawn_blocking(move || registry.reload_logged("admin api")).await;
-    match outcome {
-        Ok(Ok(())) => {
-            state.metrics.reloaded(true);
-            (
-                StatusCode::OK,
-                Json(serde_json::json!({ "status": "reloaded" })),
-            )
-        }
-        Ok(Err(e)) => {
-            state.metrics.reloaded(false);
-            (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Json(serde_json::json!({ "status": "refused", "error": e.to_string() })),
-            )
-        }
-        Err(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(serde_json::json!({ "status": "failed" })),
-        ),
-    }
-}
-
-/// Runs the admin router on its own listener inside the Pingora server.
-pub struct AdminService {
-    pub listen: SocketAddr,
-    pub registry: Arc<Registry>,
-    pub metrics: Arc<Metrics>,
-}
-
-#[async_trait]
-impl BackgroundService for AdminService {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let listener = match tokio::net::TcpListener::bind(self.listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(code = "PG0201", listen = %self.listen, error = %e, "admin listener could not bind");
-                return;
-            }
-        };
-        let app = router(AdminState {
-            registry: self.registry.clone(),
-            metrics: self.metrics.clone(),
-        });
-        let served = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = shutdown.changed().await;
-        });
-        if let Err(e) = served.await {
-            tracing::error!(code = "PG0202", error = %e, "admin listener stopped");
-        }
-    }
 }

@@ -38,6 +38,8 @@ pub struct Listen {
 #[serde(deny_unknown_fields)]
 pub struct Admin {
     pub listen: Option<S<String>>,
+    pub token_file: Option<S<String>>,
+    pub token_env: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -16,6 +16,7 @@ use super::*;
 const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
 const DEFAULT_STORE: &str = "sqlite:data/poolgate.db";
 const DEFAULT_MASTER_KEY: &str = "data/master.key";
+const DEFAULT_ADMIN_TOKEN: &str = "data/admin.token";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
@@ -58,11 +59,7 @@ struct HostOwner {
 impl Lowering<'_> {
     fn line(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            + 1
+        self.text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
     }
 
     fn err(&mut self, span: Range<usize>, message: impl Into<String>) {
@@ -87,25 +84,30 @@ impl Lowering<'_> {
         let listen_span = f.listen.span();
         let listen = f.listen.into_inner();
         let listen = Listen {
-            http: listen
-                .http
-                .as_ref()
-                .and_then(|a| self.socket_addr(a, "listen.http")),
-            https: listen
-                .https
-                .as_ref()
-                .and_then(|a| self.socket_addr(a, "listen.https")),
+            http: listen.http.as_ref().and_then(|a| self.socket_addr(a, "listen.http")),
+            https: listen.https.as_ref().and_then(|a| self.socket_addr(a, "listen.https")),
         };
         if listen.http.is_none() && listen.https.is_none() && self.errors.is_empty() {
-            self.err(
-                listen_span.clone(),
-                "[listen] needs `http`, `https` or both",
-            );
+            self.err(listen_span.clone(), "[listen] needs `http`, `https` or both");
         }
 
         let admin_listen = match f.admin.as_ref().and_then(|a| a.get_ref().listen.as_ref()) {
             Some(a) => self.socket_addr(a, "admin.listen"),
             None => DEFAULT_ADMIN.parse().ok(),
+        };
+
+        let admin_token = match f
+            .admin
+            .as_ref()
+            .map(|a| (a.span(), &a.get_ref().token_file, &a.get_ref().token_env))
+        {
+            Some((_, Some(file), None)) => SecretSource::File(base.join(file.get_ref())),
+            Some((_, None, Some(env))) => SecretSource::Env(env.get_ref().clone()),
+            Some((span, Some(_), Some(_))) => {
+                self.err(span, "[admin] takes `token_file` or `token_env`, not both");
+                SecretSource::File(base.join(DEFAULT_ADMIN_TOKEN))
+            }
+            _ => SecretSource::File(base.join(DEFAULT_ADMIN_TOKEN)),
         };
 
         let store = match &f.store {
@@ -138,6 +140,7 @@ impl Lowering<'_> {
             listen,
             admin: Admin {
                 listen: admin_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))),
+                token: admin_token,
             },
             store,
             master_key,
@@ -187,23 +190,16 @@ impl Lowering<'_> {
         StoreUrl(raw.clone())
     }
 
-    fn master_key(
-        &mut self,
-        mk: Option<&Spanned<file::MasterKey>>,
-        base: &Path,
-    ) -> MasterKeySource {
+    fn master_key(&mut self, mk: Option<&Spanned<file::MasterKey>>, base: &Path) -> SecretSource {
         let Some(mk) = mk else {
-            return MasterKeySource::File(base.join(DEFAULT_MASTER_KEY));
+            return SecretSource::File(base.join(DEFAULT_MASTER_KEY));
         };
         match (&mk.get_ref().file, &mk.get_ref().env) {
-            (Some(f), None) => MasterKeySource::File(base.join(f.get_ref())),
-            (None, Some(e)) => MasterKeySource::Env(e.get_ref().clone()),
+            (Some(f), None) => SecretSource::File(base.join(f.get_ref())),
+            (None, Some(e)) => SecretSource::Env(e.get_ref().clone()),
             _ => {
-                self.err(
-                    mk.span(),
-                    "[master_key] needs exactly one of `file` or `env`",
-                );
-                MasterKeySource::File(base.join(DEFAULT_MASTER_KEY))
+                self.err(mk.span(), "[master_key] needs exactly one of `file` or `env`");
+                SecretSource::File(base.join(DEFAULT_MASTER_KEY))
             }
         }
     }
@@ -271,9 +267,7 @@ impl Lowering<'_> {
                     "host `{host}` is both a portal host and an app host: {later_what} here, {first_what} at line {first_line}"
                 )
             } else {
-                format!(
-                    "duplicate host `{host}`: {later_what} here, {first_what} at line {first_line}"
-                )
+                format!("duplicate host `{host}`: {later_what} here, {first_what} at line {first_line}")
             };
             self.err(later_span, message);
             return None;
@@ -310,20 +304,10 @@ impl Lowering<'_> {
                 format!("pool `{}`: `name` must not be empty", id.get_ref()),
             );
         }
-        let portal = self.claim_host(
-            hosts,
-            &p.portal,
-            format!("portal of pool `{}`", id.get_ref()),
-            true,
-        );
+        let portal = self.claim_host(hosts, &p.portal, format!("portal of pool `{}`", id.get_ref()), true);
         let mut domains = Vec::new();
         for d in &p.domains {
-            if let Some(h) = self.claim_host(
-                hosts,
-                d,
-                format!("custom domain of pool `{}`", id.get_ref()),
-                true,
-            ) {
+            if let Some(h) = self.claim_host(hosts, d, format!("custom domain of pool `{}`", id.get_ref()), true) {
                 domains.push(h);
             }
         }
@@ -386,6 +370,7 @@ impl Lowering<'_> {
         }
         Some(Pool {
             id: pool_id?,
+            config_managed: true,
             name: p.name.get_ref().clone(),
             portal: portal?,
             domains,
@@ -412,10 +397,7 @@ impl Lowering<'_> {
         };
         let a = app.get_ref();
         if a.hosts.is_empty() {
-            self.err(
-                app.span(),
-                format!("{what}: `hosts` must list at least one host"),
-            );
+            self.err(app.span(), format!("{what}: `hosts` must list at least one host"));
         }
         let mut app_hosts = Vec::new();
         for h in &a.hosts {
@@ -434,7 +416,13 @@ impl Lowering<'_> {
             if upstream_ok(u.get_ref()) {
                 upstreams.push(u.get_ref().clone());
             } else {
-                self.err(u.span(), format!("{what}: upstream `{}` is not an address: write host:port, like 127.0.0.1:3000", u.get_ref()));
+                self.err(
+                    u.span(),
+                    format!(
+                        "{what}: upstream `{}` is not an address: write host:port, like 127.0.0.1:3000",
+                        u.get_ref()
+                    ),
+                );
             }
         }
         let mut public_paths = Vec::new();
@@ -467,10 +455,7 @@ impl Lowering<'_> {
                 let hc = hc.get_ref();
                 let http_path = hc.path.as_ref().map(|p| {
                     if !p.get_ref().starts_with('/') {
-                        self.err(
-                            p.span(),
-                            format!("{what}: health_check.path must start with `/`"),
-                        );
+                        self.err(p.span(), format!("{what}: health_check.path must start with `/`"));
                     }
                     p.get_ref().clone()
                 });
@@ -488,6 +473,7 @@ impl Lowering<'_> {
         let headers = self.headers(a.headers.as_ref(), &what);
         Some(App {
             id: app_id?,
+            config_managed: true,
             hosts: app_hosts,
             upstreams,
             public_paths,
@@ -499,13 +485,7 @@ impl Lowering<'_> {
         })
     }
 
-    fn duration(
-        &mut self,
-        d: Option<&Spanned<String>>,
-        what: &str,
-        field: &str,
-        default: Duration,
-    ) -> Duration {
+    fn duration(&mut self, d: Option<&Spanned<String>>, what: &str, field: &str, default: Duration) -> Duration {
         let Some(d) = d else { return default };
         parse_duration(d.get_ref()).unwrap_or_else(|| {
             self.err(
@@ -586,22 +566,14 @@ impl Lowering<'_> {
             _ => {
                 self.err(
                     name.span(),
-                    format!(
-                        "{what}: `{}` cannot be an identity header name",
-                        name.get_ref()
-                    ),
+                    format!("{what}: `{}` cannot be an identity header name", name.get_ref()),
                 );
                 None
             }
         }
     }
 
-    fn source(
-        &mut self,
-        pool: &str,
-        id: &Spanned<String>,
-        src: &Spanned<file::Source>,
-    ) -> Option<Source> {
+    fn source(&mut self, pool: &str, id: &Spanned<String>, src: &Spanned<file::Source>) -> Option<Source> {
         let what = format!("source `{pool}/{}`", id.get_ref());
         let source_id = match SourceId::parse(id.get_ref()) {
             Ok(s) => Some(s),
@@ -633,15 +605,15 @@ impl Lowering<'_> {
                         || i.starts_with("http://127.0.0.1")
                         || i.starts_with("http://localhost"))
                     {
-                        self.err(issuer.span(), format!("{what}: issuer `{i}` must be an https:// URL (http only on loopback)"));
+                        self.err(
+                            issuer.span(),
+                            format!("{what}: issuer `{i}` must be an https:// URL (http only on loopback)"),
+                        );
                     }
                     Some(SourceKind::Oidc {
                         issuer: i.trim_end_matches('/').to_owned(),
                         client_id: client_id.get_ref().clone(),
-                        client_secret_env: s
-                            .client_secret_env
-                            .as_ref()
-                            .map(|e| e.get_ref().clone()),
+                        client_secret_env: s.client_secret_env.as_ref().map(|e| e.get_ref().clone()),
                     })
                 }
                 _ => {
@@ -662,6 +634,7 @@ impl Lowering<'_> {
         };
         Some(Source {
             id: source_id?,
+            config_managed: true,
             name,
             kind: kind?,
         })
@@ -701,9 +674,7 @@ fn upstream_ok(s: &str) -> bool {
         return true;
     }
     match s.rsplit_once(':') {
-        Some((host, port)) => {
-            port.parse::<u16>().is_ok_and(|p| p != 0) && Host::parse(host).is_ok()
-        }
+        Some((host, port)) => port.parse::<u16>().is_ok_and(|p| p != 0) && Host::parse(host).is_ok(),
         None => false,
     }
 }

@@ -81,7 +81,8 @@ pub struct Config {
     pub listen: Listen,
     pub admin: Admin,
     pub store: StoreUrl,
-    pub master_key: MasterKeySource,
+    /// Seals cookies and private keys at rest.
+    pub master_key: SecretSource,
     /// Directory of per-host certificates: `<certs>/<host>/cert.pem` and `key.pem`.
     pub certs_dir: PathBuf,
     pub proxy: ProxySettings,
@@ -98,15 +99,17 @@ pub struct Listen {
 pub struct Admin {
     /// Loopback by default: the admin plane is not for the open network.
     pub listen: SocketAddr,
+    /// The bearer token of the admin API.
+    pub token: SecretSource,
 }
 
 /// Where state lives: `sqlite:<path>` (embedded, the default) or `postgres://…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreUrl(pub String);
 
-/// Where the master key (which seals cookies and private keys) comes from.
+/// Where a secret (the master key, the admin token) comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MasterKeySource {
+pub enum SecretSource {
     File(PathBuf),
     Env(String),
 }
@@ -132,6 +135,8 @@ pub enum Plan {
 #[derive(Debug, Clone)]
 pub struct Pool {
     pub id: PoolId,
+    /// Declared in the config file (not created at run time): read-only through the API.
+    pub config_managed: bool,
     pub name: String,
     pub portal: Host,
     /// Custom domains: further hosts of the pool's portal.
@@ -144,6 +149,8 @@ pub struct Pool {
 #[derive(Debug, Clone)]
 pub struct App {
     pub id: AppId,
+    /// Declared in the config file (not created at run time).
+    pub config_managed: bool,
     pub hosts: Vec<Host>,
     /// `host:port` of each upstream server, balanced round-robin.
     pub upstreams: Vec<String>,
@@ -253,6 +260,8 @@ impl IdentityHeaders {
 #[derive(Debug, Clone)]
 pub struct Source {
     pub id: SourceId,
+    /// Declared in the config file (not created at run time).
+    pub config_managed: bool,
     pub name: String,
     pub kind: SourceKind,
 }
@@ -267,6 +276,50 @@ pub enum SourceKind {
         client_id: String,
         client_secret_env: Option<String>,
     },
+}
+
+/// Which pools, apps and sources a config file itself declares.
+#[derive(Default)]
+struct Declared {
+    pools: std::collections::HashSet<String>,
+    apps: std::collections::HashSet<(String, String)>,
+    sources: std::collections::HashSet<(String, String)>,
+}
+
+impl Declared {
+    fn of(text: &str) -> Declared {
+        let mut d = Declared::default();
+        let Ok(table) = text.parse::<toml::Table>() else {
+            return d;
+        };
+        let Some(pools) = table.get("pools").and_then(|p| p.as_table()) else {
+            return d;
+        };
+        for (id, pool) in pools {
+            d.pools.insert(id.clone());
+            let keys = |field: &str| -> Vec<(String, String)> {
+                pool.get(field)
+                    .and_then(|t| t.as_table())
+                    .map(|t| t.keys().map(|k| (id.clone(), k.clone())).collect())
+                    .unwrap_or_default()
+            };
+            d.apps.extend(keys("apps"));
+            d.sources.extend(keys("sources"));
+        }
+        d
+    }
+}
+
+/// A run-time object lowered with the file (see [`Config::load_with`]).
+#[derive(Debug, Clone)]
+pub struct Extra {
+    /// How messages name it: `app employees/crm (created through the API)`.
+    pub label: String,
+    pub pool: String,
+    /// A pool of its own (rather than an app or source of one).
+    pub is_pool: bool,
+    /// Its TOML text.
+    pub text: String,
 }
 
 /// One problem in a config file, at a line when it has one.
@@ -299,23 +352,73 @@ impl Config {
     /// Reads and validates a config file. Relative paths in it are taken relative to the
     /// file's own directory, so the result does not depend on the working directory.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let fail = |message: String| ConfigErrors {
+        Config::load_with(path, &[])
+    }
+
+    /// Reads a config file together with run-time objects (pools, apps and sources created
+    /// through the admin API), lowered as one document so they pass the same validation.
+    /// An app or source of a pool that no longer exists is left out.
+    pub fn load_with(path: &Path, extras: &[Extra]) -> Result<Config, ConfigErrors> {
+        let fail = |errors: Vec<ConfigError>| ConfigErrors {
             file: path.to_owned(),
-            errors: vec![ConfigError {
-                line: None,
-                message,
-            }],
+            errors,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            fail(vec![ConfigError {
+                line: None,
+                message: format!("cannot read: {e}"),
+            }])
+        })?;
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
             _ => PathBuf::from("."),
         };
         let base = dir.canonicalize().unwrap_or(dir);
-        Config::parse(&text, &base).map_err(|errors| ConfigErrors {
-            file: path.to_owned(),
-            errors,
-        })
+
+        let file_lines = text.lines().count();
+        let declared = Declared::of(&text);
+        let mut pools = declared.pools.clone();
+        pools.extend(extras.iter().filter(|e| e.is_pool).map(|e| e.pool.clone()));
+        let mut combined = text;
+        let mut ranges = Vec::new();
+        for extra in extras.iter().filter(|e| pools.contains(&e.pool)) {
+            if !combined.ends_with('\n') {
+                combined.push('\n');
+            }
+            let start = combined.lines().count() + 1;
+            combined.push_str(&extra.text);
+            ranges.push((start, combined.lines().count(), extra.label.as_str()));
+        }
+        let mut config = Config::parse(&combined, &base).map_err(|errors| {
+            let errors = errors
+                .into_iter()
+                .map(|e| match e.line {
+                    Some(line) if line > file_lines => {
+                        let label = ranges
+                            .iter()
+                            .find(|(a, b, _)| (*a..=*b).contains(&line))
+                            .map_or("run-time object", |r| r.2);
+                        ConfigError {
+                            line: None,
+                            message: format!("{label}: {}", e.message),
+                        }
+                    }
+                    _ => e,
+                })
+                .collect();
+            fail(errors)
+        })?;
+        for pool in &mut config.pools {
+            pool.config_managed = declared.pools.contains(pool.id.as_str());
+            let key = |id: &str| (pool.id.as_str().to_owned(), id.to_owned());
+            for app in &mut pool.apps {
+                app.config_managed = declared.apps.contains(&key(app.id.as_str()));
+            }
+            for source in &mut pool.sources {
+                source.config_managed = declared.sources.contains(&key(source.id.as_str()));
+            }
+        }
+        Ok(config)
     }
 
     /// Validates config text; `base` anchors relative paths.

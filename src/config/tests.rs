@@ -27,10 +27,7 @@ fn errors(text: &str) -> Vec<(Option<usize>, String)> {
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
-    text.lines()
-        .position(|l| l.contains(needle))
-        .expect("needle in text")
-        + 1
+    text.lines().position(|l| l.contains(needle)).expect("needle in text") + 1
 }
 
 #[test]
@@ -45,14 +42,8 @@ fn a_good_file_lowers_with_defaults() {
         "127.0.0.1:9090",
         "admin is loopback by default"
     );
-    assert_eq!(
-        c.store,
-        StoreUrl("sqlite:/etc/poolgate/data/poolgate.db".into())
-    );
-    assert!(
-        c.proxy.trusted_proxies.is_empty(),
-        "no proxy is trusted by default"
-    );
+    assert_eq!(c.store, StoreUrl("sqlite:/etc/poolgate/data/poolgate.db".into()));
+    assert!(c.proxy.trusted_proxies.is_empty(), "no proxy is trusted by default");
     assert_eq!(
         c.cert_paths(&app.hosts[0]).0,
         Path::new("/etc/poolgate/certs/wiki.employees.localhost/cert.pem")
@@ -75,11 +66,7 @@ fn unknown_key_is_refused_at_its_line() {
     let errs = errors(&text);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert_eq!(errs[0].0, Some(line_of(&text, "upstreamz")));
-    assert!(
-        errs[0].1.contains("unknown field `upstreamz`"),
-        "{}",
-        errs[0].1
-    );
+    assert!(errs[0].1.contains("unknown field `upstreamz`"), "{}", errs[0].1);
 }
 
 #[test]
@@ -99,9 +86,7 @@ fn duplicate_host_across_pools() {
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert_eq!(errs[0].0, Some(line_of(&text, "WIKI.employees")));
     assert!(
-        errs[0]
-            .1
-            .contains("duplicate host `wiki.employees.localhost`"),
+        errs[0].1.contains("duplicate host `wiki.employees.localhost`"),
         "{}",
         errs[0].1
     );
@@ -139,18 +124,12 @@ fn bad_addresses() {
     assert_eq!(errs[0].0, Some(line_of(&text, "http = \"localhost\"")));
     assert!(errs[0].1.contains("listen.http"));
     assert_eq!(errs[1].0, Some(line_of(&text, "99999")));
-    assert!(
-        errs[1]
-            .1
-            .contains("upstream `127.0.0.1:99999` is not an address")
-    );
+    assert!(errs[1].1.contains("upstream `127.0.0.1:99999` is not an address"));
 }
 
 #[test]
 fn dangling_source_reference() {
-    let text = format!(
-        "{GOOD}\n[pools.employees.sources.partners]\nkind = \"pool\"\npool = \"partners\"\n"
-    );
+    let text = format!("{GOOD}\n[pools.employees.sources.partners]\nkind = \"pool\"\npool = \"partners\"\n");
     let errs = errors(&text);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert_eq!(errs[0].0, Some(line_of(&text, "pool = \"partners\"")));
@@ -162,10 +141,7 @@ fn every_error_is_reported_not_just_the_first() {
     let text = format!(
         "{}\n[pools.employees.apps.crm]\nhosts = [\"wiki.employees.localhost\", \"bad host\"]\nupstreams = []\ntimeout = \"soon\"\n\
          public_paths = [\"health\"]\n[pools.employees.sources.x]\nkind = \"saml\"\n",
-        GOOD.replace(
-            "[listen]",
-            "[proxy]\ntrusted_proxies = [\"10.0.0.0/33\"]\n[listen]"
-        )
+        GOOD.replace("[listen]", "[proxy]\ntrusted_proxies = [\"10.0.0.0/33\"]\n[listen]")
     );
     let errs = errors(&text);
     let messages: Vec<&str> = errs.iter().map(|e| e.1.as_str()).collect();
@@ -186,10 +162,7 @@ fn every_error_is_reported_not_just_the_first() {
         assert_eq!(e.0, Some(line_of(&text, line_hint)), "{needle}");
     }
     let lines: Vec<_> = errs.iter().map(|e| e.0).collect();
-    assert!(
-        lines.windows(2).all(|w| w[0] <= w[1]),
-        "errors come in file order"
-    );
+    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "errors come in file order");
 }
 
 #[test]
@@ -197,11 +170,7 @@ fn version_is_required_and_checked() {
     let errs = errors(&GOOD.replace("version = 1", "version = 2"));
     assert!(errs[0].1.contains("unsupported version 2"));
     let errs = errors(&GOOD.replace("version = 1", ""));
-    assert!(
-        errs[0].1.contains("missing field `version`"),
-        "{}",
-        errs[0].1
-    );
+    assert!(errs[0].1.contains("missing field `version`"), "{}", errs[0].1);
 }
 
 #[test]
@@ -221,20 +190,14 @@ fn identity_header_names_are_checked() {
 #[test]
 fn the_readme_reference_config_is_valid() {
     let readme = include_str!("../../README.md");
-    let start = readme
-        .find("```toml\nversion = 1")
-        .expect("reference block")
-        + "```toml\n".len();
+    let start = readme.find("```toml\nversion = 1").expect("reference block") + "```toml\n".len();
     let block = &readme[start..start + readme[start..].find("```").expect("block end")];
     let c = Config::parse(block, Path::new("/etc/poolgate")).unwrap_or_else(|e| panic!("{e:#?}"));
     let wiki = &c.pools[0].apps[0];
     assert_eq!(wiki.upstreams.len(), 2);
     assert_eq!(wiki.health_check.http_path.as_deref(), Some("/healthz"));
     assert_eq!(c.pools[0].sources.len(), 2);
-    assert_eq!(
-        c.master_key,
-        MasterKeySource::File("/etc/poolgate/data/master.key".into())
-    );
+    assert_eq!(c.master_key, SecretSource::File("/etc/poolgate/data/master.key".into()));
 }
 
 #[test]
@@ -242,28 +205,18 @@ fn plan_limits_apply_to_the_file() {
     let free = GOOD.replace("plan = \"premium\"", "plan = \"free\"");
     let mut text = free.clone();
     for i in 1..=3 {
-        text.push_str(&format!("[pools.employees.apps.app{i}]\nhosts = [\"app{i}.localhost\"]\nupstreams = [\"127.0.0.1:9001\"]\n"));
+        text.push_str(&format!(
+            "[pools.employees.apps.app{i}]\nhosts = [\"app{i}.localhost\"]\nupstreams = [\"127.0.0.1:9001\"]\n"
+        ));
     }
-    text.push_str("[pools.employees.sources.other]\nkind = \"oidc\"\nissuer = \"https://idp.example\"\nclient_id = \"x\"\n");
+    text.push_str(
+        "[pools.employees.sources.other]\nkind = \"oidc\"\nissuer = \"https://idp.example\"\nclient_id = \"x\"\n",
+    );
     let errs = errors(&text);
     assert_eq!(errs.len(), 2, "{errs:?}");
     // Apps are taken in id order: app1, app2, app3, wiki — the fourth is one too many.
-    assert!(
-        errs[0].1.contains("the free plan allows 3 apps"),
-        "{}",
-        errs[0].1
-    );
-    assert_eq!(
-        errs[0].0,
-        Some(line_of(&text, "[pools.employees.apps.wiki]"))
-    );
-    assert!(
-        errs[1].1.contains("does not include federation"),
-        "{}",
-        errs[1].1
-    );
-    assert_eq!(
-        errs[1].0,
-        Some(line_of(&text, "[pools.employees.sources.other]"))
-    );
+    assert!(errs[0].1.contains("the free plan allows 3 apps"), "{}", errs[0].1);
+    assert_eq!(errs[0].0, Some(line_of(&text, "[pools.employees.apps.wiki]")));
+    assert!(errs[1].1.contains("does not include federation"), "{}", errs[1].1);
+    assert_eq!(errs[1].0, Some(line_of(&text, "[pools.employees.sources.other]")));
 }

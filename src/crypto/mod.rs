@@ -4,6 +4,7 @@
 mod master;
 pub mod password;
 mod seal;
+pub mod secret;
 pub mod signing;
 
 pub use master::{MasterKey, MasterKeyError};

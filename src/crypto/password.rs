@@ -2,9 +2,7 @@
 //! password poolgate sets; imported bcrypt and argon2 hashes are kept as they are and
 //! verified by their own scheme.
 
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
-};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::{Algorithm, Argon2, Params, Version};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,9 +48,7 @@ pub fn kind_of(stored: &str) -> Option<HashKind> {
     if stored.starts_with("$argon2") && PasswordHash::new(stored).is_ok() {
         return Some(HashKind::Argon2);
     }
-    let bcrypt_prefix = ["$2a$", "$2b$", "$2y$"]
-        .iter()
-        .any(|p| stored.starts_with(p));
+    let bcrypt_prefix = ["$2a$", "$2b$", "$2y$"].iter().any(|p| stored.starts_with(p));
     if bcrypt_prefix && stored.len() == 60 {
         return Some(HashKind::Bcrypt);
     }
@@ -62,8 +58,9 @@ pub fn kind_of(stored: &str) -> Option<HashKind> {
 /// Checks a password against a stored hash of either kind. Unknown hashes never verify.
 pub fn verify(password: &str, stored: &str) -> bool {
     match kind_of(stored) {
-        Some(HashKind::Argon2) => PasswordHash::new(stored)
-            .is_ok_and(|h| argon2id().verify_password(password.as_bytes(), &h).is_ok()),
+        Some(HashKind::Argon2) => {
+            PasswordHash::new(stored).is_ok_and(|h| argon2id().verify_password(password.as_bytes(), &h).is_ok())
+        }
         Some(HashKind::Bcrypt) => bcrypt::verify(password, stored).unwrap_or(false),
         None => false,
     }
@@ -71,8 +68,7 @@ pub fn verify(password: &str, stored: &str) -> bool {
 
 /// Whether a stored hash should be replaced by a fresh argon2id one at the next sign-in.
 pub fn needs_rehash(stored: &str) -> bool {
-    kind_of(stored) != Some(HashKind::Argon2)
-        || !stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+    kind_of(stored) != Some(HashKind::Argon2) || !stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
 }
 
 #[cfg(test)]

@@ -25,8 +25,7 @@ impl Sealer {
     pub fn new(master: &MasterKey, purpose: &str, context: &str) -> Sealer {
         let bytes = master.derive(purpose, context);
         // A 32-byte key is exactly what ChaCha20-Poly1305 takes, so this cannot fail.
-        let unbound = UnboundKey::new(&CHACHA20_POLY1305, &bytes)
-            .unwrap_or_else(|_| unreachable!("32-byte key"));
+        let unbound = UnboundKey::new(&CHACHA20_POLY1305, &bytes).unwrap_or_else(|_| unreachable!("32-byte key"));
         Sealer {
             key: LessSafeKey::new(unbound),
             rng: SystemRandom::new(),
@@ -42,11 +41,7 @@ impl Sealer {
         out.extend_from_slice(plaintext);
         let mut body = out.split_off(NONCE_LEN);
         self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad),
-                &mut body,
-            )
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
             .map_err(|_| SealError::Open)?;
         out.extend_from_slice(&body);
         Ok(out)

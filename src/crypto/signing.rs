@@ -32,10 +32,9 @@ pub struct KeyGenError;
 
 pub fn generate_es256() -> Result<NewKey, KeyGenError> {
     let rng = SystemRandom::new();
-    let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-        .map_err(|_| KeyGenError)?;
-    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref(), &rng)
-        .map_err(|_| KeyGenError)?;
+    let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|_| KeyGenError)?;
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref(), &rng).map_err(|_| KeyGenError)?;
     // Uncompressed point: 0x04 ‖ X (32) ‖ Y (32).
     let point = pair.public_key().as_ref();
     let (x, y) = point[1..].split_at(32);

@@ -32,15 +32,11 @@ pub fn request_host(req: &RequestHeader, sni: Option<&str>) -> Result<Host, Reje
         })
         .transpose()?;
     let from_target = target_authority(req)?
-        .map(|a| {
-            Host::from_authority(&a).map_err(|_| Reject::BadRequest("malformed request target"))
-        })
+        .map(|a| Host::from_authority(&a).map_err(|_| Reject::BadRequest("malformed request target")))
         .transpose()?;
     let host = match (from_header, from_target) {
         (Some(h), Some(t)) if h != t => {
-            return Err(Reject::BadRequest(
-                "Host and the request target name different hosts",
-            ));
+            return Err(Reject::BadRequest("Host and the request target name different hosts"));
         }
         (Some(h), _) => h,
         (None, Some(t)) => t,
@@ -63,9 +59,7 @@ fn target_authority(req: &RequestHeader) -> Result<Option<String>, Reject> {
     }
     match raw_target_authority(req.raw_path()) {
         RawTargetAuthority::None => Ok(None),
-        RawTargetAuthority::AmbiguousAuthority => {
-            Err(Reject::BadRequest("ambiguous request target"))
-        }
+        RawTargetAuthority::AmbiguousAuthority => Err(Reject::BadRequest("ambiguous request target")),
         RawTargetAuthority::Absolute { authority, .. } => std::str::from_utf8(authority)
             .map(|a| Some(a.to_owned()))
             .map_err(|_| Reject::BadRequest("malformed request target")),

@@ -16,13 +16,7 @@ use crate::config::IdentityHeaders;
 /// (CGI-style frameworks turn both into `HTTP_X_POOLGATE_USER`).
 pub fn header_key(name: &str) -> String {
     name.bytes()
-        .map(|b| {
-            if b == b'_' {
-                '-'
-            } else {
-                b.to_ascii_lowercase() as char
-            }
-        })
+        .map(|b| if b == b'_' { '-' } else { b.to_ascii_lowercase() as char })
         .collect()
 }
 
@@ -103,12 +97,7 @@ pub fn is_trusted(peer: Option<IpAddr>, trusted: &[IpNet]) -> bool {
 
 /// Sets `X-Forwarded-For/-Proto/-Host`. From a trusted proxy the chain is extended and its
 /// proto and host kept; from anyone else they were stripped and are written fresh.
-pub fn set_forwarded(
-    req: &mut RequestHeader,
-    peer: Option<IpAddr>,
-    proto: &str,
-    host: &str,
-) -> pingora::Result<()> {
+pub fn set_forwarded(req: &mut RequestHeader, peer: Option<IpAddr>, proto: &str, host: &str) -> pingora::Result<()> {
     let prior: Vec<String> = req
         .headers
         .get_all("x-forwarded-for")
@@ -169,13 +158,7 @@ mod tests {
         let set = StripSet::new(&IdentityHeaders::default());
         let mut req = request(&[("X-Forwarded-For", "10.1.1.1"), ("X-Poolgate-User", "x")]);
         set.strip(&mut req, true);
-        set_forwarded(
-            &mut req,
-            Some("10.0.0.2".parse().unwrap()),
-            "http",
-            "a.localhost",
-        )
-        .unwrap();
+        set_forwarded(&mut req, Some("10.0.0.2".parse().unwrap()), "http", "a.localhost").unwrap();
         assert_eq!(req.headers["x-forwarded-for"], "10.1.1.1, 10.0.0.2");
         assert!(!req.headers.contains_key("x-poolgate-user"));
     }

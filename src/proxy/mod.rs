@@ -59,10 +59,7 @@ pub struct RequestCtx {
 }
 
 fn peer_ip(session: &Session) -> Option<IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
+    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
 }
 
 fn sni(session: &Session) -> (bool, Option<String>) {
@@ -90,16 +87,11 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    async fn request_filter(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> pingora::Result<bool> {
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<bool> {
         let (tls, sni) = sni(session);
         ctx.tls = tls;
         let snapshot = self.registry.snapshot();
-        ctx.trusted_peer =
-            headers::is_trusted(peer_ip(session), &snapshot.config.proxy.trusted_proxies);
+        ctx.trusted_peer = headers::is_trusted(peer_ip(session), &snapshot.config.proxy.trusted_proxies);
         if ctx.trusted_peer
             && let Some(id) = session
                 .req_header()
@@ -133,13 +125,7 @@ impl ProxyHttp for Gateway {
         ctx.host = Some(host.as_str().to_owned());
 
         let Some(route) = snapshot.resolve(host.as_str()).cloned() else {
-            pages::respond(
-                session,
-                421,
-                "Misdirected request",
-                "no pool is served at this host",
-            )
-            .await?;
+            pages::respond(session, 421, "Misdirected request", "no pool is served at this host").await?;
             return Ok(true);
         };
         ctx.route = Some(route.clone());
@@ -148,14 +134,10 @@ impl ProxyHttp for Gateway {
             Route::Portal(pool) => {
                 let path = session.req_header().uri.path();
                 if path == "/" {
-                    let detail = format!(
-                        "This is the sign-in portal of the pool \u{201c}{}\u{201d}.",
-                        pool.name
-                    );
+                    let detail = format!("This is the sign-in portal of the pool \u{201c}{}\u{201d}.", pool.name);
                     pages::respond(session, 200, &pool.name, &detail).await?;
                 } else {
-                    pages::respond(session, 404, "Not found", "the portal has no such page")
-                        .await?;
+                    pages::respond(session, 404, "Not found", "the portal has no such page").await?;
                 }
                 Ok(true)
             }
@@ -169,39 +151,24 @@ impl ProxyHttp for Gateway {
                     } else {
                         format!(":{}", https.port())
                     };
-                    let target = session
-                        .req_header()
-                        .uri
-                        .path_and_query()
-                        .map_or("/", |pq| pq.as_str());
+                    let target = session.req_header().uri.path_and_query().map_or("/", |pq| pq.as_str());
                     let location = format!("https://{host}{port}{target}");
                     pages::redirect(session, 308, &location).await?;
                     return Ok(true);
                 }
-                self.metrics
-                    .request_started(pool.id.as_str(), app.id.as_str());
+                self.metrics.request_started(pool.id.as_str(), app.id.as_str());
                 ctx.counted_active = true;
                 Ok(false)
             }
         }
     }
 
-    async fn upstream_peer(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> pingora::Result<Box<HttpPeer>> {
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Box<HttpPeer>> {
         let Some(Route::App(_, app)) = &ctx.route else {
-            return Err(Error::explain(
-                ErrorType::InternalError,
-                "no app route to proxy to",
-            ));
+            return Err(Error::explain(ErrorType::InternalError, "no app route to proxy to"));
         };
         let Some(addr) = app.upstream.select() else {
-            return Err(Error::explain(
-                ErrorType::HTTPStatus(502),
-                "no healthy upstream server",
-            ));
+            return Err(Error::explain(ErrorType::HTTPStatus(502), "no healthy upstream server"));
         };
         let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(app.connect_timeout);
@@ -225,19 +192,11 @@ impl ProxyHttp for Gateway {
         RequestCtx: Send + Sync,
     {
         let Some(Route::App(_, app)) = &ctx.route else {
-            return Err(Error::explain(
-                ErrorType::InternalError,
-                "no app route to proxy to",
-            ));
+            return Err(Error::explain(ErrorType::InternalError, "no app route to proxy to"));
         };
         app.strip.strip(upstream, ctx.trusted_peer);
         let host = ctx.host.as_deref().unwrap_or_default();
-        headers::set_forwarded(
-            upstream,
-            peer_ip(session),
-            if ctx.tls { "https" } else { "http" },
-            host,
-        )?;
+        headers::set_forwarded(upstream, peer_ip(session), if ctx.tls { "https" } else { "http" }, host)?;
         upstream.insert_header("x-request-id", ctx.request_id.as_str())?;
         Ok(())
     }
@@ -258,45 +217,24 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    async fn fail_to_proxy(
-        &self,
-        session: &mut Session,
-        e: &Error,
-        ctx: &mut RequestCtx,
-    ) -> FailToProxy
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy
     where
         RequestCtx: Send + Sync,
     {
         use ErrorType::*;
         let upstream = e.esource() == &ErrorSource::Upstream;
         let (code, title, detail) = match e.etype() {
-            HTTPStatus(502) => (
-                502,
-                "Bad gateway",
-                "the app has no healthy server right now",
-            ),
-            ConnectTimedout => (
-                502,
-                "Bad gateway",
-                "the app did not accept a connection in time",
-            ),
+            HTTPStatus(502) => (502, "Bad gateway", "the app has no healthy server right now"),
+            ConnectTimedout => (502, "Bad gateway", "the app did not accept a connection in time"),
             ConnectRefused | ConnectNoRoute | ConnectError | TLSHandshakeFailure => {
                 (502, "Bad gateway", "the app refused the connection")
             }
-            ReadTimedout | WriteTimedout if upstream => {
-                (504, "Gateway timeout", "the app did not answer in time")
-            }
+            ReadTimedout | WriteTimedout if upstream => (504, "Gateway timeout", "the app did not answer in time"),
             HTTPStatus(c) => (*c, "Error", "the request could not be served"),
             _ if upstream => (502, "Bad gateway", "the app's answer was broken"),
             ReadError | WriteError | ConnectionClosed => (0, "", ""),
-            _ if e.esource() == &ErrorSource::Downstream => {
-                (400, "Bad request", "the request could not be read")
-            }
-            _ => (
-                500,
-                "Internal error",
-                "poolgate could not serve this request",
-            ),
+            _ if e.esource() == &ErrorSource::Downstream => (400, "Bad request", "the request could not be read"),
+            _ => (500, "Internal error", "poolgate could not serve this request"),
         };
         if let Some(started) = ctx.upstream_started {
             ctx.upstream_time.get_or_insert(started.elapsed());

@@ -6,12 +6,7 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
 /// Writes a complete response with a small page explaining `status`.
-pub async fn respond(
-    session: &mut Session,
-    status: u16,
-    title: &str,
-    detail: &str,
-) -> pingora::Result<()> {
+pub async fn respond(session: &mut Session, status: u16, title: &str, detail: &str) -> pingora::Result<()> {
     let wants_html = session
         .req_header()
         .headers
@@ -29,10 +24,7 @@ pub async fn respond(
             "text/html; charset=utf-8",
         )
     } else {
-        (
-            format!("{status} {title}: {detail}\n"),
-            "text/plain; charset=utf-8",
-        )
+        (format!("{status} {title}: {detail}\n"), "text/plain; charset=utf-8")
     };
     let mut resp = ResponseHeader::build(status, Some(4))?;
     resp.insert_header(http::header::CONTENT_TYPE, content_type)?;

@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use crate::config::{App, Config, ConfigErrors, IdentityHeaders};
+use crate::config::{App, Config, ConfigErrors, Extra, IdentityHeaders};
+use crate::crypto::MasterKey;
 use crate::ids::{AppId, Host, PoolId};
 use crate::proxy::StripSet;
+use crate::store::{Fragment, FragmentKind, Store, StoreError};
 use crate::tls::CertStore;
 
 pub use upstream::Upstream;
@@ -97,10 +99,7 @@ impl Snapshot {
                     strip: StripSet::new(&app.headers),
                 });
                 for host in &app.hosts {
-                    routes.insert(
-                        host.clone(),
-                        Route::App(pool_route.clone(), app_route.clone()),
-                    );
+                    routes.insert(host.clone(), Route::App(pool_route.clone(), app_route.clone()));
                 }
             }
         }
@@ -145,27 +144,52 @@ pub enum ReloadError {
     #[error("TLS: {0}")]
     Tls(String),
     #[error("app {pool}/{app}: upstream: {reason}")]
-    Upstream {
-        pool: PoolId,
-        app: AppId,
-        reason: String,
-    },
+    Upstream { pool: PoolId, app: AppId, reason: String },
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
 }
 
-/// The live configuration of a running gateway, and the file it came from.
+/// The live configuration of a running gateway: the file, the run-time objects of the
+/// store, and the snapshot built from both.
 pub struct Registry {
     path: PathBuf,
+    store: Store,
+    master: MasterKey,
     current: ArcSwap<Snapshot>,
+    /// One reload at a time, so two triggers cannot interleave their swaps.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+/// Run-time objects as config fragments for [`Config::load_with`].
+fn extras(fragments: Vec<Fragment>) -> Vec<Extra> {
+    fragments
+        .into_iter()
+        .map(|f| Extra {
+            label: match f.kind {
+                FragmentKind::Pool => format!("pool `{}` (created at run time)", f.pool_id),
+                FragmentKind::App => format!("app `{}/{}` (created at run time)", f.pool_id, f.id),
+                FragmentKind::Source => format!("source `{}/{}` (created at run time)", f.pool_id, f.id),
+            },
+            is_pool: f.kind == FragmentKind::Pool,
+            pool: f.pool_id,
+            text: f.body,
+        })
+        .collect()
 }
 
 impl Registry {
-    pub fn load(path: &Path) -> Result<Registry, ReloadError> {
-        let config = Config::load(path)?;
+    pub async fn load(path: &Path, store: Store, master: MasterKey) -> Result<Registry, ReloadError> {
+        let config = Config::load_with(path, &extras(store.fragments().await?))?;
         let snapshot = Snapshot::build(config, None)?;
-        Ok(Registry {
+        let registry = Registry {
             path: path.to_owned(),
+            store,
+            master,
             current: ArcSwap::from_pointee(snapshot),
-        })
+            reloading: tokio::sync::Mutex::new(()),
+        };
+        registry.sync_store().await?;
+        Ok(registry)
     }
 
     /// The snapshot in force. Cheap: one atomic load.
@@ -178,10 +202,28 @@ impl Registry {
         self.current.load_full()
     }
 
-    /// Re-reads the file. A valid file replaces the snapshot atomically; an invalid one
-    /// is refused and the snapshot in force stays.
-    pub fn reload(&self) -> Result<(), ReloadError> {
-        let config = Config::load(&self.path)?;
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn master_key(&self) -> &MasterKey {
+        &self.master
+    }
+
+    /// Validates the file and the run-time objects with one more, changing nothing.
+    pub async fn trial(&self, extra: Extra) -> Result<Config, ReloadError> {
+        let mut all = extras(self.store.fragments().await?);
+        all.push(extra);
+        let config = Config::load_with(&self.path, &all)?;
+        crate::tls::CertStore::load(&config).map_err(ReloadError::Tls)?;
+        Ok(config)
+    }
+
+    /// Re-reads the file and the run-time objects. A valid whole replaces the snapshot
+    /// atomically; an invalid one is refused and the snapshot in force stays.
+    pub async fn reload(&self) -> Result<(), ReloadError> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let config = Config::load_with(&self.path, &extras(self.store.fragments().await?))?;
         let old = self.current.load_full();
         if config.listen != old.config.listen || config.admin.listen != old.config.admin.listen {
             tracing::warn!(
@@ -191,12 +233,13 @@ impl Registry {
         }
         let snapshot = Snapshot::build(config, Some(&old))?;
         self.current.store(Arc::new(snapshot));
+        self.sync_store().await?;
         Ok(())
     }
 
-    /// Reloads and logs the outcome; the shape both SIGHUP and the admin API want.
-    pub fn reload_logged(&self, trigger: &str) -> Result<(), ReloadError> {
-        match self.reload() {
+    /// Reloads and logs the outcome; the shape every trigger wants.
+    pub async fn reload_logged(&self, trigger: &str) -> Result<(), ReloadError> {
+        match self.reload().await {
             Ok(()) => {
                 tracing::info!(code = "PG0100", trigger, "configuration reloaded");
                 Ok(())
@@ -206,6 +249,23 @@ impl Registry {
                 Err(e)
             }
         }
+    }
+
+    /// Records the file's pools in the store and gives every pool a signing key.
+    async fn sync_store(&self) -> Result<(), ReloadError> {
+        let snapshot = self.snapshot_full();
+        let file_pools: Vec<_> = snapshot
+            .config
+            .pools
+            .iter()
+            .filter(|p| p.config_managed)
+            .cloned()
+            .collect();
+        self.store.sync_config_pools(&file_pools).await?;
+        for pool in &snapshot.config.pools {
+            self.store.ensure_key(pool.id.as_str(), &self.master).await?;
+        }
+        Ok(())
     }
 }
 

@@ -21,17 +21,15 @@ pub struct Upstream {
 impl Upstream {
     /// Resolves the app's addresses (names are looked up once, here).
     pub fn new(app: &App) -> std::io::Result<Upstream> {
-        let mut lb =
-            LoadBalancer::<RoundRobin>::try_from_iter(app.upstreams.iter().map(String::as_str))?;
-        let check: Box<dyn pingora::lb::health_check::HealthCheck + Send + Sync> =
-            match &app.health_check.http_path {
-                None => TcpHealthCheck::new(),
-                Some(path) => {
-                    let mut hc = HttpHealthCheck::new("localhost", false);
-                    hc.req.set_uri(path.parse().map_err(std::io::Error::other)?);
-                    Box::new(hc)
-                }
-            };
+        let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(app.upstreams.iter().map(String::as_str))?;
+        let check: Box<dyn pingora::lb::health_check::HealthCheck + Send + Sync> = match &app.health_check.http_path {
+            None => TcpHealthCheck::new(),
+            Some(path) => {
+                let mut hc = HttpHealthCheck::new("localhost", false);
+                hc.req.set_uri(path.parse().map_err(std::io::Error::other)?);
+                Box::new(hc)
+            }
+        };
         lb.set_health_check(check);
         lb.health_check_frequency = Some(app.health_check.interval);
         Ok(Upstream {

@@ -57,14 +57,14 @@ impl Store {
     pub async fn audit_events(&self, pool: Option<&str>, page: Page) -> Result<Vec<AuditEvent>> {
         let (limit, offset) = page.clamped();
         let rows = match pool {
-            Some(p) => sqlx::query(
-                "SELECT * FROM audit_events WHERE pool_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
-            )
-            .bind(p)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await?,
+            Some(p) => {
+                sqlx::query("SELECT * FROM audit_events WHERE pool_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3")
+                    .bind(p)
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
             None => {
                 sqlx::query("SELECT * FROM audit_events ORDER BY id DESC LIMIT $1 OFFSET $2")
                     .bind(limit)

@@ -112,12 +112,7 @@ fn parse(text: &str, format: ImportFormat) -> Vec<(usize, Result<Row, String>)> 
             .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| {
-                (
-                    i + 1,
-                    serde_json::from_str::<Row>(l).map_err(|e| e.to_string()),
-                )
-            })
+            .map(|(i, l)| (i + 1, serde_json::from_str::<Row>(l).map_err(|e| e.to_string())))
             .collect(),
         ImportFormat::Csv => {
             let mut reader = csv::ReaderBuilder::new()
@@ -246,8 +241,7 @@ impl Store {
                 .into_iter()
                 .map(|mut p| {
                     if let Some(plain) = p.plain_password.take() {
-                        p.user.password_hash =
-                            Some(password::hash(&plain).map_err(|e| e.to_string())?);
+                        p.user.password_hash = Some(password::hash(&plain).map_err(|e| e.to_string())?);
                     }
                     Ok(p)
                 })
@@ -287,13 +281,12 @@ impl Store {
 
     async fn email_taken(&self, pool: &str, email: &str) -> Result<bool> {
         use sqlx::Row;
-        let n: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM users WHERE pool_id = $1 AND email = $2")
-                .bind(pool)
-                .bind(email)
-                .fetch_one(&self.pool)
-                .await?
-                .try_get("n")?;
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE pool_id = $1 AND email = $2")
+            .bind(pool)
+            .bind(email)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
         Ok(n > 0)
     }
 }

@@ -44,8 +44,7 @@ impl Store {
                     kid: r.try_get("kid")?,
                     alg: r.try_get("alg")?,
                     status: r.try_get("status")?,
-                    public_jwk: serde_json::from_str(&jwk)
-                        .map_err(|e| StoreError::Crypto(e.to_string()))?,
+                    public_jwk: serde_json::from_str(&jwk).map_err(|e| StoreError::Crypto(e.to_string()))?,
                     created_at: r.try_get("created_at")?,
                     retired_at: r.try_get("retired_at")?,
                 })
@@ -63,11 +62,13 @@ impl Store {
         let jwk = serde_json::to_string(&key.jwk).map_err(|e| StoreError::Crypto(e.to_string()))?;
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE signing_keys SET status = 'retired', retired_at = $1 WHERE pool_id = $2 AND status = 'active'")
-            .bind(now)
-            .bind(pool)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE signing_keys SET status = 'retired', retired_at = $1 WHERE pool_id = $2 AND status = 'active'",
+        )
+        .bind(now)
+        .bind(pool)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO signing_keys (pool_id, kid, alg, public_jwk, sealed_private, status, created_at) VALUES ($1, $2, 'ES256', $3, $4, 'active', $5)",
         )
@@ -92,42 +93,27 @@ impl Store {
 
     /// The pool's active key, made on first use.
     pub async fn ensure_key(&self, pool: &str, master: &MasterKey) -> Result<KeyRecord> {
-        match self
-            .keys(pool)
-            .await?
-            .into_iter()
-            .find(|k| k.status == "active")
-        {
+        match self.keys(pool).await?.into_iter().find(|k| k.status == "active") {
             Some(k) => Ok(k),
             None => self.rotate_key(pool, master).await,
         }
     }
 
     /// The active key's private half (PKCS#8), opened with the master key.
-    pub async fn active_private_key(
-        &self,
-        pool: &str,
-        master: &MasterKey,
-    ) -> Result<(String, Vec<u8>)> {
-        let row = sqlx::query(
-            "SELECT kid, sealed_private FROM signing_keys WHERE pool_id = $1 AND status = 'active'",
-        )
-        .bind(pool)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+    pub async fn active_private_key(&self, pool: &str, master: &MasterKey) -> Result<(String, Vec<u8>)> {
+        let row = sqlx::query("SELECT kid, sealed_private FROM signing_keys WHERE pool_id = $1 AND status = 'active'")
+            .bind(pool)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         let kid: String = row.try_get("kid")?;
         let sealed: String = row.try_get("sealed_private")?;
-        let sealed = STANDARD
-            .decode(sealed)
-            .map_err(|e| StoreError::Crypto(e.to_string()))?;
-        let pkcs8 = sealer(master, pool)
-            .open(&sealed, kid.as_bytes())
-            .map_err(|_| {
-                StoreError::Crypto(format!(
-                    "the key {kid} of pool {pool} cannot be opened with this master key"
-                ))
-            })?;
+        let sealed = STANDARD.decode(sealed).map_err(|e| StoreError::Crypto(e.to_string()))?;
+        let pkcs8 = sealer(master, pool).open(&sealed, kid.as_bytes()).map_err(|_| {
+            StoreError::Crypto(format!(
+                "the key {kid} of pool {pool} cannot be opened with this master key"
+            ))
+        })?;
         Ok((kid, pkcs8))
     }
 }

@@ -114,9 +114,8 @@ impl Store {
                 (Backend::Sqlite, "sqlite::memory:".to_owned(), opts)
             } else {
                 if let Some(dir) = std::path::Path::new(path).parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        StoreError::Invalid(format!("creating {}: {e}", dir.display()))
-                    })?;
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| StoreError::Invalid(format!("creating {}: {e}", dir.display())))?;
                 }
                 (
                     Backend::Sqlite,
@@ -133,15 +132,9 @@ impl Store {
         };
         let pool = options.connect(&url).await?;
         if backend == Backend::Sqlite && url != "sqlite::memory:" {
-            sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&pool)
-                .await?;
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
-        let store = Store {
-            pool,
-            backend,
-            clock,
-        };
+        let store = Store { pool, backend, clock };
         store.migrate().await?;
         Ok(store)
     }

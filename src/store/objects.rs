@@ -101,19 +101,16 @@ impl Store {
     }
 
     pub async fn fragments(&self) -> Result<Vec<Fragment>> {
-        let rows = sqlx::query(
-            "SELECT pool_id, kind, id, body FROM fragments ORDER BY created_at, pool_id, kind, id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query("SELECT pool_id, kind, id, body FROM fragments ORDER BY created_at, pool_id, kind, id")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 let kind: String = r.try_get("kind")?;
                 Ok(Fragment {
                     pool_id: r.try_get("pool_id")?,
-                    kind: FragmentKind::parse(&kind).ok_or_else(|| {
-                        StoreError::Invalid(format!("unknown fragment kind {kind}"))
-                    })?,
+                    kind: FragmentKind::parse(&kind)
+                        .ok_or_else(|| StoreError::Invalid(format!("unknown fragment kind {kind}")))?,
                     id: r.try_get("id")?,
                     body: r.try_get("body")?,
                 })
@@ -122,11 +119,7 @@ impl Store {
     }
 
     /// Stores a run-time object; a pool also gets its pool record. Both or neither.
-    pub async fn put_fragment(
-        &self,
-        fragment: &Fragment,
-        pool: Option<(&str, Plan)>,
-    ) -> Result<()> {
+    pub async fn put_fragment(&self, fragment: &Fragment, pool: Option<(&str, Plan)>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         if let Some((name, plan)) = pool {
             sqlx::query("INSERT INTO pools (id, name, plan, config_managed, created_at) VALUES ($1, $2, $3, 0, $4)")
@@ -146,7 +139,12 @@ impl Store {
             .bind(self.now())
             .execute(&mut *tx)
             .await
-            .map_err(|e| super::conflict(e, format!("{} `{}` already exists", fragment.kind.as_str(), fragment.id)))?;
+            .map_err(|e| {
+                super::conflict(
+                    e,
+                    format!("{} `{}` already exists", fragment.kind.as_str(), fragment.id),
+                )
+            })?;
         tx.commit().await?;
         self.bump("routes").await?;
         Ok(())
@@ -176,13 +174,12 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let done =
-            sqlx::query("DELETE FROM fragments WHERE pool_id = $1 AND kind = $2 AND id = $3")
-                .bind(pool_id)
-                .bind(kind.as_str())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+        let done = sqlx::query("DELETE FROM fragments WHERE pool_id = $1 AND kind = $2 AND id = $3")
+            .bind(pool_id)
+            .bind(kind.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

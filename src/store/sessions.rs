@@ -132,13 +132,11 @@ impl Store {
     }
 
     pub async fn app_sessions_of(&self, pool: &str, sso_id: &str) -> Result<Vec<AppSessionRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM app_sessions WHERE pool_id = $1 AND sso_id = $2 ORDER BY created_at",
-        )
-        .bind(pool)
-        .bind(sso_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query("SELECT * FROM app_sessions WHERE pool_id = $1 AND sso_id = $2 ORDER BY created_at")
+            .bind(pool)
+            .bind(sso_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(AppSessionRecord {
@@ -158,21 +156,25 @@ impl Store {
     pub async fn revoke_sso_session(&self, pool: &str, id: &str) -> Result<()> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE sso_sessions SET revoked_at = $1 WHERE pool_id = $2 AND id = $3 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(pool)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE sso_sessions SET revoked_at = $1 WHERE pool_id = $2 AND id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(pool)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        sqlx::query("UPDATE app_sessions SET revoked_at = $1 WHERE pool_id = $2 AND sso_id = $3 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(pool)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE app_sessions SET revoked_at = $1 WHERE pool_id = $2 AND sso_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(pool)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         self.bump("revocations").await?;
         Ok(())
@@ -200,9 +202,7 @@ impl Store {
     pub async fn revoked_since(&self, since: i64) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
         for table in ["sso_sessions", "app_sessions"] {
-            let sql = format!(
-                "SELECT pool_id, id FROM {table} WHERE revoked_at >= $1 AND expires_at > $2"
-            );
+            let sql = format!("SELECT pool_id, id FROM {table} WHERE revoked_at >= $1 AND expires_at > $2");
             let rows = sqlx::query(&sql)
                 .bind(since)
                 .bind(self.now())

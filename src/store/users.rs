@@ -53,9 +53,7 @@ pub struct UserPatch {
 mod double_option {
     use serde::{Deserialize, Deserializer};
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Option<String>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
         Ok(Some(Option::<String>::deserialize(d)?))
     }
 }
@@ -79,9 +77,7 @@ pub struct Link {
 /// Lower-cases and checks a username.
 pub fn normalize_username(raw: &str) -> Result<String> {
     let u = raw.trim().to_lowercase();
-    let ok = !u.is_empty()
-        && u.chars().count() <= 64
-        && !u.chars().any(|c| c.is_whitespace() || c.is_control());
+    let ok = !u.is_empty() && u.chars().count() <= 64 && !u.chars().any(|c| c.is_whitespace() || c.is_control());
     if ok {
         Ok(u)
     } else {
@@ -97,29 +93,19 @@ pub fn normalize_email(raw: &str) -> Result<String> {
     let ok = e.len() <= 254
         && !e.chars().any(|c| c.is_whitespace() || c.is_control())
         && e.split_once('@').is_some_and(|(l, d)| {
-            !l.is_empty()
-                && d.contains('.')
-                && !d.contains('@')
-                && !d.starts_with('.')
-                && !d.ends_with('.')
+            !l.is_empty() && d.contains('.') && !d.contains('@') && !d.starts_with('.') && !d.ends_with('.')
         });
     if ok {
         Ok(e)
     } else {
-        Err(StoreError::Invalid(format!(
-            "`{raw}` is not a valid email address"
-        )))
+        Err(StoreError::Invalid(format!("`{raw}` is not a valid email address")))
     }
 }
 
 fn group_name(raw: &str) -> Result<String> {
     crate::ids::AppId::parse(raw)
         .map(|g| g.as_str().to_owned())
-        .map_err(|_| {
-            StoreError::Invalid(format!(
-                "`{raw}` is not a valid group name: a-z, 0-9, `-`, `_`"
-            ))
-        })
+        .map_err(|_| StoreError::Invalid(format!("`{raw}` is not a valid group name: a-z, 0-9, `-`, `_`")))
 }
 
 fn user_row(row: &AnyRow, groups: Vec<String>) -> Result<User> {
@@ -146,13 +132,11 @@ fn user_row(row: &AnyRow, groups: Vec<String>) -> Result<User> {
 
 impl Store {
     pub async fn count_users(&self, pool: &str) -> Result<i64> {
-        Ok(
-            sqlx::query("SELECT COUNT(*) AS n FROM users WHERE pool_id = $1")
-                .bind(pool)
-                .fetch_one(&self.pool)
-                .await?
-                .try_get("n")?,
-        )
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM users WHERE pool_id = $1")
+            .bind(pool)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
     }
 
     /// Creates a user, checking the pool's plan; nothing is written if any check fails.
@@ -192,11 +176,7 @@ impl Store {
         }
         let username = normalize_username(&user.username)?;
         let email = user.email.as_deref().map(normalize_email).transpose()?;
-        let groups = user
-            .groups
-            .iter()
-            .map(|g| group_name(g))
-            .collect::<Result<Vec<_>>>()?;
+        let groups = user.groups.iter().map(|g| group_name(g)).collect::<Result<Vec<_>>>()?;
         let id = new_id();
         let now = self.now();
         sqlx::query(
@@ -234,21 +214,24 @@ impl Store {
             .bind(now)
             .execute(&mut **tx)
             .await?;
-        sqlx::query("INSERT INTO memberships (pool_id, group_name, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(pool)
-            .bind(group)
-            .bind(user_id)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO memberships (pool_id, group_name, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(pool)
+        .bind(group)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
         Ok(())
     }
 
     async fn groups_of(&self, pool: &str, user_id: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT group_name FROM memberships WHERE pool_id = $1 AND user_id = $2 ORDER BY group_name")
-            .bind(pool)
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT group_name FROM memberships WHERE pool_id = $1 AND user_id = $2 ORDER BY group_name")
+                .bind(pool)
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(|r| Ok(r.try_get("group_name")?)).collect()
     }
 
@@ -276,14 +259,12 @@ impl Store {
 
     pub async fn users(&self, pool: &str, page: Page) -> Result<Vec<User>> {
         let (limit, offset) = page.clamped();
-        let rows = sqlx::query(
-            "SELECT * FROM users WHERE pool_id = $1 ORDER BY username LIMIT $2 OFFSET $3",
-        )
-        .bind(pool)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query("SELECT * FROM users WHERE pool_id = $1 ORDER BY username LIMIT $2 OFFSET $3")
+            .bind(pool)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await?;
         let mut users = Vec::with_capacity(rows.len());
         for row in &rows {
             let id: String = row.try_get("id")?;
@@ -353,21 +334,14 @@ impl Store {
         }
     }
 
-    pub async fn set_password_hash(
-        &self,
-        pool: &str,
-        id: &str,
-        hash: Option<String>,
-    ) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE users SET password_hash = $1, updated_at = $2 WHERE pool_id = $3 AND id = $4",
-        )
-        .bind(hash)
-        .bind(self.now())
-        .bind(pool)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+    pub async fn set_password_hash(&self, pool: &str, id: &str, hash: Option<String>) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE pool_id = $3 AND id = $4")
+            .bind(hash)
+            .bind(self.now())
+            .bind(pool)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         if done.rows_affected() == 0 {
             Err(StoreError::NotFound)
         } else {
@@ -376,16 +350,8 @@ impl Store {
     }
 
     pub async fn set_disabled(&self, pool: &str, id: &str, disabled: bool) -> Result<()> {
-        self.update_user_flags(
-            pool,
-            id,
-            if disabled {
-                "disabled = 1"
-            } else {
-                "disabled = 0"
-            },
-        )
-        .await?;
+        self.update_user_flags(pool, id, if disabled { "disabled = 1" } else { "disabled = 0" })
+            .await?;
         if disabled {
             self.revoke_user_sessions(pool, id).await?;
         }
@@ -406,22 +372,13 @@ impl Store {
             "DELETE FROM memberships WHERE pool_id = $1 AND user_id = $2",
             "DELETE FROM links WHERE pool_id = $1 AND user_id = $2",
         ] {
-            sqlx::query(sql)
-                .bind(pool)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(sql).bind(pool).bind(id).execute(&mut *tx).await?;
         }
         for sql in [
             "UPDATE sso_sessions SET revoked_at = $1 WHERE pool_id = $2 AND user_id = $3 AND revoked_at IS NULL",
             "UPDATE app_sessions SET revoked_at = $1 WHERE pool_id = $2 AND user_id = $3 AND revoked_at IS NULL",
         ] {
-            sqlx::query(sql)
-                .bind(now)
-                .bind(pool)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(sql).bind(now).bind(pool).bind(id).execute(&mut *tx).await?;
         }
         let done = sqlx::query("DELETE FROM users WHERE pool_id = $1 AND id = $2")
             .bind(pool)
@@ -500,24 +457,24 @@ impl Store {
         if exists.is_none() {
             return Err(StoreError::NotFound);
         }
-        sqlx::query("INSERT INTO memberships (pool_id, group_name, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(pool)
-            .bind(group)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn remove_member(&self, pool: &str, group: &str, user_id: &str) -> Result<()> {
-        let done = sqlx::query(
-            "DELETE FROM memberships WHERE pool_id = $1 AND group_name = $2 AND user_id = $3",
+        sqlx::query(
+            "INSERT INTO memberships (pool_id, group_name, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
         .bind(pool)
         .bind(group)
         .bind(user_id)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    pub async fn remove_member(&self, pool: &str, group: &str, user_id: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM memberships WHERE pool_id = $1 AND group_name = $2 AND user_id = $3")
+            .bind(pool)
+            .bind(group)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
         if done.rows_affected() == 0 {
             Err(StoreError::NotFound)
         } else {
@@ -559,14 +516,12 @@ impl Store {
 
     pub async fn links(&self, pool: &str, page: Page) -> Result<Vec<Link>> {
         let (limit, offset) = page.clamped();
-        let rows = sqlx::query(
-            "SELECT * FROM links WHERE pool_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3",
-        )
-        .bind(pool)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query("SELECT * FROM links WHERE pool_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3")
+            .bind(pool)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(Link {

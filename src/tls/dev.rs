@@ -29,8 +29,7 @@ pub fn issue(config: &Config) -> anyhow::Result<DevCerts> {
 
     let ca_params = ca_params()?;
     let ca_key = if ca_key_path.exists() && ca_cert.exists() {
-        let pem = fs::read_to_string(&ca_key_path)
-            .with_context(|| format!("reading {}", ca_key_path.display()))?;
+        let pem = fs::read_to_string(&ca_key_path).with_context(|| format!("reading {}", ca_key_path.display()))?;
         KeyPair::from_pem(&pem).context("the dev CA key is not a valid PEM key")?
     } else {
         let key = KeyPair::generate()?;
@@ -48,9 +47,7 @@ pub fn issue(config: &Config) -> anyhow::Result<DevCerts> {
             fs::create_dir_all(parent)?;
         }
         let mut params = CertificateParams::new(vec![host.to_string()])?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, host.as_str());
+        params.distinguished_name.push(DnType::CommonName, host.as_str());
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;
         write(&cert_path, cert.pem().as_bytes(), 0o644)?;

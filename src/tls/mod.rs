@@ -43,15 +43,11 @@ impl CertStore {
                     .and_then(|it| it.collect::<Result<Vec<_>, _>>())
                     .map_err(|e| format!("{}: {e}", cert_path.display()))?;
                 if chain.is_empty() {
-                    return Err(format!(
-                        "{}: no certificate in the file",
-                        cert_path.display()
-                    ));
+                    return Err(format!("{}: no certificate in the file", cert_path.display()));
                 }
-                let key = PrivateKeyDer::from_pem_file(&key_path)
-                    .map_err(|e| format!("{}: {e}", key_path.display()))?;
-                CertifiedKey::from_der(chain, key, &provider)
-                    .map_err(|e| format!("{}: {e}", cert_path.display()))
+                let key =
+                    PrivateKeyDer::from_pem_file(&key_path).map_err(|e| format!("{}: {e}", key_path.display()))?;
+                CertifiedKey::from_der(chain, key, &provider).map_err(|e| format!("{}: {e}", cert_path.display()))
             })();
             match loaded {
                 Ok(ck) => {
@@ -97,10 +93,7 @@ struct CaptureSni;
 
 #[async_trait]
 impl TlsAccept for CaptureSni {
-    async fn handshake_complete_callback(
-        &self,
-        tls: &TlsRef,
-    ) -> Option<Arc<dyn Any + Send + Sync>> {
+    async fn handshake_complete_callback(&self, tls: &TlsRef) -> Option<Arc<dyn Any + Send + Sync>> {
         let name = tls.server_name()?.to_owned();
         Some(Arc::new(Sni(name)))
     }

@@ -14,10 +14,7 @@ fn check(text: &str) -> (bool, String) {
         .output()
         .unwrap();
     let report = String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "FILE");
-    (
-        out.status.success(),
-        report + &String::from_utf8_lossy(&out.stdout),
-    )
+    (out.status.success(), report + &String::from_utf8_lossy(&out.stdout))
 }
 
 const BASE: &str = r#"version = 1
@@ -68,19 +65,14 @@ fn each_kind_of_error_is_reported_with_its_line() {
         ),
         (
             "dangling reference",
-            format!(
-                "{BASE}[pools.employees.sources.partner]\nkind = \"pool\"\npool = \"partners\"\n"
-            ),
+            format!("{BASE}[pools.employees.sources.partner]\nkind = \"pool\"\npool = \"partners\"\n"),
             "FILE:12: source `employees/partner`: no pool `partners` is defined",
         ),
     ];
     for (kind, text, expected) in cases {
         let (ok, report) = check(&text);
         assert!(!ok, "{kind}: accepted");
-        assert!(
-            report.contains(expected),
-            "{kind}: expected `{expected}` in:\n{report}"
-        );
+        assert!(report.contains(expected), "{kind}: expected `{expected}` in:\n{report}");
     }
 }
 
@@ -113,12 +105,6 @@ fn a_missing_certificate_is_reported() {
     let text = BASE.replace("http = \"127.0.0.1:8080\"", "https = \"127.0.0.1:8443\"");
     let (ok, report) = check(&text);
     assert!(!ok);
-    assert!(
-        report.contains("host login.employees.localhost:"),
-        "{report}"
-    );
-    assert!(
-        report.contains("wiki.employees.localhost/cert.pem"),
-        "{report}"
-    );
+    assert!(report.contains("host login.employees.localhost:"), "{report}");
+    assert!(report.contains("wiki.employees.localhost/cert.pem"), "{report}");
 }

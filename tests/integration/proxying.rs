@@ -35,10 +35,7 @@ async fn upstream_refusing_connections_gives_502() {
     assert_eq!(resp.status(), 502);
     let body = resp.text().await.unwrap();
     assert!(body.contains("Bad gateway"), "{body}");
-    assert!(
-        body.starts_with("<!doctype html>"),
-        "browsers get a page: {body}"
-    );
+    assert!(body.starts_with("<!doctype html>"), "browsers get a page: {body}");
 }
 
 #[tokio::test]
@@ -60,9 +57,7 @@ async fn upstream_slower_than_the_app_timeout_gives_504() {
 async fn websocket_echo_through_the_gateway() {
     let up = Whoami::start().await;
     let gw = Gateway::start(&one_app(&[up.addr.to_string()], "timeout = \"1s\"")).await;
-    let mut req = format!("ws://{}/socket", gw.http)
-        .into_client_request()
-        .unwrap();
+    let mut req = format!("ws://{}/socket", gw.http).into_client_request().unwrap();
     req.headers_mut()
         .insert("host", "wiki.employees.localhost".parse().unwrap());
     let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
@@ -75,10 +70,7 @@ async fn websocket_echo_through_the_gateway() {
     // Quiet for longer than the app's read timeout: an upgraded connection stays open.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
-    assert_eq!(
-        ws.next().await.unwrap().unwrap().into_data().as_ref(),
-        &[1u8, 2, 3]
-    );
+    assert_eq!(ws.next().await.unwrap().unwrap().into_data().as_ref(), &[1u8, 2, 3]);
     ws.close(None).await.unwrap();
 }
 
@@ -109,10 +101,7 @@ async fn untrusted_forwarding_and_identity_headers_are_replaced() {
     let echo: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(seen(&echo, "x-forwarded-for"), ["127.0.0.1"]);
     assert_eq!(seen(&echo, "x-forwarded-proto"), ["http"]);
-    assert_eq!(
-        seen(&echo, "x-forwarded-host"),
-        ["wiki.employees.localhost"]
-    );
+    assert_eq!(seen(&echo, "x-forwarded-host"), ["wiki.employees.localhost"]);
     assert_eq!(seen(&echo, "x-request-id"), [request_id.as_str()]);
     assert_ne!(request_id, "forged");
     for name in [
@@ -124,21 +113,12 @@ async fn untrusted_forwarding_and_identity_headers_are_replaced() {
         "x_poolgate_email",
         "x-poolgate-assertion",
     ] {
-        assert!(
-            seen(&echo, name).is_empty(),
-            "{name} reached the upstream: {echo}"
-        );
+        assert!(seen(&echo, name).is_empty(), "{name} reached the upstream: {echo}");
     }
     for (name, values) in echo["headers"].as_object().unwrap() {
+        assert!(!name.replace('_', "-").starts_with("x-poolgate-"), "{name}: {values}");
         assert!(
-            !name.replace('_', "-").starts_with("x-poolgate-"),
-            "{name}: {values}"
-        );
-        assert!(
-            !values
-                .to_string()
-                .to_ascii_lowercase()
-                .contains("x-poolgate"),
+            !values.to_string().to_ascii_lowercase().contains("x-poolgate"),
             "{name}: {values}"
         );
     }

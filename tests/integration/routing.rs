@@ -22,10 +22,7 @@ async fn each_host_reaches_its_own_pools_app() {
     let resp = gw
         .client()
         .get(gw.url("wiki.employees.localhost", "/"))
-        .header(
-            "host",
-            format!("WIKI.Employees.LocalHost.:{}", gw.http.port()),
-        )
+        .header("host", format!("WIKI.Employees.LocalHost.:{}", gw.http.port()))
         .send()
         .await
         .unwrap();
@@ -90,14 +87,10 @@ async fn contradictory_host_names_are_refused() {
         // no Host at all
         ("GET / HTTP/1.1\r\n", 400),
         // malformed Host
-        (
-            "GET / HTTP/1.1\r\nHost: wiki.employees.localhost/../x\r\n",
-            400,
-        ),
+        ("GET / HTTP/1.1\r\nHost: wiki.employees.localhost/../x\r\n", 400),
     ];
     for (head, want) in cases {
-        let (status, reply) =
-            raw_request(gw.http, &format!("{head}Connection: close\r\n\r\n")).await;
+        let (status, reply) = raw_request(gw.http, &format!("{head}Connection: close\r\n\r\n")).await;
         assert_eq!(status, want, "{head:?} → {reply}");
     }
     assert_eq!(
@@ -128,9 +121,7 @@ async fn h2_authority_must_agree_with_host() {
     tokio::spawn(conn);
 
     let send = |authority: &str, host: Option<&str>| {
-        let mut req = http::Request::get(format!("http://{authority}/"))
-            .body(())
-            .unwrap();
+        let mut req = http::Request::get(format!("http://{authority}/")).body(()).unwrap();
         if let Some(h) = host {
             req.headers_mut().insert("host", h.parse().unwrap());
         }
@@ -146,18 +137,11 @@ async fn h2_authority_must_agree_with_host() {
 
     let (resp, _) = client
         .send_request(
-            send(
-                "wiki.employees.localhost",
-                Some("orders.suppliers.localhost"),
-            ),
+            send("wiki.employees.localhost", Some("orders.suppliers.localhost")),
             true,
         )
         .unwrap();
     assert_eq!(status(resp.await.unwrap()), 400);
-    assert_eq!(
-        orders.hits(),
-        0,
-        "the contradictory request reached no upstream"
-    );
+    assert_eq!(orders.hits(), 0, "the contradictory request reached no upstream");
     assert_eq!(wiki.hits(), 1);
 }

@@ -7,18 +7,13 @@ use base64::Engine;
 use poolgate::clock::{self, ManualClock};
 use poolgate::config::{Plan, StoreUrl};
 use poolgate::crypto::MasterKey;
-use poolgate::store::{
-    Fragment, FragmentKind, ImportFormat, NewUser, Page, Store, StoreError, UserPatch,
-};
+use poolgate::store::{Fragment, FragmentKind, ImportFormat, NewUser, Page, Store, StoreError, UserPatch};
 
 /// A fresh, empty store on each backend, with the given pools (id, plan).
 async fn stores(pools: &[(&str, Plan)]) -> Vec<(String, Store, Option<tempfile::TempDir>)> {
     let mut out = Vec::new();
     let dir = tempfile::tempdir().unwrap();
-    let url = StoreUrl(format!(
-        "sqlite:{}",
-        dir.path().join("poolgate.db").display()
-    ));
+    let url = StoreUrl(format!("sqlite:{}", dir.path().join("poolgate.db").display()));
     let store = Store::connect(&url, clock::system()).await.unwrap();
     out.push(("sqlite".to_owned(), store, Some(dir)));
     if let Some(admin_url) = postgres_url() {
@@ -30,9 +25,7 @@ async fn stores(pools: &[(&str, Plan)]) -> Vec<(String, Store, Option<tempfile::
             .execute(&admin)
             .await
             .unwrap();
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(b, _)| b);
+        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
         let store = Store::connect(&StoreUrl(format!("{base}/{db}")), clock::system())
             .await
             .unwrap();
@@ -79,20 +72,12 @@ fn user(name: &str, email: Option<&str>) -> NewUser {
 
 #[tokio::test]
 async fn users_are_isolated_by_pool() {
-    for (backend, store, _dir) in stores(&[
-        ("employees", Plan::Enterprise),
-        ("suppliers", Plan::Enterprise),
-    ])
-    .await
-    {
+    for (backend, store, _dir) in stores(&[("employees", Plan::Enterprise), ("suppliers", Plan::Enterprise)]).await {
         let a = store
             .create_user("employees", user("Alice", Some("Alice@Example.com")))
             .await
             .unwrap();
-        assert_eq!(
-            a.username, "alice",
-            "{backend}: usernames are stored lower-case"
-        );
+        assert_eq!(a.username, "alice", "{backend}: usernames are stored lower-case");
         assert_eq!(a.email.as_deref(), Some("alice@example.com"));
         // The same person, the same email, in another pool: a separate user.
         let b = store
@@ -102,30 +87,18 @@ async fn users_are_isolated_by_pool() {
         assert_ne!(a.id, b.id);
         // Unique within a pool.
         let dup = store.create_user("employees", user("ALICE", None)).await;
-        assert!(
-            matches!(dup, Err(StoreError::Conflict(_))),
-            "{backend}: {dup:?}"
-        );
+        assert!(matches!(dup, Err(StoreError::Conflict(_))), "{backend}: {dup:?}");
         let dup = store
             .create_user("employees", user("alice2", Some("ALICE@example.com")))
             .await;
-        assert!(
-            matches!(dup, Err(StoreError::Conflict(_))),
-            "{backend}: {dup:?}"
-        );
+        assert!(matches!(dup, Err(StoreError::Conflict(_))), "{backend}: {dup:?}");
         // An id of another pool finds nothing.
         assert!(
-            matches!(
-                store.user("suppliers", &a.id).await,
-                Err(StoreError::NotFound)
-            ),
+            matches!(store.user("suppliers", &a.id).await, Err(StoreError::NotFound)),
             "{backend}"
         );
         assert!(
-            matches!(
-                store.delete_user("suppliers", &a.id).await,
-                Err(StoreError::NotFound)
-            ),
+            matches!(store.delete_user("suppliers", &a.id).await, Err(StoreError::NotFound)),
             "{backend}"
         );
         assert!(
@@ -135,14 +108,7 @@ async fn users_are_isolated_by_pool() {
             ),
             "{backend}"
         );
-        assert_eq!(
-            store
-                .users("employees", Page::default())
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(store.users("employees", Page::default()).await.unwrap().len(), 1);
         // Unknown pool.
         assert!(
             matches!(
@@ -169,10 +135,7 @@ async fn user_lifecycle_and_groups() {
             .unwrap();
         assert_eq!(u.groups, ["staff"], "{backend}");
         store.create_group("employees", "admins").await.unwrap();
-        store
-            .add_member("employees", "admins", &u.id)
-            .await
-            .unwrap();
+        store.add_member("employees", "admins", &u.id).await.unwrap();
         assert_eq!(
             store.user("employees", &u.id).await.unwrap().groups,
             ["admins", "staff"]
@@ -191,11 +154,7 @@ async fn user_lifecycle_and_groups() {
             .await
             .unwrap();
         assert_eq!(
-            (
-                patched.name.as_str(),
-                patched.email.as_deref(),
-                patched.groups.clone()
-            ),
+            (patched.name.as_str(), patched.email.as_deref(), patched.groups.clone()),
             ("Bob B", None, vec!["admins".to_owned()])
         );
         store.set_disabled("employees", &u.id, true).await.unwrap();
@@ -204,10 +163,7 @@ async fn user_lifecycle_and_groups() {
         store.unlock("employees", &u.id).await.unwrap();
         let groups = store.groups("employees", Page::default()).await.unwrap();
         assert_eq!(
-            groups
-                .iter()
-                .map(|g| (g.name.as_str(), g.members))
-                .collect::<Vec<_>>(),
+            groups.iter().map(|g| (g.name.as_str(), g.members)).collect::<Vec<_>>(),
             [("admins", 1), ("staff", 0)]
         );
         store.delete_user("employees", &u.id).await.unwrap();
@@ -227,9 +183,7 @@ async fn user_lifecycle_and_groups() {
 async fn plan_limits_are_enforced_with_nothing_half_written() {
     for (backend, store, _dir) in stores(&[("small", Plan::Free)]).await {
         let max = Plan::Free.limits().max_users.unwrap() as usize;
-        let lines: String = (0..max)
-            .map(|i| format!("{{\"username\": \"u{i}\"}}\n"))
-            .collect();
+        let lines: String = (0..max).map(|i| format!("{{\"username\": \"u{i}\"}}\n")).collect();
         let report = store
             .import_users("small", &lines, ImportFormat::Jsonl, true)
             .await
@@ -243,12 +197,7 @@ async fn plan_limits_are_enforced_with_nothing_half_written() {
         assert_eq!(store.count_users("small").await.unwrap(), max as i64);
         // An atomic import that would cross the limit writes nothing.
         let report = store
-            .import_users(
-                "small",
-                "{\"username\": \"late\"}\n",
-                ImportFormat::Jsonl,
-                true,
-            )
+            .import_users("small", "{\"username\": \"late\"}\n", ImportFormat::Jsonl, true)
             .await
             .unwrap();
         assert_eq!(report.imported, 0);
@@ -279,16 +228,8 @@ async fn imports_report_bad_rows_by_line() {
         let lines: Vec<usize> = report.errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, [4, 5, 6, 7], "{backend}: {report:?}");
         assert!(report.errors[0].message.contains("not a valid email"));
-        assert!(
-            report.errors[1]
-                .message
-                .contains("`carol` is already taken")
-        );
-        assert!(
-            report.errors[2]
-                .message
-                .contains("neither an argon2 nor a bcrypt hash")
-        );
+        assert!(report.errors[1].message.contains("`carol` is already taken"));
+        assert!(report.errors[2].message.contains("neither an argon2 nor a bcrypt hash"));
         assert!(
             report.errors[3].message.contains("unknown field `user`"),
             "{}",
@@ -347,12 +288,7 @@ async fn imports_report_bad_rows_by_line() {
 #[tokio::test]
 async fn private_keys_never_reach_the_database_in_clear() {
     let master = MasterKey::generate().unwrap();
-    for (backend, store, dir) in stores(&[
-        ("employees", Plan::Enterprise),
-        ("suppliers", Plan::Enterprise),
-    ])
-    .await
-    {
+    for (backend, store, dir) in stores(&[("employees", Plan::Enterprise), ("suppliers", Plan::Enterprise)]).await {
         let first = store.ensure_key("employees", &master).await.unwrap();
         assert_eq!(
             store.ensure_key("employees", &master).await.unwrap().kid,
@@ -365,31 +301,18 @@ async fn private_keys_never_reach_the_database_in_clear() {
             keys.iter()
                 .map(|k| (k.kid.as_str(), k.status.as_str()))
                 .collect::<Vec<_>>(),
-            [
-                (second.kid.as_str(), "active"),
-                (first.kid.as_str(), "retired")
-            ],
+            [(second.kid.as_str(), "active"), (first.kid.as_str(), "retired")],
             "{backend}"
         );
-        assert!(
-            store.keys("suppliers").await.unwrap().is_empty(),
-            "keys are per pool"
-        );
+        assert!(store.keys("suppliers").await.unwrap().is_empty(), "keys are per pool");
 
-        let (kid, pkcs8) = store
-            .active_private_key("employees", &master)
-            .await
-            .unwrap();
+        let (kid, pkcs8) = store.active_private_key("employees", &master).await.unwrap();
         assert_eq!(kid, second.kid);
         // The private scalar sits in the PKCS#8 document; neither it nor the document
         // appears in the database, raw or base64-encoded.
         let b64 = base64::engine::general_purpose::STANDARD.encode(&pkcs8);
-        let needles: Vec<Vec<u8>> = vec![
-            pkcs8.clone(),
-            pkcs8[36..68].to_vec(),
-            b64.as_bytes().to_vec(),
-        ];
-        if let Some(dir) = dir {
+        let needles: Vec<Vec<u8>> = vec![pkcs8.clone(), pkcs8[36..68].to_vec(), b64.as_bytes().to_vec()];
+        if let Some(dir) = &dir {
             let mut bytes = Vec::new();
             for entry in std::fs::read_dir(dir.path()).unwrap() {
                 bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
@@ -404,34 +327,18 @@ async fn private_keys_never_reach_the_database_in_clear() {
         }
         // A different master key cannot open it.
         let other = MasterKey::generate().unwrap();
-        assert!(
-            matches!(
-                store.active_private_key("employees", &other).await,
-                Err(StoreError::Crypto(_))
-            ),
-            "{backend}"
-        );
+        let opened = store.active_private_key("employees", &other).await;
+        assert!(matches!(opened, Err(StoreError::Crypto(_))), "{backend}: {opened:?}");
     }
 }
 
 #[tokio::test]
 async fn revoking_an_sso_session_revokes_its_app_sessions() {
     for (backend, store, _dir) in stores(&[("employees", Plan::Enterprise)]).await {
-        let u = store
-            .create_user("employees", user("kim", None))
-            .await
-            .unwrap();
+        let u = store.create_user("employees", user("kim", None)).await.unwrap();
         let exp = store.now() + 3600;
         store
-            .create_sso_session(
-                "employees",
-                "sso-1",
-                &u.id,
-                &["pwd"],
-                "local",
-                "127.0.0.1",
-                exp,
-            )
+            .create_sso_session("employees", "sso-1", &u.id, &["pwd"], "local", "127.0.0.1", exp)
             .await
             .unwrap();
         store
@@ -450,16 +357,10 @@ async fn revoking_an_sso_session_revokes_its_app_sessions() {
             ),
             "{backend}"
         );
-        store
-            .revoke_sso_session("employees", "sso-1")
-            .await
-            .unwrap();
+        store.revoke_sso_session("employees", "sso-1").await.unwrap();
         assert!(store.generation("revocations").await.unwrap() > generation);
         let apps = store.app_sessions_of("employees", "sso-1").await.unwrap();
-        assert!(
-            apps.iter().all(|a| a.revoked_at.is_some()),
-            "{backend}: {apps:?}"
-        );
+        assert!(apps.iter().all(|a| a.revoked_at.is_some()), "{backend}: {apps:?}");
         let mut revoked: Vec<String> = store
             .revoked_since(0)
             .await
@@ -489,32 +390,19 @@ async fn fragments_and_audit_events() {
             id: "partners".into(),
             body: "[pools.partners]\n".into(),
         };
-        store
-            .put_fragment(&f, Some(("Partners", Plan::Basic)))
-            .await
-            .unwrap();
-        assert!(
-            store.generation("routes").await.unwrap() > before,
-            "{backend}"
-        );
+        store.put_fragment(&f, Some(("Partners", Plan::Basic))).await.unwrap();
+        assert!(store.generation("routes").await.unwrap() > before, "{backend}");
         assert!(matches!(
-            store
-                .put_fragment(&f, Some(("Partners", Plan::Basic)))
-                .await,
+            store.put_fragment(&f, Some(("Partners", Plan::Basic))).await,
             Err(StoreError::Conflict(_))
         ));
         assert_eq!(store.pool("partners").await.unwrap().plan, Plan::Basic);
         assert!(!store.pool("partners").await.unwrap().config_managed);
         assert!(store.pool("employees").await.unwrap().config_managed);
-        store
-            .create_user("partners", user("pat", None))
-            .await
-            .unwrap();
+        store.create_user("partners", user("pat", None)).await.unwrap();
         assert!(
             matches!(
-                store
-                    .delete_fragment("partners", FragmentKind::Pool, "partners")
-                    .await,
+                store.delete_fragment("partners", FragmentKind::Pool, "partners").await,
                 Err(StoreError::Conflict(_))
             ),
             "a pool with users stays"
@@ -532,10 +420,7 @@ async fn fragments_and_audit_events() {
                 .await
                 .unwrap();
         }
-        let events = store
-            .audit_events(Some("employees"), Page::first(2))
-            .await
-            .unwrap();
+        let events = store.audit_events(Some("employees"), Page::first(2)).await.unwrap();
         assert_eq!(
             events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
             ["a.third", "a.second"],
@@ -563,22 +448,12 @@ async fn time_is_the_stores_clock() {
         .sync_config_pools(&[pool("employees", Plan::Enterprise)])
         .await
         .unwrap();
-    let u = store
-        .create_user("employees", user("lee", None))
-        .await
-        .unwrap();
+    let u = store.create_user("employees", user("lee", None)).await.unwrap();
     store
         .create_sso_session("employees", "s", &u.id, &["pwd"], "local", "", 1_000_100)
         .await
         .unwrap();
-    assert_eq!(
-        store
-            .sso_sessions("employees", Page::default())
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(store.sso_sessions("employees", Page::default()).await.unwrap().len(), 1);
     clock.advance(200);
     assert!(
         store

@@ -18,6 +18,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_poolgate");
 
+/// The admin token every test gateway is given.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -50,12 +53,9 @@ impl Whoami {
             },
         ));
         let task = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .await
+                .unwrap();
         });
         Whoami { addr, hits, task }
     }
@@ -103,6 +103,8 @@ pub struct Options {
     pub https: bool,
     /// Extra top-level TOML placed before the pools (e.g. a `[proxy]` table).
     pub preamble: String,
+    /// The store URL; an in-memory SQLite database by default.
+    pub store: Option<String>,
 }
 
 /// A `poolgate serve` child process with its own config file, ports and log.
@@ -110,6 +112,7 @@ pub struct Gateway {
     pub http: SocketAddr,
     pub https: Option<SocketAddr>,
     pub admin: SocketAddr,
+    store: String,
     pub dir: tempfile::TempDir,
     child: Child,
     client: reqwest::Client,
@@ -127,8 +130,10 @@ impl Gateway {
             .https
             .then(|| format!("127.0.0.1:{}", free_port()).parse().unwrap());
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let config = Gateway::config_text(http, https, admin, &opts.preamble, pools);
+        let store = opts.store.clone().unwrap_or_else(|| "sqlite::memory:".into());
+        let config = Gateway::config_text(http, https, admin, &store, &opts.preamble, pools);
         let path = dir.path().join("poolgate.toml");
+        std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
         std::fs::write(&path, &config).unwrap();
         if https.is_some() {
             let out = Command::new(BIN)
@@ -156,6 +161,7 @@ impl Gateway {
             http,
             https,
             admin,
+            store,
             dir,
             child,
             client,
@@ -168,14 +174,13 @@ impl Gateway {
         http: SocketAddr,
         https: Option<SocketAddr>,
         admin: SocketAddr,
+        store: &str,
         preamble: &str,
         pools: &str,
     ) -> String {
-        let https_line = https
-            .map(|a| format!("https = \"{a}\"\n"))
-            .unwrap_or_default();
+        let https_line = https.map(|a| format!("https = \"{a}\"\n")).unwrap_or_default();
         format!(
-            "version = 1\n{preamble}\n[listen]\nhttp = \"{http}\"\n{https_line}\n[admin]\nlisten = \"{admin}\"\n\n[store]\nurl = \"sqlite::memory:\"\n{pools}"
+            "version = 1\n{preamble}\n[listen]\nhttp = \"{http}\"\n{https_line}\n[admin]\nlisten = \"{admin}\"\ntoken_file = \"admin.token\"\n\n[store]\nurl = \"{store}\"\n{pools}"
         )
     }
 
@@ -183,20 +188,13 @@ impl Gateway {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "gateway exited with {status} before it was ready:\n{}",
-                    self.log()
-                );
+                panic!("gateway exited with {status} before it was ready:\n{}", self.log());
             }
             let ready = reqwest::get(format!("http://{}/readyz", self.admin)).await;
             if ready.is_ok_and(|r| r.status() == 200) {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "gateway not ready in 30 s:\n{}",
-                self.log()
-            );
+            assert!(Instant::now() < deadline, "gateway not ready in 30 s:\n{}", self.log());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -207,7 +205,7 @@ impl Gateway {
 
     /// Rewrites the config file with new pools (same listeners).
     pub fn rewrite_pools(&self, pools: &str, preamble: &str) {
-        let text = Gateway::config_text(self.http, self.https, self.admin, preamble, pools);
+        let text = Gateway::config_text(self.http, self.https, self.admin, &self.store, preamble, pools);
         std::fs::write(self.config_path(), text).unwrap();
     }
 
@@ -238,10 +236,7 @@ impl Gateway {
     }
 
     pub fn https_url(&self, host: &str, path: &str) -> String {
-        format!(
-            "https://{host}:{}{path}",
-            self.https.expect("https listener").port()
-        )
+        format!("https://{host}:{}{path}", self.https.expect("https listener").port())
     }
 
     /// GET through the gateway; returns the status and the body as JSON when it is JSON.
@@ -249,10 +244,14 @@ impl Gateway {
         let resp = self.client.get(self.url(host, path)).send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// A request to the admin API, with the admin token.
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("http://{}/api{path}", self.admin))
+            .bearer_auth(ADMIN_TOKEN)
     }
 
     pub async fn metrics(&self) -> String {
@@ -295,8 +294,7 @@ impl reqwest::dns::Resolve for Loopback {
         let local = name.as_str() == "localhost" || name.as_str().ends_with(".localhost");
         Box::pin(async move {
             if local {
-                let addrs: reqwest::dns::Addrs =
-                    Box::new(std::iter::once(SocketAddr::from(([127, 0, 0, 1], 0))));
+                let addrs: reqwest::dns::Addrs = Box::new(std::iter::once(SocketAddr::from(([127, 0, 0, 1], 0))));
                 Ok(addrs)
             } else {
                 Err(format!("{} is not a loopback name", name.as_str()).into())
@@ -331,10 +329,6 @@ pub async fn raw_request(addr: SocketAddr, bytes: &str) -> (u16, String) {
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, text)
 }

@@ -20,12 +20,7 @@ async fn each_host_gets_its_own_certificate_by_sni() {
         ("wiki.employees.localhost", &wiki),
         ("orders.suppliers.localhost", &orders),
     ] {
-        let resp = gw
-            .client()
-            .get(gw.https_url(host, "/"))
-            .send()
-            .await
-            .unwrap();
+        let resp = gw.client().get(gw.https_url(host, "/")).send().await.unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.version(), reqwest::Version::HTTP_2, "h2 by ALPN");
         let echo: serde_json::Value = resp.json().await.unwrap();
@@ -51,10 +46,7 @@ async fn a_host_other_than_the_sni_is_misdirected() {
         .resolve("wiki.employees.localhost", gw.https.unwrap())
         .no_proxy()
         .add_root_certificate(
-            reqwest::Certificate::from_pem(
-                &std::fs::read(gw.dir.path().join("certs/dev-ca.pem")).unwrap(),
-            )
-            .unwrap(),
+            reqwest::Certificate::from_pem(&std::fs::read(gw.dir.path().join("certs/dev-ca.pem")).unwrap()).unwrap(),
         )
         .build()
         .unwrap();
@@ -65,11 +57,7 @@ async fn a_host_other_than_the_sni_is_misdirected() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 421);
-    assert_eq!(
-        orders.hits() + wiki.hits(),
-        0,
-        "nothing reached an upstream"
-    );
+    assert_eq!(orders.hits() + wiki.hits(), 0, "nothing reached an upstream");
 }
 
 #[tokio::test]
@@ -89,10 +77,7 @@ async fn an_unknown_sni_gets_no_certificate() {
 #[tokio::test]
 async fn an_app_can_redirect_http_to_https() {
     let up = Whoami::start().await;
-    let pools = two_pools(&up, &up).replace(
-        "timeout = \"2s\"",
-        "timeout = \"2s\"\nhttps_redirect = true",
-    );
+    let pools = two_pools(&up, &up).replace("timeout = \"2s\"", "timeout = \"2s\"\nhttps_redirect = true");
     let gw = Gateway::start_with(&pools, https_opts()).await;
     let resp = gw
         .client()
@@ -102,10 +87,7 @@ async fn an_app_can_redirect_http_to_https() {
         .unwrap();
     assert_eq!(resp.status(), 308);
     let location = resp.headers()["location"].to_str().unwrap();
-    assert_eq!(
-        location,
-        gw.https_url("wiki.employees.localhost", "/a/b?c=d")
-    );
+    assert_eq!(location, gw.https_url("wiki.employees.localhost", "/a/b?c=d"));
     assert_eq!(up.hits(), 0);
     // The other app did not ask for it.
     let (status, _) = gw.get("orders.suppliers.localhost", "/").await;

@@ -1,0 +1,259 @@
+//! The admin REST API: JSON under `/api`, a bearer token on every call, and every call on
+//! pool data scoped by the pool in its path, so an id of another pool is simply not found.
+//! Its contract is `openapi.json` beside this file, served at `/openapi.json`.
+
+mod objects;
+mod records;
+mod users;
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use serde::Serialize;
+use serde_json::json;
+
+use super::AdminState;
+use crate::registry::ReloadError;
+use crate::store::{NewAuditEvent, StoreError};
+
+pub(super) fn router(state: AdminState) -> Router<AdminState> {
+    Router::new()
+        .route("/reload", post(reload))
+        .route("/audit", get(records::audit_all))
+        .route("/pools", get(objects::list_pools).post(objects::create_pool))
+        .route("/pools/{pool}", get(objects::show_pool).delete(objects::delete_pool))
+        .route("/pools/{pool}/apps", get(objects::list_apps).post(objects::create_app))
+        .route(
+            "/pools/{pool}/apps/{id}",
+            get(objects::show_app).delete(objects::delete_app),
+        )
+        .route(
+            "/pools/{pool}/sources",
+            get(objects::list_sources).post(objects::create_source),
+        )
+        .route("/pools/{pool}/sources/{id}", delete(objects::delete_source))
+        .route("/pools/{pool}/users", get(users::list).post(users::create))
+        .route("/pools/{pool}/users/import", post(users::import))
+        .route(
+            "/pools/{pool}/users/{id}",
+            get(users::show).patch(users::update).delete(users::remove),
+        )
+        .route("/pools/{pool}/users/{id}/password", put(users::set_password))
+        .route("/pools/{pool}/users/{id}/disable", post(users::disable))
+        .route("/pools/{pool}/users/{id}/enable", post(users::enable))
+        .route("/pools/{pool}/users/{id}/unlock", post(users::unlock))
+        .route(
+            "/pools/{pool}/groups",
+            get(users::list_groups).post(users::create_group),
+        )
+        .route("/pools/{pool}/groups/{group}", delete(users::delete_group))
+        .route(
+            "/pools/{pool}/groups/{group}/members/{user}",
+            put(users::add_member).delete(users::remove_member),
+        )
+        .route("/pools/{pool}/links", get(records::list_links))
+        .route("/pools/{pool}/links/{id}", delete(records::delete_link))
+        .route("/pools/{pool}/sessions", get(records::list_sessions))
+        .route("/pools/{pool}/sessions/{id}", delete(records::revoke_session))
+        .route("/pools/{pool}/keys", get(records::list_keys))
+        .route("/pools/{pool}/keys/rotate", post(records::rotate_key))
+        .route("/pools/{pool}/audit", get(records::audit_pool))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_such_endpoint", "no such endpoint") })
+        .layer(middleware::from_fn_with_state(state, require_token))
+}
+
+pub(super) async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+}
+
+/// Refuses any call without the admin token, before it reaches a handler.
+async fn require_token(State(state): State<AdminState>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(t) if state.token.matches(t.trim()) => next.run(req).await,
+        _ => {
+            let mut resp = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid admin token is required",
+            )
+            .into_response();
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"poolgate admin\""),
+            );
+            resp
+        }
+    }
+}
+
+/// An error as the API reports it: `{"error": {"code": …, "message": …}}`.
+#[derive(Debug)]
+pub(super) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(super) fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub(super) fn not_found() -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "not found")
+    }
+
+    pub(super) fn config_managed(what: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "config_managed",
+            format!("{what} is declared in the config file: change it there"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({ "error": { "code": self.code, "message": self.message } })),
+        )
+            .into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::NotFound => ApiError::not_found(),
+            StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            StoreError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
+            StoreError::Limit(m) => ApiError::new(StatusCode::FORBIDDEN, "plan_limit", m),
+            other => {
+                tracing::error!(code = "PG0404", error = %other, "admin API store failure");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the store failed; see the gateway's log",
+                )
+            }
+        }
+    }
+}
+
+impl From<ReloadError> for ApiError {
+    fn from(e: ReloadError) -> ApiError {
+        match e {
+            ReloadError::Store(s) => s.into(),
+            other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", other.to_string()),
+        }
+    }
+}
+
+pub(super) type ApiResult<T> = Result<T, ApiError>;
+
+/// A page of a list.
+#[derive(Serialize)]
+pub(super) struct List<T> {
+    items: Vec<T>,
+    limit: i64,
+    offset: i64,
+}
+
+impl<T> List<T> {
+    pub(super) fn new(items: Vec<T>, page: crate::store::Page) -> Json<List<T>> {
+        Json(List {
+            items,
+            limit: page.limit,
+            offset: page.offset,
+        })
+    }
+}
+
+/// Who made a change and from where, for the audit log.
+pub(super) struct Caller(pub SocketAddr);
+
+impl Caller {
+    /// Records an admin change in the audit log; a failure to record is logged, not hidden.
+    pub(super) async fn audit(
+        &self,
+        state: &AdminState,
+        pool: Option<&str>,
+        action: &str,
+        target: &str,
+        detail: String,
+    ) {
+        let event = NewAuditEvent {
+            pool: pool.map(str::to_owned),
+            actor: "admin-api".into(),
+            action: action.into(),
+            target: target.into(),
+            outcome: "ok".into(),
+            client: self.0.ip().to_string(),
+            detail,
+        };
+        if let Err(e) = state.registry.store().audit(event).await {
+            tracing::error!(code = "PG0405", error = %e, action, "could not write the audit log");
+        }
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Caller, Self::Rejection> {
+        let addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+        Ok(Caller(addr))
+    }
+}
+
+/// 404 unless the pool exists: every pool-scoped call starts here.
+pub(super) async fn known_pool(state: &AdminState, pool: &str) -> ApiResult<crate::store::PoolRecord> {
+    Ok(state.registry.store().pool(pool).await?)
+}
+
+async fn reload(State(state): State<AdminState>, caller: Caller) -> ApiResult<Json<serde_json::Value>> {
+    let outcome = state.registry.reload_logged("admin api").await;
+    state.metrics.reloaded(outcome.is_ok());
+    match outcome {
+        Ok(()) => {
+            caller
+                .audit(&state, None, "config.reload", "config", String::new())
+                .await;
+            Ok(Json(json!({ "status": "reloaded" })))
+        }
+        Err(e) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "refused",
+            e.to_string(),
+        )),
+    }
+}
+
+pub(super) type PoolPath = Path<String>;
+pub(super) type PoolIdPath = Path<(String, String)>;

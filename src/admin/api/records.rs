@@ -1,0 +1,97 @@
+//! What the gateway records about a pool: federation links, sessions, signing keys, and the
+//! audit log.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+
+use super::{ApiResult, Caller, List, PoolIdPath, PoolPath, known_pool};
+use crate::admin::AdminState;
+use crate::store::{AuditEvent, KeyRecord, Link, Page, SsoSessionRecord};
+
+pub(super) async fn list_links(
+    State(state): State<AdminState>,
+    Path(pool): PoolPath,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<List<Link>>> {
+    known_pool(&state, &pool).await?;
+    Ok(List::new(state.registry.store().links(&pool, page).await?, page))
+}
+
+pub(super) async fn delete_link(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path((pool, id)): PoolIdPath,
+) -> ApiResult<StatusCode> {
+    state.registry.store().delete_link(&pool, &id).await?;
+    caller
+        .audit(&state, Some(&pool), "link.delete", &id, String::new())
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn list_sessions(
+    State(state): State<AdminState>,
+    Path(pool): PoolPath,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<List<SsoSessionRecord>>> {
+    known_pool(&state, &pool).await?;
+    Ok(List::new(state.registry.store().sso_sessions(&pool, page).await?, page))
+}
+
+/// Revokes an SSO session and every app session made from it, on every node.
+pub(super) async fn revoke_session(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path((pool, id)): PoolIdPath,
+) -> ApiResult<StatusCode> {
+    state.registry.store().revoke_sso_session(&pool, &id).await?;
+    caller
+        .audit(&state, Some(&pool), "session.revoke", &id, String::new())
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn list_keys(
+    State(state): State<AdminState>,
+    Path(pool): PoolPath,
+) -> ApiResult<Json<Vec<KeyRecord>>> {
+    known_pool(&state, &pool).await?;
+    Ok(Json(state.registry.store().keys(&pool).await?))
+}
+
+pub(super) async fn rotate_key(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(pool): PoolPath,
+) -> ApiResult<(StatusCode, Json<KeyRecord>)> {
+    known_pool(&state, &pool).await?;
+    let key = state
+        .registry
+        .store()
+        .rotate_key(&pool, state.registry.master_key())
+        .await?;
+    caller
+        .audit(&state, Some(&pool), "key.rotate", &key.kid, String::new())
+        .await;
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+pub(super) async fn audit_pool(
+    State(state): State<AdminState>,
+    Path(pool): PoolPath,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<List<AuditEvent>>> {
+    known_pool(&state, &pool).await?;
+    Ok(List::new(
+        state.registry.store().audit_events(Some(&pool), page).await?,
+        page,
+    ))
+}
+
+pub(super) async fn audit_all(
+    State(state): State<AdminState>,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<List<AuditEvent>>> {
+    Ok(List::new(state.registry.store().audit_events(None, page).await?, page))
+}

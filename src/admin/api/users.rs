@@ -1,0 +1,293 @@
+//! Users and groups of a pool, and bulk import.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use super::{ApiError, ApiResult, Caller, List, PoolIdPath, PoolPath, known_pool};
+use crate::admin::AdminState;
+use crate::crypto::password;
+use crate::store::{Group, ImportFormat, ImportReport, NewUser, Page, User, UserPatch};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateUser {
+    username: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    email_verified: bool,
+    #[serde(default)]
+    name: String,
+    /// Hashed (argon2id) before it is stored; never logged.
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+/// Argon2id takes ~20 MiB and tens of milliseconds: off the async threads.
+async fn hash(plain: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || password::hash(&plain))
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "hashing failed"))?
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string()))
+}
+
+pub(super) async fn list(
+    State(state): State<AdminState>,
+    Path(pool): PoolPath,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<List<User>>> {
+    known_pool(&state, &pool).await?;
+    Ok(List::new(state.registry.store().users(&pool, page).await?, page))
+}
+
+pub(super) async fn create(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(pool): PoolPath,
+    Json(body): Json<CreateUser>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    known_pool(&state, &pool).await?;
+    let password_hash = match body.password {
+        Some(p) => Some(hash(p).await?),
+        None => None,
+    };
+    let user = state
+        .registry
+        .store()
+        .create_user(
+            &pool,
+            NewUser {
+                username: body.username,
+                email: body.email,
+                email_verified: body.email_verified,
+                name: body.name,
+                password_hash,
+                groups: body.groups,
+            },
+        )
+        .await?;
+    caller
+        .audit(
+            &state,
+            Some(&pool),
+            "user.create",
+            &user.id,
+            format!("username={}", user.username),
+        )
+        .await;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+pub(super) async fn show(State(state): State<AdminState>, Path((pool, id)): PoolIdPath) -> ApiResult<Json<User>> {
+    Ok(Json(state.registry.store().user(&pool, &id).await?))
+}
+
+pub(super) async fn update(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path((pool, id)): PoolIdPath,
+    Json(patch): Json<UserPatch>,
+) -> ApiResult<Json<User>> {
+    let user = state.registry.store().update_user(&pool, &id, patch).await?;
+    caller
+        .audit(&state, Some(&pool), "user.update", &id, String::new())
+        .await;
+    Ok(Json(user))
+}
+
+pub(super) async fn remove(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path((pool, id)): PoolIdPath,
+) -> ApiResult<StatusCode> {
+    state.registry.store().delete_user(&pool, &id).await?;
+    caller
+        .audit(&state, Some(&pool), "user.delete", &id, String::new())
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SetPassword {
+    /// `null` removes the password (the user can then only come in through federation).
+    password: Option<String>,
+}
+
+pub(super) async fn set_password(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path((pool, id)): PoolIdPath,
+    Json(body): Json<SetPassword>,
+) -> ApiResult<StatusCode> {
+    state.registry.store().user(&pool, &id).await?;
+    let hashed = match body.password {
+        Some(p) => Some(hash(p).await?),
+        None => None,
+    };
+    state.registry.store().set_password_hash(&pool, &id, hashed).await?;
+    caller
+        .audit(&state, Some(&pool), "user.password", &id, String::new())
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn disable(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path((pool, id)): PoolIdPath,
+) -> ApiResult<Json<User>> {
+    state.registry.store().set_disabled(&pool, &id, true).await?;
+    caller
+        .audit(&state, Some(&pool), "user.disable", &id, String::new())
+        .await;
+    show(State(state), Path((pool, id))).await
+}
+
+pub(super) async fn enable(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path((pool, id)): PoolIdPath,
+) -> ApiResult<Json<User>> {
+    state.registry.store().set_disabled(&pool, &id, false).await?;
+    caller
+        .audit(&state, Some(&pool), "user.enable", &id, String::new())
+        .await;
+    show(State(state), Path((pool, id))).await
+}
+
+pub(super) async fn unlock(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path((pool, id)): PoolIdPath,
+) -> ApiResult<Json<User>> {
+    state.registry.store().unlock(&pool, &id).await?;
+    caller
+        .audit(&state, Some(&pool), "user.unlock", &id, String::new())
+        .await;
+    show(State(state), Path((pool, id))).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct ImportQuery {
+    #[serde(default = "jsonl")]
+    format: String,
+    #[serde(default)]
+    atomic: bool,
+}
+
+fn jsonl() -> String {
+    "jsonl".into()
+}
+
+/// The body is the file itself. 200 with a report; with `atomic=true` and any bad row,
+/// 422 and nothing written.
+pub(super) async fn import(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(pool): PoolPath,
+    Query(q): Query<ImportQuery>,
+    body: String,
+) -> ApiResult<(StatusCode, Json<ImportReport>)> {
+    known_pool(&state, &pool).await?;
+    let format = match q.format.as_str() {
+        "jsonl" | "json" => ImportFormat::Jsonl,
+        "csv" => ImportFormat::Csv,
+        other => return Err(ApiError::bad_request(format!("unknown format `{other}`: jsonl or csv"))),
+    };
+    let report = state
+        .registry
+        .store()
+        .import_users(&pool, &body, format, q.atomic)
+        .await?;
+    caller
+        .audit(
+            &state,
+            Some(&pool),
+            "user.import",
+            &pool,
+            format!("imported={} errors={}", report.imported, report.errors.len()),
+        )
+        .await;
+    let status = if q.atomic && !report.errors.is_empty() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(report)))
+}
+
+pub(super) async fn list_groups(
+    State(state): State<AdminState>,
+    Path(pool): PoolPath,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<List<Group>>> {
+    known_pool(&state, &pool).await?;
+    Ok(List::new(state.registry.store().groups(&pool, page).await?, page))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateGroup {
+    name: String,
+}
+
+pub(super) async fn create_group(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(pool): PoolPath,
+    Json(body): Json<CreateGroup>,
+) -> ApiResult<(StatusCode, Json<Group>)> {
+    known_pool(&state, &pool).await?;
+    let group = state.registry.store().create_group(&pool, &body.name).await?;
+    caller
+        .audit(&state, Some(&pool), "group.create", &group.name, String::new())
+        .await;
+    Ok((StatusCode::CREATED, Json(group)))
+}
+
+pub(super) async fn delete_group(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path((pool, group)): PoolIdPath,
+) -> ApiResult<StatusCode> {
+    state.registry.store().delete_group(&pool, &group).await?;
+    caller
+        .audit(&state, Some(&pool), "group.delete", &group, String::new())
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn add_member(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path((pool, group, user)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    state.registry.store().add_member(&pool, &group, &user).await?;
+    caller
+        .audit(&state, Some(&pool), "group.add_member", &group, format!("user={user}"))
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn remove_member(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path((pool, group, user)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    state.registry.store().remove_member(&pool, &group, &user).await?;
+    caller
+        .audit(
+            &state,
+            Some(&pool),
+            "group.remove_member",
+            &group,
+            format!("user={user}"),
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}

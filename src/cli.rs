@@ -1,0 +1,335 @@
+//! The operator's commands on the configured store: pools, users, keys. They use the same
+//! library as the admin API; passwords come from a prompt or stdin, never from argv.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+
+use crate::clock;
+use crate::config::Config;
+use crate::crypto::{MasterKey, password};
+use crate::store::{ImportFormat, NewAuditEvent, NewUser, Page, Store};
+
+#[derive(Subcommand)]
+pub enum PoolCommand {
+    /// List the pools the store knows.
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add a user. The password is prompted for (or read from stdin with --password-stdin).
+    Add {
+        #[arg(long)]
+        pool: String,
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Mark the email address as verified.
+        #[arg(long)]
+        email_verified: bool,
+        #[arg(long, default_value = "")]
+        name: String,
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Create the user without a password.
+        #[arg(long, conflicts_with = "password_stdin")]
+        no_password: bool,
+    },
+    /// List a pool's users.
+    List {
+        #[arg(long)]
+        pool: String,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+    },
+    /// Disable a user: sign-in refused, sessions revoked.
+    Disable {
+        #[arg(long)]
+        pool: String,
+        username: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        #[arg(long)]
+        pool: String,
+        username: String,
+    },
+    /// Clear a lockout after failed sign-ins.
+    Unlock {
+        #[arg(long)]
+        pool: String,
+        username: String,
+    },
+    /// Set a user's password (prompted, or --password-stdin).
+    Passwd {
+        #[arg(long)]
+        pool: String,
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Import users from JSON lines or CSV; every bad row is reported with its line.
+    Import {
+        #[arg(long)]
+        pool: String,
+        file: PathBuf,
+        /// jsonl or csv; by default from the file's extension.
+        #[arg(long)]
+        format: Option<String>,
+        /// All rows or none.
+        #[arg(long)]
+        atomic: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// List a pool's published signing keys.
+    List {
+        #[arg(long)]
+        pool: String,
+    },
+    /// Make a new signing key; the old one stays published for a day.
+    Rotate {
+        #[arg(long)]
+        pool: String,
+    },
+}
+
+/// The configured store, with the file's pools recorded in it.
+async fn open(config_path: &Path) -> anyhow::Result<(Config, Store)> {
+    let config = Config::load(config_path)?;
+    let store = Store::connect(&config.store, clock::system())
+        .await
+        .with_context(|| format!("opening the store {}", config.store.0))?;
+    store.sync_config_pools(&config.pools).await?;
+    Ok((config, store))
+}
+
+async fn audit(store: &Store, pool: &str, action: &str, target: &str, detail: String) {
+    let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let event = NewAuditEvent {
+        pool: Some(pool.into()),
+        actor,
+        action: action.into(),
+        target: target.into(),
+        outcome: "ok".into(),
+        client: "local".into(),
+        detail,
+    };
+    if let Err(e) = store.audit(event).await {
+        eprintln!("warning: could not write the audit log: {e}");
+    }
+}
+
+/// A password from stdin (first line) or an interactive prompt; `None` if neither is asked
+/// for and stdin is not a terminal.
+fn read_password(from_stdin: bool) -> anyhow::Result<Option<String>> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        let p = line.trim_end_matches(['\r', '\n']).to_owned();
+        if p.is_empty() {
+            bail!("no password on stdin");
+        }
+        return Ok(Some(p));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    let first = rpassword::prompt_password("Password: ")?;
+    let second = rpassword::prompt_password("Again: ")?;
+    if first != second {
+        bail!("the passwords differ");
+    }
+    Ok(Some(first))
+}
+
+async fn hash(plain: String) -> anyhow::Result<String> {
+    Ok(tokio::task::spawn_blocking(move || password::hash(&plain)).await??)
+}
+
+pub async fn pool(config: &Path, cmd: PoolCommand) -> anyhow::Result<()> {
+    let (_, store) = open(config).await?;
+    match cmd {
+        PoolCommand::List => {
+            println!("{:<20} {:<12} {:>7}  NAME", "POOL", "PLAN", "USERS");
+            for p in store.pools().await? {
+                let managed = if p.config_managed { "" } else { "  (run-time)" };
+                println!(
+                    "{:<20} {:<12} {:>7}  {}{managed}",
+                    p.id,
+                    p.plan.as_str(),
+                    store.count_users(&p.id).await?,
+                    p.name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn user(config: &Path, cmd: UserCommand) -> anyhow::Result<()> {
+    let (_, store) = open(config).await?;
+    match cmd {
+        UserCommand::Add {
+            pool,
+            username,
+            email,
+            email_verified,
+            name,
+            groups,
+            password_stdin,
+            no_password,
+        } => {
+            let password_hash = match if no_password {
+                None
+            } else {
+                read_password(password_stdin)?
+            } {
+                Some(p) => Some(hash(p).await?),
+                None => None,
+            };
+            let user = store
+                .create_user(
+                    &pool,
+                    NewUser {
+                        username,
+                        email,
+                        email_verified,
+                        name,
+                        password_hash,
+                        groups,
+                    },
+                )
+                .await?;
+            audit(
+                &store,
+                &pool,
+                "user.create",
+                &user.id,
+                format!("username={}", user.username),
+            )
+            .await;
+            println!("added {} to pool {pool} (id {})", user.username, user.id);
+        }
+        UserCommand::List { pool, limit, offset } => {
+            store.pool(&pool).await.with_context(|| format!("pool {pool}"))?;
+            println!("{:<36} {:<24} {:<32} {:<9} GROUPS", "ID", "USERNAME", "EMAIL", "STATUS");
+            for u in store.users(&pool, Page { limit, offset }).await? {
+                let status = if u.disabled {
+                    "disabled"
+                } else if u.locked_until.is_some_and(|t| t > store.now()) {
+                    "locked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<36} {:<24} {:<32} {:<9} {}",
+                    u.id,
+                    u.username,
+                    u.email.unwrap_or_default(),
+                    status,
+                    u.groups.join(",")
+                );
+            }
+        }
+        UserCommand::Disable { pool, username } => {
+            let u = store.user_by_username(&pool, &username).await?;
+            store.set_disabled(&pool, &u.id, true).await?;
+            audit(&store, &pool, "user.disable", &u.id, String::new()).await;
+            println!("disabled {username}; their sessions are revoked");
+        }
+        UserCommand::Enable { pool, username } => {
+            let u = store.user_by_username(&pool, &username).await?;
+            store.set_disabled(&pool, &u.id, false).await?;
+            audit(&store, &pool, "user.enable", &u.id, String::new()).await;
+            println!("enabled {username}");
+        }
+        UserCommand::Unlock { pool, username } => {
+            let u = store.user_by_username(&pool, &username).await?;
+            store.unlock(&pool, &u.id).await?;
+            audit(&store, &pool, "user.unlock", &u.id, String::new()).await;
+            println!("unlocked {username}");
+        }
+        UserCommand::Passwd {
+            pool,
+            username,
+            password_stdin,
+        } => {
+            let u = store.user_by_username(&pool, &username).await?;
+            let Some(p) = read_password(password_stdin)? else {
+                bail!("no password given: use a terminal or --password-stdin");
+            };
+            store.set_password_hash(&pool, &u.id, Some(hash(p).await?)).await?;
+            audit(&store, &pool, "user.password", &u.id, String::new()).await;
+            println!("password set for {username}");
+        }
+        UserCommand::Import {
+            pool,
+            file,
+            format,
+            atomic,
+        } => {
+            let format = match format.as_deref().or_else(|| file.extension().and_then(|e| e.to_str())) {
+                Some("csv") => ImportFormat::Csv,
+                Some("jsonl" | "json" | "ndjson") => ImportFormat::Jsonl,
+                other => bail!(
+                    "cannot tell the format of {} ({other:?}): pass --format jsonl or csv",
+                    file.display()
+                ),
+            };
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let report = store.import_users(&pool, &text, format, atomic).await?;
+            for e in &report.errors {
+                eprintln!("{}:{}: {}", file.display(), e.line, e.message);
+            }
+            audit(
+                &store,
+                &pool,
+                "user.import",
+                &pool,
+                format!("imported={} errors={}", report.imported, report.errors.len()),
+            )
+            .await;
+            println!("imported {} users into {pool}", report.imported);
+            if !report.errors.is_empty() {
+                if atomic {
+                    bail!("{} bad rows: nothing was imported (--atomic)", report.errors.len());
+                }
+                bail!("{} rows were not imported", report.errors.len());
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn keys(config: &Path, cmd: KeysCommand) -> anyhow::Result<()> {
+    let (config, store) = open(config).await?;
+    match cmd {
+        KeysCommand::List { pool } => {
+            store.pool(&pool).await.with_context(|| format!("pool {pool}"))?;
+            for k in store.keys(&pool).await? {
+                println!("{}  {}  {}", k.kid, k.alg, k.status);
+            }
+        }
+        KeysCommand::Rotate { pool } => {
+            let master = MasterKey::load(&config.master_key)?;
+            let key = store.rotate_key(&pool, &master).await?;
+            audit(&store, &pool, "key.rotate", &key.kid, String::new()).await;
+            println!(
+                "pool {pool} now signs with {}; the previous key stays published for a day",
+                key.kid
+            );
+        }
+    }
+    Ok(())
+}
