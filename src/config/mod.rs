@@ -310,6 +310,12 @@ impl Declared {
     }
 }
 
+/// The parent domain a wildcard for `host` would name, if the wildcard would be valid.
+pub fn wildcard_parent(host: &Host) -> Option<&str> {
+    let (_, parent) = host.as_str().split_once('.')?;
+    (parent.contains('.') && !host.as_str().starts_with('[')).then_some(parent)
+}
+
 /// A run-time object lowered with the file (see [`Config::load_with`]).
 #[derive(Debug, Clone)]
 pub struct Extra {
@@ -433,6 +439,14 @@ impl Config {
                 .chain(p.domains.iter())
                 .chain(p.apps.iter().flat_map(|a| a.hosts.iter()))
         })
+    }
+
+    /// The wildcard certificate that would cover `host` (`*.example.com` for
+    /// `app.example.com`); `None` for hosts with fewer than three labels.
+    pub fn wildcard_cert_paths(&self, host: &Host) -> Option<(PathBuf, PathBuf)> {
+        let parent = wildcard_parent(host)?;
+        let dir = self.certs_dir.join(format!("*.{parent}"));
+        Some((dir.join("cert.pem"), dir.join("key.pem")))
     }
 
     /// The directory holding `host`'s certificate and key.

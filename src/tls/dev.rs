@@ -16,6 +16,7 @@ const CA_NAME: &str = "poolgate development CA";
 /// What `issue` wrote.
 pub struct DevCerts {
     pub ca_cert: PathBuf,
+    /// Certificates written (hosts and wildcards).
     pub hosts: usize,
 }
 
@@ -41,13 +42,12 @@ pub fn issue(config: &Config) -> anyhow::Result<DevCerts> {
     let issuer = Issuer::new(ca_params, ca_key);
 
     let mut hosts = 0;
-    for host in config.hosts() {
-        let (cert_path, key_path) = config.cert_paths(host);
+    for (name, (cert_path, key_path)) in names(config) {
         if let Some(parent) = cert_path.parent() {
             fs::create_dir_all(parent)?;
         }
-        let mut params = CertificateParams::new(vec![host.to_string()])?;
-        params.distinguished_name.push(DnType::CommonName, host.as_str());
+        let mut params = CertificateParams::new(vec![name.clone()])?;
+        params.distinguished_name.push(DnType::CommonName, name.as_str());
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;
         write(&cert_path, cert.pem().as_bytes(), 0o644)?;
@@ -57,12 +57,25 @@ pub fn issue(config: &Config) -> anyhow::Result<DevCerts> {
     Ok(DevCerts { ca_cert, hosts })
 }
 
-/// Whether every host of `config` already has a certificate on disk.
+/// Whether every certificate `issue` would write is already on disk.
 pub fn present(config: &Config) -> bool {
-    config.hosts().all(|h| {
-        let (c, k) = config.cert_paths(h);
-        c.exists() && k.exists()
-    })
+    names(config).iter().all(|(_, (c, k))| c.exists() && k.exists())
+}
+
+/// Each host, and a wildcard for each parent domain, so hosts added at run time (through
+/// the admin API) under the same domain are covered too; with where each one goes.
+fn names(config: &Config) -> Vec<(String, (PathBuf, PathBuf))> {
+    let mut names: Vec<(String, (PathBuf, PathBuf))> =
+        config.hosts().map(|h| (h.to_string(), config.cert_paths(h))).collect();
+    for host in config.hosts() {
+        if let (Some(parent), Some(paths)) = (crate::config::wildcard_parent(host), config.wildcard_cert_paths(host)) {
+            let name = format!("*.{parent}");
+            if !names.iter().any(|(n, _)| *n == name) {
+                names.push((name, paths));
+            }
+        }
+    }
+    names
 }
 
 fn ca_params() -> anyhow::Result<CertificateParams> {

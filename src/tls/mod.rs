@@ -6,6 +6,7 @@ pub mod dev;
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -21,7 +22,8 @@ use crate::config::Config;
 use crate::ids::Host;
 use crate::registry::Registry;
 
-/// Certificates of every host of a snapshot, loaded from `<certs>/<host>/{cert,key}.pem`.
+/// Certificates of every host of a snapshot, loaded from `<certs>/<host>/{cert,key}.pem`,
+/// or else from the wildcard directory of its parent domain, `<certs>/*.<parent>/`.
 #[derive(Default)]
 pub struct CertStore {
     by_host: HashMap<Host, Arc<CertifiedKey>>,
@@ -37,19 +39,12 @@ impl CertStore {
         let provider = rustls::crypto::ring::default_provider();
         let mut problems = Vec::new();
         for host in config.hosts() {
-            let (cert_path, key_path) = config.cert_paths(host);
-            let loaded = (|| -> Result<CertifiedKey, String> {
-                let chain = CertificateDer::pem_file_iter(&cert_path)
-                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| format!("{}: {e}", cert_path.display()))?;
-                if chain.is_empty() {
-                    return Err(format!("{}: no certificate in the file", cert_path.display()));
-                }
-                let key =
-                    PrivateKeyDer::from_pem_file(&key_path).map_err(|e| format!("{}: {e}", key_path.display()))?;
-                CertifiedKey::from_der(chain, key, &provider).map_err(|e| format!("{}: {e}", cert_path.display()))
-            })();
-            match loaded {
+            let exact = config.cert_paths(host);
+            let paths = match config.wildcard_cert_paths(host) {
+                Some(wild) if !exact.0.exists() && wild.0.exists() => wild,
+                _ => exact,
+            };
+            match load_pair(&paths.0, &paths.1, &provider) {
                 Ok(ck) => {
                     by_host.insert(host.clone(), Arc::new(ck));
                 }
@@ -66,6 +61,21 @@ impl CertStore {
     fn get(&self, host: &str) -> Option<Arc<CertifiedKey>> {
         self.by_host.get(host).cloned()
     }
+}
+
+fn load_pair(
+    cert_path: &Path,
+    key_path: &Path,
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<CertifiedKey, String> {
+    let chain = CertificateDer::pem_file_iter(cert_path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", cert_path.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{}: no certificate in the file", cert_path.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| format!("{}: {e}", key_path.display()))?;
+    CertifiedKey::from_der(chain, key, provider).map_err(|e| format!("{}: {e}", cert_path.display()))
 }
 
 /// Picks the certificate by SNI from the snapshot in force. No SNI, or an unknown name,

@@ -3,7 +3,9 @@
 
 mod support;
 
+mod admin;
 mod check;
+mod cli;
 mod proxying;
 mod reload;
 mod routing;

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::support::fresh_postgres_database;
 use base64::Engine;
 use poolgate::clock::{self, ManualClock};
 use poolgate::config::{Plan, StoreUrl};
@@ -16,19 +17,8 @@ async fn stores(pools: &[(&str, Plan)]) -> Vec<(String, Store, Option<tempfile::
     let url = StoreUrl(format!("sqlite:{}", dir.path().join("poolgate.db").display()));
     let store = Store::connect(&url, clock::system()).await.unwrap();
     out.push(("sqlite".to_owned(), store, Some(dir)));
-    if let Some(admin_url) = postgres_url() {
-        let db = format!("pgtest_{}", uuid::Uuid::new_v4().simple());
-        let admin = sqlx::PgPool::connect(&admin_url)
-            .await
-            .expect("POOLGATE_TEST_POSTGRES is reachable");
-        sqlx::query(&format!("CREATE DATABASE {db}"))
-            .execute(&admin)
-            .await
-            .unwrap();
-        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
-        let store = Store::connect(&StoreUrl(format!("{base}/{db}")), clock::system())
-            .await
-            .unwrap();
+    if let Some(url) = fresh_postgres_database().await {
+        let store = Store::connect(&StoreUrl(url), clock::system()).await.unwrap();
         out.push(("postgres".to_owned(), store, None));
     }
     for (_, store, _) in &out {
@@ -36,19 +26,6 @@ async fn stores(pools: &[(&str, Plan)]) -> Vec<(String, Store, Option<tempfile::
         store.sync_config_pools(&config_pools).await.unwrap();
     }
     out
-}
-
-pub fn postgres_url() -> Option<String> {
-    match std::env::var("POOLGATE_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "CI=true but POOLGATE_TEST_POSTGRES is not set: the PostgreSQL suite must run under CI"
-            );
-            None
-        }
-    }
 }
 
 fn pool(id: &str, plan: Plan) -> poolgate::config::Pool {

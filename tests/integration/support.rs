@@ -332,3 +332,32 @@ pub async fn raw_request(addr: SocketAddr, bytes: &str) -> (u16, String) {
     let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, text)
 }
+
+/// The PostgreSQL server of `POOLGATE_TEST_POSTGRES`, if set (under CI it must be).
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("POOLGATE_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "CI=true but POOLGATE_TEST_POSTGRES is not set: the PostgreSQL suites must run under CI"
+            );
+            None
+        }
+    }
+}
+
+/// A new, empty database on that server, as a URL; `None` without a server.
+pub async fn fresh_postgres_database() -> Option<String> {
+    let admin_url = postgres_url()?;
+    let db = format!("pgtest_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(&admin_url)
+        .await
+        .expect("POOLGATE_TEST_POSTGRES is reachable");
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
+    Some(format!("{base}/{db}"))
+}

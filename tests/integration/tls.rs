@@ -93,3 +93,35 @@ async fn an_app_can_redirect_http_to_https() {
     let (status, _) = gw.get("orders.suppliers.localhost", "/").await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_wildcard_certificate_covers_hosts_added_at_run_time() {
+    let up = Whoami::start().await;
+    let pools = two_pools(&up, &up).replace("name = \"Employees\"", "name = \"Employees\"\nplan = \"basic\"");
+    let gw = Gateway::start_with(&pools, https_opts()).await;
+    let resp = gw
+        .api(reqwest::Method::POST, "/pools/employees/apps")
+        .json(
+            &serde_json::json!({"id": "crm", "hosts": ["crm.employees.localhost"], "upstreams": [up.addr.to_string()]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let resp = gw
+        .client()
+        .get(gw.https_url("crm.employees.localhost", "/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // A host under a domain with no certificate is refused before it is stored.
+    let resp = gw
+        .api(reqwest::Method::POST, "/pools/employees/apps")
+        .json(&serde_json::json!({"id": "other", "hosts": ["app.elsewhere.localhost"], "upstreams": [up.addr.to_string()]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    assert!(resp.text().await.unwrap().contains("app.elsewhere.localhost"));
+}

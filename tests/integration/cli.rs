@@ -1,0 +1,161 @@
+//! The operator's CLI on a store file: users, imports, keys. Passwords never on argv.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use crate::support::BIN;
+
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let config = "version = 1\n[listen]\nhttp = \"127.0.0.1:1\"\n[store]\nurl = \"sqlite:data/pg.db\"\n\
+                      [pools.employees]\nname = \"Employees\"\nportal = \"login.employees.localhost\"\nplan = \"enterprise\"\n\
+                      [pools.suppliers]\nname = \"Suppliers\"\nportal = \"login.suppliers.localhost\"\n";
+        std::fs::write(dir.path().join("poolgate.toml"), config).unwrap();
+        Setup { dir }
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.path().join("poolgate.toml"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn users_from_the_command_line() {
+    let s = Setup::new();
+    let out = s.run(
+        &[
+            "user",
+            "add",
+            "--pool",
+            "employees",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--group",
+            "staff",
+            "--password-stdin",
+        ],
+        Some("s3cret-passphrase\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("added alice to pool employees"));
+    let out = s.run(&["user", "add", "--pool", "employees", "alice"], None);
+    assert!(!out.status.success(), "a duplicate is refused");
+    assert!(text(&out).contains("already taken"), "{}", text(&out));
+
+    let out = s.run(&["user", "disable", "--pool", "employees", "alice"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = s.run(&["user", "list", "--pool", "employees"], None);
+    let listing = text(&out);
+    assert!(
+        listing.contains("alice") && listing.contains("disabled") && listing.contains("staff"),
+        "{listing}"
+    );
+    // Pools are separate: suppliers has no alice.
+    let out = s.run(&["user", "disable", "--pool", "suppliers", "alice"], None);
+    assert!(!out.status.success());
+
+    // The password was hashed with argon2id and verifies; it is in no process argument.
+    let db = std::fs::read(s.dir.path().join("data/pg.db")).unwrap();
+    assert!(
+        !db.windows(17).any(|w| w == b"s3cret-passphrase"),
+        "no clear password in the store"
+    );
+    assert!(db.windows(10).any(|w| w == b"$argon2id$"));
+
+    let out = s.run(&["pool", "list"], None);
+    assert!(
+        text(&out).contains("employees") && text(&out).contains("enterprise"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn imports_report_each_bad_row_and_atomic_writes_nothing() {
+    let s = Setup::new();
+    let file = s.dir.path().join("people.jsonl");
+    std::fs::write(
+        &file,
+        "{\"username\": \"ann\"}\n{\"username\": \"bob\", \"email\": \"nope\"}\n{\"username\": \"ann\"}\n",
+    )
+    .unwrap();
+    let out = s.run(
+        &[
+            "user",
+            "import",
+            "--pool",
+            "employees",
+            file.to_str().unwrap(),
+            "--atomic",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    let report = text(&out);
+    assert!(
+        report.contains("people.jsonl:2: `nope` is not a valid email address"),
+        "{report}"
+    );
+    assert!(
+        report.contains("people.jsonl:3: username `ann` is already taken"),
+        "{report}"
+    );
+    assert!(report.contains("nothing was imported"), "{report}");
+    let out = s.run(&["user", "list", "--pool", "employees"], None);
+    assert!(!text(&out).contains("ann"), "{}", text(&out));
+
+    let out = s.run(&["user", "import", "--pool", "employees", file.to_str().unwrap()], None);
+    assert!(!out.status.success(), "bad rows still make the exit code non-zero");
+    assert!(text(&out).contains("imported 1 users"), "{}", text(&out));
+}
+
+#[test]
+fn keys_rotate_from_the_command_line() {
+    let s = Setup::new();
+    let out = s.run(&["keys", "rotate", "--pool", "employees"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = s.run(&["keys", "rotate", "--pool", "employees"], None);
+    assert!(out.status.success());
+    let out = s.run(&["keys", "list", "--pool", "employees"], None);
+    let listing = text(&out);
+    assert_eq!(
+        listing.lines().filter(|l| l.ends_with("active")).count(),
+        1,
+        "{listing}"
+    );
+    assert_eq!(
+        listing.lines().filter(|l| l.ends_with("retired")).count(),
+        1,
+        "{listing}"
+    );
+    assert!(
+        s.dir.path().join("data/master.key").exists(),
+        "the master key was created on first use"
+    );
+}
