@@ -13,6 +13,7 @@ pub mod ids;
 pub mod proxy;
 pub mod registry;
 pub mod server;
+pub mod session;
 pub mod store;
 pub mod tls;
 pub mod whoami;

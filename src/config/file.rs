@@ -77,6 +77,13 @@ pub struct Pool {
     #[serde(default)]
     pub domains: Vec<S<String>>,
     pub plan: Option<S<String>>,
+    /// "off", "optional" or "required".
+    pub mfa: Option<S<String>>,
+    pub session_idle: Option<S<String>>,
+    pub session_max: Option<S<String>>,
+    pub lockout_attempts: Option<S<i64>>,
+    pub lockout_duration: Option<S<String>>,
+    pub branding: Option<S<Branding>>,
     #[serde(default)]
     pub apps: BTreeMap<S<String>, S<App>>,
     #[serde(default)]
@@ -96,6 +103,33 @@ pub struct App {
     pub https_redirect: bool,
     pub health_check: Option<S<HealthCheck>>,
     pub headers: Option<S<Headers>>,
+    #[serde(default)]
+    pub require_mfa: bool,
+    #[serde(default)]
+    pub allowed_groups: Vec<S<String>>,
+    #[serde(default)]
+    pub allowed_sources: Vec<S<String>>,
+    pub cors: Option<S<Cors>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Branding {
+    pub logo: Option<S<String>>,
+    pub color: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cors {
+    pub origins: Vec<S<String>>,
+    #[serde(default)]
+    pub methods: Vec<S<String>>,
+    #[serde(default)]
+    pub headers: Vec<S<String>>,
+    #[serde(default)]
+    pub credentials: bool,
+    pub max_age: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

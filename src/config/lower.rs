@@ -20,6 +20,10 @@ const DEFAULT_ADMIN_TOKEN: &str = "data/admin.token";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+const DEFAULT_SESSION_MAX: Duration = Duration::from_secs(10 * 3600);
+const DEFAULT_LOCKOUT_ATTEMPTS: u32 = 5;
+const DEFAULT_LOCKOUT: Duration = Duration::from_secs(15 * 60);
 
 pub(super) fn lower(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
     let mut lw = Lowering {
@@ -368,9 +372,75 @@ impl Lowering<'_> {
                 ),
             );
         }
+        let what = format!("pool `{}`", id.get_ref());
+        let mfa = match p.mfa.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
+            None if limits.mfa => MfaPolicy::Optional,
+            None => MfaPolicy::Off,
+            Some(("off", _)) => MfaPolicy::Off,
+            Some((m @ ("optional" | "required"), span)) => {
+                if !limits.mfa {
+                    self.err(span, format!("{what}: the {} plan does not include MFA", plan.as_str()));
+                }
+                if m == "optional" {
+                    MfaPolicy::Optional
+                } else {
+                    MfaPolicy::Required
+                }
+            }
+            Some((other, span)) => {
+                self.err(
+                    span,
+                    format!("{what}: mfa `{other}`: use \"off\", \"optional\" or \"required\""),
+                );
+                MfaPolicy::Off
+            }
+        };
+        let sessions = SessionPolicy {
+            idle: self.duration(p.session_idle.as_ref(), &what, "session_idle", DEFAULT_SESSION_IDLE),
+            max: self.duration(p.session_max.as_ref(), &what, "session_max", DEFAULT_SESSION_MAX),
+        };
+        let attempts = match &p.lockout_attempts {
+            Some(a) if (1..=1000).contains(a.get_ref()) => *a.get_ref() as u32,
+            Some(a) => {
+                self.err(a.span(), format!("{what}: lockout_attempts must be between 1 and 1000"));
+                DEFAULT_LOCKOUT_ATTEMPTS
+            }
+            None => DEFAULT_LOCKOUT_ATTEMPTS,
+        };
+        let lockout = LockoutPolicy {
+            attempts,
+            duration: self.duration(p.lockout_duration.as_ref(), &what, "lockout_duration", DEFAULT_LOCKOUT),
+        };
+        let branding = p
+            .branding
+            .as_ref()
+            .map(|b| self.branding(b.get_ref(), &what))
+            .unwrap_or_default();
+        if apps.iter().any(|a| a.policy.require_mfa) && mfa == MfaPolicy::Off && limits.mfa {
+            // An app that requires MFA in a pool with MFA off could never be entered.
+            if let Some((app_id, _)) = p.apps.iter().find(|(_, a)| a.get_ref().require_mfa) {
+                self.err(
+                    app_id.span(),
+                    format!("{what}: an app requires MFA but the pool has `mfa = \"off\"`"),
+                );
+            }
+        }
+        if apps.iter().any(|a| a.policy.require_mfa)
+            && !limits.mfa
+            && let Some((app_id, _)) = p.apps.iter().find(|(_, a)| a.get_ref().require_mfa)
+        {
+            self.err(
+                app_id.span(),
+                format!("{what}: the {} plan does not include MFA", plan.as_str()),
+            );
+        }
         Some(Pool {
             id: pool_id?,
             config_managed: true,
+            mfa,
+            sessions,
+            lockout,
+            branding,
             name: p.name.get_ref().clone(),
             portal: portal?,
             domains,
@@ -471,6 +541,17 @@ impl Lowering<'_> {
             }
         };
         let headers = self.headers(a.headers.as_ref(), &what);
+        let mut policy = AccessPolicy {
+            require_mfa: a.require_mfa,
+            ..AccessPolicy::default()
+        };
+        for g in &a.allowed_groups {
+            policy.allowed_groups.push(g.get_ref().clone());
+        }
+        for s in &a.allowed_sources {
+            policy.allowed_sources.push(s.get_ref().clone());
+        }
+        let cors = a.cors.as_ref().map(|c| self.cors(c.get_ref(), &what));
         Some(App {
             id: app_id?,
             config_managed: true,
@@ -482,7 +563,72 @@ impl Lowering<'_> {
             https_redirect: a.https_redirect,
             health_check,
             headers,
+            policy,
+            cors,
         })
+    }
+
+    fn branding(&mut self, b: &file::Branding, what: &str) -> Branding {
+        let color = b.color.as_ref().and_then(|c| {
+            let v = c.get_ref();
+            let ok = v.len() == 7 && v.starts_with('#') && v[1..].bytes().all(|x| x.is_ascii_hexdigit());
+            if !ok {
+                self.err(
+                    c.span(),
+                    format!("{what}: branding.color `{v}` is not a colour like #1f6feb"),
+                );
+            }
+            ok.then(|| v.to_ascii_lowercase())
+        });
+        let logo = b.logo.as_ref().and_then(|l| {
+            let v = l.get_ref();
+            let ok = (v.starts_with("https://") || v.starts_with('/')) && !v.contains(['"', '<', '>', ' ']);
+            if !ok {
+                self.err(
+                    l.span(),
+                    format!("{what}: branding.logo must be an https:// URL or a path"),
+                );
+            }
+            ok.then(|| v.clone())
+        });
+        Branding { logo, color }
+    }
+
+    fn cors(&mut self, c: &file::Cors, what: &str) -> Cors {
+        let mut origins = Vec::new();
+        for o in &c.origins {
+            let v = o.get_ref();
+            let ok = v == "*"
+                || ((v.starts_with("https://") || v.starts_with("http://"))
+                    && !v.ends_with('/')
+                    && v.matches('/').count() == 2);
+            if ok {
+                origins.push(v.to_ascii_lowercase());
+            } else {
+                self.err(
+                    o.span(),
+                    format!("{what}: cors origin `{v}` must be scheme://host[:port] (or \"*\")"),
+                );
+            }
+        }
+        if c.credentials && origins.iter().any(|o| o == "*") {
+            self.err(
+                c.origins[0].span(),
+                format!("{what}: cors with credentials cannot allow every origin"),
+            );
+        }
+        let methods = if c.methods.is_empty() {
+            vec!["GET".into(), "HEAD".into(), "POST".into()]
+        } else {
+            c.methods.iter().map(|m| m.get_ref().to_ascii_uppercase()).collect()
+        };
+        Cors {
+            origins,
+            methods,
+            headers: c.headers.iter().map(|h| h.get_ref().to_ascii_lowercase()).collect(),
+            credentials: c.credentials,
+            max_age: self.duration(c.max_age.as_ref(), what, "cors.max_age", Duration::from_secs(600)),
+        }
     }
 
     fn duration(&mut self, d: Option<&Spanned<String>>, what: &str, field: &str, default: Duration) -> Duration {

@@ -142,8 +142,65 @@ pub struct Pool {
     /// Custom domains: further hosts of the pool's portal.
     pub domains: Vec<Host>,
     pub plan: Plan,
+    pub mfa: MfaPolicy,
+    pub sessions: SessionPolicy,
+    pub lockout: LockoutPolicy,
+    pub branding: Branding,
     pub apps: Vec<App>,
     pub sources: Vec<Source>,
+}
+
+/// Whether the pool's users use a second factor (TOTP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MfaPolicy {
+    Off,
+    Optional,
+    Required,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// A session unused this long ends.
+    pub idle: Duration,
+    /// A session ends this long after sign-in, used or not.
+    pub max: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    /// Failed sign-ins in a row that lock the account…
+    pub attempts: u32,
+    /// …for this long (or until an admin unlocks it).
+    pub duration: Duration,
+}
+
+/// How the pool's hosted pages look.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Branding {
+    pub logo: Option<String>,
+    /// `#rrggbb`.
+    pub color: Option<String>,
+}
+
+/// Who may use an app, beyond being a signed-in user of its pool.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessPolicy {
+    pub require_mfa: bool,
+    /// Empty: any group (or none).
+    pub allowed_groups: Vec<String>,
+    /// `local` or source ids; empty: any.
+    pub allowed_sources: Vec<String>,
+}
+
+/// How CORS preflights to the app's protected routes are answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cors {
+    pub origins: Vec<String>,
+    pub methods: Vec<String>,
+    pub headers: Vec<String>,
+    pub credentials: bool,
+    pub max_age: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +220,8 @@ pub struct App {
     pub https_redirect: bool,
     pub health_check: HealthCheck,
     pub headers: IdentityHeaders,
+    pub policy: AccessPolicy,
+    pub cors: Option<Cors>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,8 +13,13 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use crate::config::{App, Config, ConfigErrors, Extra, IdentityHeaders};
-use crate::crypto::MasterKey;
+use crate::config::{
+    AccessPolicy, App, Branding, Config, ConfigErrors, Cors, Extra, IdentityHeaders, LockoutPolicy, MfaPolicy,
+    SessionPolicy,
+};
+use crate::crypto::jwt::{Signer, Verifier};
+use crate::crypto::signing::PublicJwk;
+use crate::crypto::{MasterKey, Sealer};
 use crate::ids::{AppId, Host, PoolId};
 use crate::proxy::StripSet;
 use crate::store::{Fragment, FragmentKind, Store, StoreError};
@@ -43,10 +48,50 @@ pub struct PoolRoute {
     pub id: PoolId,
     pub name: String,
     pub portal: Host,
+    /// The pool's OpenID Provider issuer: `scheme://portal[:port]`.
+    pub issuer: String,
+    pub mfa: MfaPolicy,
+    pub sessions: SessionPolicy,
+    pub lockout: LockoutPolicy,
+    pub branding: Branding,
+    pub keys: PoolKeys,
+    /// The pool's apps by id (the portal's OIDC clients).
+    pub apps: HashMap<String, Arc<AppRoute>>,
+}
+
+/// A pool's key material in memory: the cookie key, the signing key, published keys.
+pub struct PoolKeys {
+    pub cookies: Sealer,
+    pub signer: Option<Signer>,
+    pub verifier: Verifier,
+    pub jwks: Vec<PublicJwk>,
+}
+
+impl PoolKeys {
+    /// Loads the pool's keys from the store (the private half opened with the master key).
+    pub async fn load(store: &Store, master: &MasterKey, pool: &str) -> Result<PoolKeys, StoreError> {
+        let published = store.keys(pool).await?;
+        let signer = match store.active_private_key(pool, master).await {
+            Ok((kid, pkcs8)) => Some(Signer::from_pkcs8(&kid, &pkcs8)),
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        let jwks: Vec<PublicJwk> = published.into_iter().map(|k| k.public_jwk).collect();
+        Ok(PoolKeys {
+            cookies: Sealer::new(master, "cookie", pool),
+            signer,
+            verifier: Verifier::new(&jwks),
+            jwks,
+        })
+    }
 }
 
 pub struct AppRoute {
     pub id: AppId,
+    pub pool: PoolId,
+    pub hosts: Vec<Host>,
+    pub policy: AccessPolicy,
+    pub cors: Option<Cors>,
     pub upstream: Arc<Upstream>,
     pub public_paths: Vec<String>,
     pub timeout: Duration,
@@ -67,18 +112,34 @@ pub struct Snapshot {
 impl Snapshot {
     /// Builds every part of a snapshot; `previous` lends its upstreams (and their health)
     /// to apps whose upstream settings did not change.
-    pub fn build(config: Config, previous: Option<&Snapshot>) -> Result<Snapshot, ReloadError> {
+    pub fn build(
+        config: Config,
+        previous: Option<&Snapshot>,
+        mut keys: HashMap<PoolId, PoolKeys>,
+    ) -> Result<Snapshot, ReloadError> {
         let certs = CertStore::load(&config).map_err(ReloadError::Tls)?;
+        let (scheme, port) = match (config.listen.https, config.listen.http) {
+            (Some(a), _) => (
+                "https",
+                if a.port() == 443 {
+                    String::new()
+                } else {
+                    format!(":{}", a.port())
+                },
+            ),
+            (None, Some(a)) => (
+                "http",
+                if a.port() == 80 {
+                    String::new()
+                } else {
+                    format!(":{}", a.port())
+                },
+            ),
+            (None, None) => ("http", String::new()),
+        };
         let mut routes = HashMap::new();
         for pool in &config.pools {
-            let pool_route = Arc::new(PoolRoute {
-                id: pool.id.clone(),
-                name: pool.name.clone(),
-                portal: pool.portal.clone(),
-            });
-            for host in std::iter::once(&pool.portal).chain(&pool.domains) {
-                routes.insert(host.clone(), Route::Portal(pool_route.clone()));
-            }
+            let mut apps = HashMap::new();
             for app in &pool.apps {
                 let upstream = match previous.and_then(|p| p.reusable_upstream(app)) {
                     Some(u) => u,
@@ -90,6 +151,10 @@ impl Snapshot {
                 };
                 let app_route = Arc::new(AppRoute {
                     id: app.id.clone(),
+                    pool: pool.id.clone(),
+                    hosts: app.hosts.clone(),
+                    policy: app.policy.clone(),
+                    cors: app.cors.clone(),
                     upstream,
                     public_paths: app.public_paths.clone(),
                     timeout: app.timeout,
@@ -98,8 +163,29 @@ impl Snapshot {
                     headers: app.headers.clone(),
                     strip: StripSet::new(&app.headers),
                 });
+                apps.insert(app.id.to_string(), app_route);
+            }
+            let pool_keys = keys.remove(&pool.id).ok_or_else(|| {
+                ReloadError::Store(StoreError::Invalid(format!("no keys loaded for pool {}", pool.id)))
+            })?;
+            let pool_route = Arc::new(PoolRoute {
+                id: pool.id.clone(),
+                name: pool.name.clone(),
+                portal: pool.portal.clone(),
+                issuer: format!("{scheme}://{}{port}", pool.portal),
+                mfa: pool.mfa,
+                sessions: pool.sessions,
+                lockout: pool.lockout,
+                branding: pool.branding.clone(),
+                keys: pool_keys,
+                apps: apps.clone(),
+            });
+            for host in std::iter::once(&pool.portal).chain(&pool.domains) {
+                routes.insert(host.clone(), Route::Portal(pool_route.clone()));
+            }
+            for app in apps.values() {
                 for host in &app.hosts {
-                    routes.insert(host.clone(), Route::App(pool_route.clone(), app_route.clone()));
+                    routes.insert(host.clone(), Route::App(pool_route.clone(), app.clone()));
                 }
             }
         }
@@ -108,6 +194,18 @@ impl Snapshot {
             config: Arc::new(config),
             certs,
         })
+    }
+
+    /// A pool's route by id.
+    pub fn pool(&self, id: &str) -> Option<Arc<PoolRoute>> {
+        self.config
+            .pools
+            .iter()
+            .find(|p| p.id.as_str() == id)
+            .and_then(|p| self.routes.get(p.portal.as_str()))
+            .map(|r| match r {
+                Route::Portal(p) | Route::App(p, _) => p.clone(),
+            })
     }
 
     /// The route of a normalised host; `None` means no pool serves it.
@@ -145,7 +243,7 @@ pub enum ReloadError {
     Tls(String),
     #[error("app {pool}/{app}: upstream: {reason}")]
     Upstream { pool: PoolId, app: AppId, reason: String },
-    #[error("store: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -180,16 +278,32 @@ fn extras(fragments: Vec<Fragment>) -> Vec<Extra> {
 impl Registry {
     pub async fn load(path: &Path, store: Store, master: MasterKey) -> Result<Registry, ReloadError> {
         let config = Config::load_with(path, &extras(store.fragments().await?))?;
-        let snapshot = Snapshot::build(config, None)?;
-        let registry = Registry {
+        let keys = Registry::prepare(&store, &master, &config).await?;
+        let snapshot = Snapshot::build(config, None, keys)?;
+        Ok(Registry {
             path: path.to_owned(),
             store,
             master,
             current: ArcSwap::from_pointee(snapshot),
             reloading: tokio::sync::Mutex::new(()),
-        };
-        registry.sync_store().await?;
-        Ok(registry)
+        })
+    }
+
+    /// Records the file's pools in the store, gives every pool a signing key, and loads
+    /// every pool's keys: what a snapshot needs from the store.
+    async fn prepare(
+        store: &Store,
+        master: &MasterKey,
+        config: &Config,
+    ) -> Result<HashMap<PoolId, PoolKeys>, ReloadError> {
+        let file_pools: Vec<_> = config.pools.iter().filter(|p| p.config_managed).cloned().collect();
+        store.sync_config_pools(&file_pools).await?;
+        let mut keys = HashMap::new();
+        for pool in &config.pools {
+            store.ensure_key(pool.id.as_str(), master).await?;
+            keys.insert(pool.id.clone(), PoolKeys::load(store, master, pool.id.as_str()).await?);
+        }
+        Ok(keys)
     }
 
     /// The snapshot in force. Cheap: one atomic load.
@@ -231,9 +345,9 @@ impl Registry {
                 "listener addresses changed; they take effect at the next restart"
             );
         }
-        let snapshot = Snapshot::build(config, Some(&old))?;
+        let keys = Registry::prepare(&self.store, &self.master, &config).await?;
+        let snapshot = Snapshot::build(config, Some(&old), keys)?;
         self.current.store(Arc::new(snapshot));
-        self.sync_store().await?;
         Ok(())
     }
 
@@ -249,23 +363,6 @@ impl Registry {
                 Err(e)
             }
         }
-    }
-
-    /// Records the file's pools in the store and gives every pool a signing key.
-    async fn sync_store(&self) -> Result<(), ReloadError> {
-        let snapshot = self.snapshot_full();
-        let file_pools: Vec<_> = snapshot
-            .config
-            .pools
-            .iter()
-            .filter(|p| p.config_managed)
-            .cloned()
-            .collect();
-        self.store.sync_config_pools(&file_pools).await?;
-        for pool in &snapshot.config.pools {
-            self.store.ensure_key(pool.id.as_str(), &self.master).await?;
-        }
-        Ok(())
     }
 }
 

@@ -11,6 +11,7 @@ mod import;
 mod keys;
 mod objects;
 mod sessions;
+mod signin;
 mod users;
 
 use std::sync::Arc;
@@ -83,7 +84,10 @@ impl Default for Page {
     }
 }
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_init.sql")),
+    (2, include_str!("../../migrations/0002_signin.sql")),
+];
 
 #[derive(Clone)]
 pub struct Store {

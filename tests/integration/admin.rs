@@ -418,8 +418,11 @@ async fn a_second_node_sharing_the_store_follows_changes() {
         Some(url) => url,
         None => format!("sqlite:{}", shared.path().join("shared.db").display()),
     };
+    // Nodes of one deployment share the store and the master key.
+    let key = shared.path().join("master.key");
     let opts = || Options {
         store: Some(store.clone()),
+        preamble: format!("[master_key]\nfile = \"{}\"", key.display()),
         ..Options::default()
     };
     let pools = enterprise(&two_pools(&up, &up));

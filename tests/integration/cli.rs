@@ -81,7 +81,11 @@ fn users_from_the_command_line() {
     assert!(!out.status.success());
 
     // The password was hashed with argon2id and verifies; it is in no process argument.
-    let db = std::fs::read(s.dir.path().join("data/pg.db")).unwrap();
+    // The database and its write-ahead log, as they sit on disk.
+    let mut db = Vec::new();
+    for entry in std::fs::read_dir(s.dir.path().join("data")).unwrap() {
+        db.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
     assert!(
         !db.windows(17).any(|w| w == b"s3cret-passphrase"),
         "no clear password in the store"

@@ -1,0 +1,116 @@
+//! SSO and app sessions on the hot path: tickets in sealed cookies, a revocation cache the
+//! store keeps current, and caches of what was fetched or signed once (principals,
+//! assertions, verified bearer tokens).
+
+pub mod cookie;
+mod ticket;
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+pub use ticket::{SessionId, Ticket, app_binding, sso_binding};
+
+/// Who is making a request, as the app will be told.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Principal {
+    pub sub: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub name: String,
+    pub groups: Vec<String>,
+    /// `local` or the identity source id.
+    pub source: String,
+    pub mfa: bool,
+}
+
+/// Revoked session ids (SSO and app), until they would have expired anyway.
+#[derive(Default)]
+pub struct Revocations {
+    revoked: DashMap<[u8; 16], i64>,
+}
+
+impl Revocations {
+    pub fn revoke(&self, id: SessionId, until: i64) {
+        self.revoked.insert(id.0, until);
+    }
+
+    pub fn is_revoked(&self, id: &SessionId) -> bool {
+        self.revoked.contains_key(&id.0)
+    }
+
+    /// Forgets revocations of sessions that have expired by `now`.
+    pub fn prune(&self, now: i64) {
+        self.revoked.retain(|_, until| *until > now);
+    }
+
+    pub fn len(&self) -> usize {
+        self.revoked.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.revoked.is_empty()
+    }
+}
+
+/// A value cached until a deadline.
+struct Cached<T> {
+    value: T,
+    until: i64,
+}
+
+/// Bounded caches: past `MAX_ENTRIES` a cache is cleared rather than grown.
+const MAX_ENTRIES: usize = 200_000;
+
+/// The hot path's session state, shared by every proxy thread.
+#[derive(Default)]
+pub struct Sessions {
+    pub revocations: Revocations,
+    /// `pool/uid` → profile, fetched from the store once per user per node.
+    principals: DashMap<String, Cached<Arc<Principal>>>,
+    /// app session id → signed assertion JWT.
+    assertions: DashMap<[u8; 16], Cached<Arc<str>>>,
+    /// bearer token → who it speaks for, once its signature was checked.
+    bearers: DashMap<Box<str>, Cached<Arc<Principal>>>,
+}
+
+fn get<K, Q, T: Clone>(map: &DashMap<K, Cached<T>>, key: &Q, now: i64) -> Option<T>
+where
+    K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
+    map.get(key).filter(|c| c.until > now).map(|c| c.value.clone())
+}
+
+fn put<K: std::hash::Hash + Eq, T>(map: &DashMap<K, Cached<T>>, key: K, value: T, until: i64) {
+    if map.len() >= MAX_ENTRIES {
+        map.clear();
+    }
+    map.insert(key, Cached { value, until });
+}
+
+impl Sessions {
+    pub fn principal(&self, key: &str, now: i64) -> Option<Arc<Principal>> {
+        get(&self.principals, key, now)
+    }
+
+    pub fn remember_principal(&self, key: String, p: Arc<Principal>, until: i64) {
+        put(&self.principals, key, p, until);
+    }
+
+    pub fn assertion(&self, sid: &SessionId, now: i64) -> Option<Arc<str>> {
+        get(&self.assertions, &sid.0, now)
+    }
+
+    pub fn remember_assertion(&self, sid: SessionId, jwt: Arc<str>, until: i64) {
+        put(&self.assertions, sid.0, jwt, until);
+    }
+
+    pub fn bearer(&self, token: &str, now: i64) -> Option<Arc<Principal>> {
+        get(&self.bearers, token, now)
+    }
+
+    pub fn remember_bearer(&self, token: &str, p: Arc<Principal>, until: i64) {
+        put(&self.bearers, token.into(), p, until);
+    }
+}
