@@ -18,8 +18,10 @@ use crate::admin::{self, AdminState, metrics::Metrics};
 use crate::clock;
 use crate::config::Config;
 use crate::crypto::MasterKey;
-use crate::proxy::Gateway;
+use crate::portal::{self, InternalKey, PortalState};
+use crate::proxy::{Gateway, PortalLink};
 use crate::registry::Registry;
+use crate::session::{SessionId, Sessions};
 use crate::store::Store;
 use crate::tls;
 
@@ -46,6 +48,17 @@ pub fn serve(config_path: &Path) -> anyhow::Result<()> {
     let settings = &snapshot.config;
     let metrics = Arc::new(Metrics::new());
 
+    let sessions = Arc::new(Sessions::default());
+    let key = Arc::new(InternalKey::generate());
+    let portal_addr = control
+        .block_on(portal::start(PortalState::new(
+            registry.clone(),
+            sessions.clone(),
+            key.clone(),
+        )))
+        .context("starting the portal's internal listener")?;
+    control.block_on(load_revocations(&registry, &sessions))?;
+
     let state = AdminState::new(registry.clone(), metrics.clone(), token);
     let listen = settings.admin.listen;
     control.spawn(async move {
@@ -55,7 +68,7 @@ pub fn serve(config_path: &Path) -> anyhow::Result<()> {
     });
     control.spawn(check_health(registry.clone()));
     control.spawn(reload_on_hangup(registry.clone(), metrics.clone()));
-    control.spawn(follow_store(registry.clone(), metrics.clone()));
+    control.spawn(follow_store(registry.clone(), metrics.clone(), sessions.clone()));
 
     let conf = ServerConf {
         threads: settings.proxy.threads,
@@ -68,7 +81,13 @@ pub fn serve(config_path: &Path) -> anyhow::Result<()> {
     server.bootstrap();
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(registry.clone(), metrics.clone()),
+        Gateway::new(
+            registry.clone(),
+            metrics.clone(),
+            sessions,
+            PortalLink { addr: portal_addr, key },
+            control.handle().clone(),
+        ),
         "poolgate proxy",
     );
     if let Some(logic) = proxy.app_logic_mut() {
@@ -125,20 +144,54 @@ async fn reload_on_hangup(registry: Arc<Registry>, metrics: Arc<Metrics>) {
     }
 }
 
-/// Other nodes sharing the store announce run-time changes by bumping the `routes`
-/// generation; this node reloads when it sees one.
-async fn follow_store(registry: Arc<Registry>, metrics: Arc<Metrics>) {
-    let mut seen = registry.store().generation("routes").await.unwrap_or(0);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+/// Sessions revoked in the store that have not expired yet, into this node's cache.
+async fn load_revocations(registry: &Registry, sessions: &Sessions) -> anyhow::Result<()> {
+    let now = registry.store().now();
+    for (_, id, until) in registry.store().revoked_since(0).await? {
+        if let Some(sid) = SessionId::from_hex(&id) {
+            sessions.revocations.revoke(sid, until);
+        }
+    }
+    sessions.revocations.prune(now);
+    Ok(())
+}
+
+/// Other nodes sharing the store announce changes by bumping generations: `routes` and
+/// `keys` (this node reloads), `revocations` (this node learns which sessions ended).
+async fn follow_store(registry: Arc<Registry>, metrics: Arc<Metrics>, sessions: Arc<Sessions>) {
+    let store = registry.store().clone();
+    let generation = |name: &'static str| {
+        let store = store.clone();
+        async move { store.generation(name).await.unwrap_or(0) }
+    };
+    let mut seen_routes = generation("routes").await + generation("keys").await;
+    let mut seen_revocations = generation("revocations").await;
+    let mut since = store.now() - 5;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
-        match registry.store().generation("routes").await {
-            Ok(g) if g != seen => {
-                seen = g;
-                metrics.reloaded(registry.reload_logged("store change").await.is_ok());
+        let routes = generation("routes").await + generation("keys").await;
+        if routes != seen_routes {
+            seen_routes = routes;
+            metrics.reloaded(registry.reload_logged("store change").await.is_ok());
+        }
+        let revocations = generation("revocations").await;
+        if revocations != seen_revocations {
+            seen_revocations = revocations;
+            // A little overlap: a revocation stamped in the same second is read twice, never missed.
+            let from = since - 2;
+            since = store.now();
+            match store.revoked_since(from).await {
+                Ok(ids) => {
+                    for (_, id, until) in ids {
+                        if let Some(sid) = SessionId::from_hex(&id) {
+                            sessions.revocations.revoke(sid, until);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(code = "PG0403", error = %e, "cannot read revocations from the store"),
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(code = "PG0403", error = %e, "cannot poll the store for changes"),
+            sessions.revocations.prune(store.now());
         }
     }
 }

@@ -30,7 +30,8 @@ const FORWARDED: [&str; 5] = [
 
 /// Header keys no client may send upstream on a route: the identity headers the app is
 /// configured with, plus poolgate's defaults (so renaming a header never reopens the old
-/// name), plus the `X-Forwarded-*` family when the peer is not trusted.
+/// name), the request id and the proxy's word to the portal, plus the `X-Forwarded-*`
+/// family when the peer is not trusted.
 pub struct StripSet {
     identity: HashSet<String>,
 }
@@ -41,9 +42,15 @@ impl StripSet {
             .all_names()
             .chain(IdentityHeaders::default().all_names())
             .map(|h| header_key(h.as_str()))
-            .chain(["x-request-id".to_owned()])
+            .chain(["x-request-id", crate::portal::KEY_HEADER, crate::portal::ROUTE_HEADER].map(str::to_owned))
             .collect();
         StripSet { identity }
+    }
+
+    /// What no client may send to the portal: poolgate's identity headers and the headers
+    /// the proxy uses to vouch for a portal request.
+    pub fn portal() -> StripSet {
+        StripSet::new(&IdentityHeaders::default())
     }
 
     /// Walks the request's headers once and removes every match, then cleans `Connection`

@@ -3,21 +3,29 @@
 //! ```text
 //! request_filter           authority::request_host → registry snapshot → Route
 //!   ├─ unknown host        421, no default pool
-//!   ├─ Portal(pool)        served in-process (portal page)
-//!   └─ App(pool, app)      https redirect if asked, else forward
-//! upstream_peer            app's upstream: round-robin over healthy servers, timeouts
-//! upstream_request_filter  strip identity + untrusted X-Forwarded-*, then set ours, X-Request-Id
-//! response_filter          X-Request-Id back to the client
+//!   ├─ Portal(pool)        → the portal (internal listener)
+//!   └─ App(pool, app)      https redirect if asked
+//!        ├─ /.poolgate/…   → the portal (sign-in callback, logout)
+//!        ├─ CORS preflight answered from the app's config
+//!        ├─ public path    forward anonymously
+//!        └─ auth::from_cookie | auth::from_bearer → policy → forward
+//!                          none: browser 302 to sign-in, API 401
+//! upstream_peer            the portal, or the app's upstream (round-robin, healthy, timeouts)
+//! upstream_request_filter  strip identity, gateway cookies, untrusted X-Forwarded-*;
+//!                          then set ours: identity headers + assertion, X-Forwarded-*, X-Request-Id
+//! response_filter          X-Request-Id, a slid session cookie, CORS on actual requests
 //! fail_to_proxy            502 (refused / no healthy server), 504 (too slow)
 //! logging                  access log line + metrics
 //! ```
-//! The hot path reads one snapshot and touches no database.
+//! The hot path reads one snapshot and the session caches; it touches no database.
 
+mod auth;
 mod authority;
 mod headers;
+mod identity;
 mod pages;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,7 +36,9 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType};
 
 use crate::admin::metrics::{Metrics, NONE};
-use crate::registry::{Registry, Route};
+use crate::portal::InternalKey;
+use crate::registry::{AppRoute, PoolRoute, Registry, Route};
+use crate::session::{Principal, SessionId, Sessions};
 use crate::tls::Sni;
 
 pub use headers::{StripSet, header_key};
@@ -37,12 +47,49 @@ pub use headers::{StripSet, header_key};
 pub struct Gateway {
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
+    sessions: Arc<Sessions>,
+    portal: PortalLink,
+    /// The control plane's runtime: where store calls run.
+    control: tokio::runtime::Handle,
+}
+
+/// How the proxy reaches the portal: its internal listener and the key it signs with.
+pub struct PortalLink {
+    pub addr: SocketAddr,
+    pub key: Arc<InternalKey>,
 }
 
 impl Gateway {
-    pub fn new(registry: Arc<Registry>, metrics: Arc<Metrics>) -> Gateway {
-        Gateway { registry, metrics }
+    pub fn new(
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
+        sessions: Arc<Sessions>,
+        portal: PortalLink,
+        control: tokio::runtime::Handle,
+    ) -> Gateway {
+        Gateway {
+            registry,
+            metrics,
+            sessions,
+            portal,
+            control,
+        }
     }
+}
+
+/// Where a request goes once it is let through.
+enum Forward {
+    /// The portal, with the route it is told (`portal/<pool>` or `app/<pool>/<app>`).
+    Portal(String),
+    /// The app's upstream, anonymously (a public path) or as `Who`.
+    Upstream(Option<Who>),
+}
+
+/// A signed-in caller.
+struct Who {
+    principal: Arc<Principal>,
+    /// The session (or bearer token) the assertion is cached under.
+    key: SessionId,
 }
 
 /// What one request learns on its way through the phases.
@@ -56,6 +103,9 @@ pub struct RequestCtx {
     counted_active: bool,
     upstream_started: Option<Instant>,
     upstream_time: Option<Duration>,
+    forward: Option<Forward>,
+    /// A renewed session cookie for the response.
+    set_cookie: Option<String>,
 }
 
 fn peer_ip(session: &Session) -> Option<IpAddr> {
@@ -84,6 +134,8 @@ impl ProxyHttp for Gateway {
             counted_active: false,
             upstream_started: None,
             upstream_time: None,
+            forward: None,
+            set_cookie: None,
         }
     }
 
@@ -132,14 +184,8 @@ impl ProxyHttp for Gateway {
 
         match &route {
             Route::Portal(pool) => {
-                let path = session.req_header().uri.path();
-                if path == "/" {
-                    let detail = format!("This is the sign-in portal of the pool \u{201c}{}\u{201d}.", pool.name);
-                    pages::respond(session, 200, &pool.name, &detail).await?;
-                } else {
-                    pages::respond(session, 404, "Not found", "the portal has no such page").await?;
-                }
-                Ok(true)
+                ctx.forward = Some(Forward::Portal(format!("portal/{}", pool.id)));
+                Ok(false)
             }
             Route::App(pool, app) => {
                 if app.https_redirect
@@ -158,12 +204,19 @@ impl ProxyHttp for Gateway {
                 }
                 self.metrics.request_started(pool.id.as_str(), app.id.as_str());
                 ctx.counted_active = true;
-                Ok(false)
+                self.guard_app(session, ctx, pool, app).await
             }
         }
     }
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Box<HttpPeer>> {
+        if let Some(Forward::Portal(_)) = ctx.forward {
+            let mut peer = HttpPeer::new(self.portal.addr, false, String::new());
+            peer.options.connection_timeout = Some(Duration::from_secs(5));
+            peer.options.read_timeout = Some(Duration::from_secs(30));
+            peer.options.idle_timeout = Some(Duration::from_secs(60));
+            return Ok(Box::new(peer));
+        }
         let Some(Route::App(_, app)) = &ctx.route else {
             return Err(Error::explain(ErrorType::InternalError, "no app route to proxy to"));
         };
@@ -191,19 +244,36 @@ impl ProxyHttp for Gateway {
     where
         RequestCtx: Send + Sync,
     {
-        let Some(Route::App(_, app)) = &ctx.route else {
-            return Err(Error::explain(ErrorType::InternalError, "no app route to proxy to"));
-        };
-        app.strip.strip(upstream, ctx.trusted_peer);
-        let host = ctx.host.as_deref().unwrap_or_default();
-        headers::set_forwarded(upstream, peer_ip(session), if ctx.tls { "https" } else { "http" }, host)?;
+        let host = ctx.host.clone().unwrap_or_default();
+        let proto = if ctx.tls { "https" } else { "http" };
+        match (&ctx.forward, &ctx.route) {
+            (Some(Forward::Portal(route)), Some(r)) => {
+                // The portal is ours: it gets its cookies, and our word on the route.
+                headers::StripSet::portal().strip(upstream, false);
+                headers::set_forwarded(upstream, peer_ip(session), proto, &host)?;
+                upstream.insert_header(crate::portal::KEY_HEADER, self.portal.key.value())?;
+                upstream.insert_header(crate::portal::ROUTE_HEADER, route.as_str())?;
+                let _ = r;
+            }
+            (Some(Forward::Upstream(who)), Some(Route::App(pool, app))) => {
+                app.strip.strip(upstream, ctx.trusted_peer);
+                strip_gateway_cookies(upstream);
+                headers::set_forwarded(upstream, peer_ip(session), proto, &host)?;
+                if let Some(who) = who {
+                    let now = now();
+                    let jwt = identity::assertion(pool, app, &who.principal, who.key, &self.sessions, now);
+                    identity::apply(upstream, pool, app, &who.principal, jwt.as_deref());
+                }
+            }
+            _ => return Err(Error::explain(ErrorType::InternalError, "no route to proxy to")),
+        }
         upstream.insert_header("x-request-id", ctx.request_id.as_str())?;
         Ok(())
     }
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()>
@@ -214,6 +284,20 @@ impl ProxyHttp for Gateway {
             ctx.upstream_time.get_or_insert(started.elapsed());
         }
         resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some(cookie) = ctx.set_cookie.take() {
+            resp.append_header(http::header::SET_COOKIE, cookie)?;
+        }
+        if let (Some(Route::App(_, app)), Some(Forward::Upstream(_))) = (&ctx.route, &ctx.forward)
+            && let Some(cors) = &app.cors
+            && let Some(origin) = auth::allowed_origin(session.req_header(), cors)
+        {
+            let origin = origin.to_owned();
+            resp.insert_header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin)?;
+            resp.append_header(http::header::VARY, "Origin")?;
+            if cors.credentials {
+                resp.insert_header(http::header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true")?;
+            }
+        }
         Ok(())
     }
 
@@ -284,5 +368,213 @@ impl ProxyHttp for Gateway {
             client = peer_ip(session).map(|ip| ip.to_string()).unwrap_or_default(),
             error = error.map(|e| e.etype().as_str()),
         );
+    }
+}
+
+fn now() -> i64 {
+    use crate::clock::Clock;
+    crate::clock::SystemClock.now()
+}
+
+/// Removes the gateway's own cookies from what the upstream sees.
+fn strip_gateway_cookies(req: &mut RequestHeader) {
+    let values: Vec<String> = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    if values.is_empty() {
+        return;
+    }
+    req.remove_header(&http::header::COOKIE);
+    if let Some(kept) = crate::session::cookie::without_gateway_cookies(&values.join("; ")) {
+        let _ = req.insert_header(http::header::COOKIE, kept);
+    }
+}
+
+// === impl Gateway: the app's guard ===
+
+impl Gateway {
+    /// Decides what happens to a request for an app: portal, preflight, public, or who.
+    async fn guard_app(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        pool: &Arc<PoolRoute>,
+        app: &Arc<AppRoute>,
+    ) -> pingora::Result<bool> {
+        let req = session.req_header();
+        let path = req.uri.path();
+        if path.starts_with("/.poolgate/") {
+            ctx.forward = Some(Forward::Portal(format!("app/{}/{}", pool.id, app.id)));
+            return Ok(false);
+        }
+        if auth::is_preflight(req) {
+            return self.answer_preflight(session, app).await;
+        }
+        if is_public(path, &app.public_paths) {
+            ctx.forward = Some(Forward::Upstream(None));
+            return Ok(false);
+        }
+        let now = now();
+        let store = self.registry.store();
+        let lookups = auth::Lookups {
+            sessions: &self.sessions,
+            store,
+            control: &self.control,
+        };
+        let mut found = auth::from_cookie(req, ctx.tls, pool, app, &lookups, now).await;
+        if matches!(found, auth::Authn::None) {
+            found = auth::from_bearer(session.req_header(), pool, app, &self.sessions, now);
+        }
+        let (principal, key, browser_session) = match found {
+            auth::Authn::Session {
+                principal,
+                sid,
+                refresh,
+            } => {
+                ctx.set_cookie = refresh;
+                (principal, sid, true)
+            }
+            auth::Authn::Bearer { principal, key } => (principal, key, false),
+            auth::Authn::None => return self.sign_in(session, pool).await,
+        };
+        match auth::authorize(app, &principal) {
+            Ok(()) => {
+                ctx.forward = Some(Forward::Upstream(Some(Who { principal, key })));
+                Ok(false)
+            }
+            Err(auth::Denied::NeedsMfa) if browser_session && auth::is_browser(session.req_header()) => {
+                self.sign_in(session, pool).await
+            }
+            Err(_) => {
+                let detail = format!(
+                    "You are signed in to {} as {}, but this application is not open to you.",
+                    pool.name, principal.username
+                );
+                pages::denied(session, &pool.name, &detail).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// No valid session: a browser goes to sign in (and comes back here); anything else
+    /// is told how to authenticate.
+    async fn sign_in(&self, session: &mut Session, pool: &PoolRoute) -> pingora::Result<bool> {
+        let req = session.req_header();
+        if auth::is_browser(req) {
+            let target = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+            let encoded: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+            pages::redirect(session, 302, &format!("/.poolgate/login?return_to={encoded}")).await?;
+        } else {
+            let challenge = format!("Bearer realm=\"{}\"", pool.id);
+            pages::respond_with(
+                session,
+                401,
+                "Unauthorized",
+                "sign in, or send a bearer token of this pool",
+                &[("www-authenticate", challenge)],
+            )
+            .await?;
+        }
+        Ok(true)
+    }
+
+    /// Answers a CORS preflight from the app's config; it is never redirected to sign in.
+    async fn answer_preflight(&self, session: &mut Session, app: &AppRoute) -> pingora::Result<bool> {
+        let req = session.req_header();
+        let Some(cors) = &app.cors else {
+            pages::respond_with(
+                session,
+                403,
+                "Forbidden",
+                "this application takes no cross-origin requests",
+                &[],
+            )
+            .await?;
+            return Ok(true);
+        };
+        let Some(origin) = auth::allowed_origin(req, cors).map(str::to_owned) else {
+            pages::respond_with(
+                session,
+                403,
+                "Forbidden",
+                "this origin may not call this application",
+                &[],
+            )
+            .await?;
+            return Ok(true);
+        };
+        let mut headers = vec![
+            ("access-control-allow-origin", origin),
+            ("access-control-allow-methods", cors.methods.join(", ")),
+            ("access-control-max-age", cors.max_age.as_secs().to_string()),
+            ("vary", "Origin".to_owned()),
+        ];
+        if !cors.headers.is_empty() {
+            headers.push(("access-control-allow-headers", cors.headers.join(", ")));
+        }
+        if cors.credentials {
+            headers.push(("access-control-allow-credentials", "true".to_owned()));
+        }
+        pages::empty(session, 204, &headers).await?;
+        Ok(true)
+    }
+}
+
+/// Whether `path` is under one of the app's public paths. A path a server could read
+/// differently than we do (dot segments, doubled or encoded slashes, backslashes) is
+/// never public.
+fn is_public(path: &str, public: &[String]) -> bool {
+    if public.is_empty() {
+        return false;
+    }
+    let lower = path.to_ascii_lowercase();
+    let ambiguous = lower.contains("//")
+        || lower.contains("/./")
+        || lower.contains("/../")
+        || lower.ends_with("/.")
+        || lower.ends_with("/..")
+        || lower.contains('\\')
+        || lower.contains("%2e")
+        || lower.contains("%2f")
+        || lower.contains("%5c")
+        || lower.contains(';');
+    if ambiguous {
+        return false;
+    }
+    public.iter().any(|p| {
+        if p.ends_with('/') {
+            path.starts_with(p.as_str())
+        } else {
+            path == p || path.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/'))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_public;
+
+    #[test]
+    fn public_paths_match_whole_segments_and_refuse_tricks() {
+        let public = vec!["/health".to_owned(), "/static/".to_owned()];
+        for yes in ["/health", "/health/deep", "/static/app.js"] {
+            assert!(is_public(yes, &public), "{yes}");
+        }
+        for no in [
+            "/healthz",
+            "/static",
+            "/health/../admin",
+            "/static/..%2fadmin",
+            "/static/%2e%2e/admin",
+            "//health",
+            "/static/./x",
+            "/health;x",
+            "/admin",
+        ] {
+            assert!(!is_public(no, &public), "{no}");
+        }
     }
 }

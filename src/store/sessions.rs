@@ -105,6 +105,17 @@ impl Store {
         Ok(())
     }
 
+    /// Records the methods an SSO session has been authenticated with (after a step-up).
+    pub async fn set_sso_methods(&self, pool: &str, id: &str, methods: &[&str]) -> Result<()> {
+        sqlx::query("UPDATE sso_sessions SET methods = $1 WHERE pool_id = $2 AND id = $3")
+            .bind(methods.join(" "))
+            .bind(pool)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Live (unrevoked, unexpired) SSO sessions of a pool, newest first.
     pub async fn sso_sessions(&self, pool: &str, page: Page) -> Result<Vec<SsoSessionRecord>> {
         let (limit, offset) = page.clamped();
@@ -197,19 +208,19 @@ impl Store {
         Ok(())
     }
 
-    /// Ids of SSO and app sessions revoked at or after `since` and not yet expired: what a
-    /// node's revocation cache needs.
-    pub async fn revoked_since(&self, since: i64) -> Result<Vec<(String, String)>> {
+    /// SSO and app sessions revoked at or after `since` and not yet expired, as
+    /// `(pool, id, expires_at)`: what a node's revocation cache needs.
+    pub async fn revoked_since(&self, since: i64) -> Result<Vec<(String, String, i64)>> {
         let mut out = Vec::new();
         for table in ["sso_sessions", "app_sessions"] {
-            let sql = format!("SELECT pool_id, id FROM {table} WHERE revoked_at >= $1 AND expires_at > $2");
+            let sql = format!("SELECT pool_id, id, expires_at FROM {table} WHERE revoked_at >= $1 AND expires_at > $2");
             let rows = sqlx::query(&sql)
                 .bind(since)
                 .bind(self.now())
                 .fetch_all(&self.pool)
                 .await?;
             for r in rows {
-                out.push((r.try_get("pool_id")?, r.try_get("id")?));
+                out.push((r.try_get("pool_id")?, r.try_get("id")?, r.try_get("expires_at")?));
             }
         }
         Ok(out)

@@ -102,6 +102,11 @@ pub fn normalize_email(raw: &str) -> Result<String> {
     }
 }
 
+/// The columns a `User` is read from. Named, not `*`: a later migration adding a column
+/// must not change what an old prepared statement returns.
+const USER_COLUMNS: &str = "pool_id, id, username, email, email_verified, name, disabled, failed_logins, locked_until, \
+                            password_hash, totp_secret, created_at, updated_at";
+
 fn group_name(raw: &str) -> Result<String> {
     crate::ids::AppId::parse(raw)
         .map(|g| g.as_str().to_owned())
@@ -236,35 +241,41 @@ impl Store {
     }
 
     pub async fn user(&self, pool: &str, id: &str) -> Result<User> {
-        let row = sqlx::query("SELECT * FROM users WHERE pool_id = $1 AND id = $2")
-            .bind(pool)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE pool_id = $1 AND id = $2"
+        ))
+        .bind(pool)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
         user_row(&row, self.groups_of(pool, id).await?)
     }
 
     pub async fn user_by_username(&self, pool: &str, username: &str) -> Result<User> {
         let username = normalize_username(username).map_err(|_| StoreError::NotFound)?;
-        let row = sqlx::query("SELECT * FROM users WHERE pool_id = $1 AND username = $2")
-            .bind(pool)
-            .bind(&username)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE pool_id = $1 AND username = $2"
+        ))
+        .bind(pool)
+        .bind(&username)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
         let id: String = row.try_get("id")?;
         user_row(&row, self.groups_of(pool, &id).await?)
     }
 
     pub async fn users(&self, pool: &str, page: Page) -> Result<Vec<User>> {
         let (limit, offset) = page.clamped();
-        let rows = sqlx::query("SELECT * FROM users WHERE pool_id = $1 ORDER BY username LIMIT $2 OFFSET $3")
-            .bind(pool)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE pool_id = $1 ORDER BY username LIMIT $2 OFFSET $3"
+        ))
+        .bind(pool)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
         let mut users = Vec::with_capacity(rows.len());
         for row in &rows {
             let id: String = row.try_get("id")?;
@@ -547,5 +558,24 @@ impl Store {
         } else {
             Ok(())
         }
+    }
+}
+
+impl Store {
+    /// Users of a pool with this (normalised) email: at most one, as emails are unique.
+    pub async fn users_by_email(&self, pool: &str, email: &str) -> Result<Vec<User>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE pool_id = $1 AND email = $2"
+        ))
+        .bind(pool)
+        .bind(email)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            out.push(user_row(row, self.groups_of(pool, &id).await?)?);
+        }
+        Ok(out)
     }
 }

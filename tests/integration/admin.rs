@@ -252,7 +252,7 @@ async fn api_changes_are_served_without_a_restart() {
     let (status, _) = gw.get("crm.employees.localhost", "/").await;
     assert_eq!(status, 421);
     let (status, app) = send(gw.api(Method::POST, "/pools/employees/apps").json(&json!({
-        "id": "crm", "hosts": ["crm.employees.localhost"], "upstreams": [crm.addr.to_string()], "timeout": "5s"
+        "id": "crm", "hosts": ["crm.employees.localhost"], "upstreams": [crm.addr.to_string()], "timeout": "5s", "public_paths": ["/"]
     })))
     .await;
     assert_eq!(status, 201, "{app}");
@@ -429,7 +429,7 @@ async fn a_second_node_sharing_the_store_follows_changes() {
     let one = Gateway::start_with(&pools, opts()).await;
     let two = Gateway::start_with(&pools, opts()).await;
     let (status, body) = send(one.api(Method::POST, "/pools/employees/apps").json(&json!({
-        "id": "crm", "hosts": ["crm.employees.localhost"], "upstreams": [up.addr.to_string()]
+        "id": "crm", "hosts": ["crm.employees.localhost"], "upstreams": [up.addr.to_string()], "public_paths": ["/"]
     })))
     .await;
     assert_eq!(status, 201, "{body}");

@@ -1,6 +1,7 @@
 //! Integration tests: real gateway processes (the `poolgate` binary) in front of real
 //! whoami upstreams, all on loopback ephemeral ports. One test binary, so Pingora links once.
 
+mod browser;
 mod support;
 
 mod admin;
@@ -9,5 +10,6 @@ mod cli;
 mod proxying;
 mod reload;
 mod routing;
+mod signin;
 mod store;
 mod tls;

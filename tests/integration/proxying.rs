@@ -17,7 +17,7 @@ fn one_app(upstreams: &[String], extra: &str) -> String {
         .join(", ");
     format!(
         "[pools.employees]\nname = \"Employees\"\nportal = \"login.employees.localhost\"\n\
-         [pools.employees.apps.wiki]\nhosts = [\"wiki.employees.localhost\"]\nupstreams = [{list}]\n{extra}\n"
+         [pools.employees.apps.wiki]\nhosts = [\"wiki.employees.localhost\"]\nupstreams = [{list}]\npublic_paths = [\"/\"]\n{extra}\n"
     )
 }
 

@@ -343,7 +343,7 @@ async fn revoking_an_sso_session_revokes_its_app_sessions() {
             .await
             .unwrap()
             .into_iter()
-            .map(|(_, id)| id)
+            .map(|(_, id, _)| id)
             .collect();
         revoked.sort();
         assert_eq!(revoked, ["app-1", "app-2", "sso-1"]);

@@ -72,7 +72,8 @@ impl Drop for Whoami {
     }
 }
 
-/// Two pools, one app each: employees/wiki → `wiki`, suppliers/orders → `orders`.
+/// Two pools, one app each: employees/wiki → `wiki`, suppliers/orders → `orders`. Every path
+/// is public (no sign-in), for tests of routing and proxying; sign-in tests use their own.
 pub fn two_pools(wiki: &Whoami, orders: &Whoami) -> String {
     format!(
         r#"
@@ -83,6 +84,7 @@ portal = "login.employees.localhost"
 [pools.employees.apps.wiki]
 hosts = ["wiki.employees.localhost"]
 upstreams = ["{}"]
+public_paths = ["/"]
 timeout = "2s"
 
 [pools.suppliers]
@@ -92,6 +94,7 @@ portal = "login.suppliers.localhost"
 [pools.suppliers.apps.orders]
 hosts = ["orders.suppliers.localhost"]
 upstreams = ["{}"]
+public_paths = ["/"]
 "#,
         wiki.addr, orders.addr
     )
@@ -197,6 +200,16 @@ impl Gateway {
             assert!(Instant::now() < deadline, "gateway not ready in 30 s:\n{}", self.log());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Every host of this gateway's config file.
+    pub fn hosts(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.config_path()).unwrap();
+        poolgate::config::Config::parse(&text, self.dir.path())
+            .unwrap()
+            .hosts()
+            .map(|h| h.to_string())
+            .collect()
     }
 
     pub fn config_path(&self) -> PathBuf {

@@ -102,7 +102,7 @@ async fn a_wildcard_certificate_covers_hosts_added_at_run_time() {
     let resp = gw
         .api(reqwest::Method::POST, "/pools/employees/apps")
         .json(
-            &serde_json::json!({"id": "crm", "hosts": ["crm.employees.localhost"], "upstreams": [up.addr.to_string()]}),
+            &serde_json::json!({"id": "crm", "hosts": ["crm.employees.localhost"], "upstreams": [up.addr.to_string()], "public_paths": ["/"]}),
         )
         .send()
         .await

@@ -1,0 +1,750 @@
+//! The hosted login: password, then a second factor when the user has one or the pool or
+//! app asks for it (with enrollment on the spot), then a fresh SSO session. Every failure
+//! says the same thing, so the page never tells whether a username exists.
+
+use axum::extract::{Extension, Form, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+use totp_rs::{Algorithm, Secret, TOTP};
+
+use super::PortalState;
+use super::context::Ctx;
+use super::oidc::{self, AuthRequest, audit, current_sso, equal, open, random_token, seal};
+use super::pages;
+use crate::config::MfaPolicy;
+use crate::crypto::password;
+use crate::session::cookie::Cookie;
+use crate::session::{SessionId, Ticket, sso_binding};
+use crate::store::{StoreError, User};
+
+const WRONG: &str = "The username or password is not right, or this account cannot sign in now.";
+/// Verified against when the username is unknown, so a miss costs what a hit costs.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Kl1QHxuhVDzMYsnt0Wo3F4+YM9T3HVFr+oVk8pFxQPo";
+
+/// The CSRF token of this browser, and a `Set-Cookie` if it had none.
+fn csrf(ctx: &Ctx, headers: &HeaderMap) -> (String, Option<String>) {
+    match Cookie::Csrf.read(headers, ctx.tls) {
+        Some(t) if t.len() >= 32 => (t.to_owned(), None),
+        _ => {
+            let t = random_token(24);
+            let set = Cookie::Csrf.set(ctx.tls, &t, None);
+            (t, Some(set))
+        }
+    }
+}
+
+fn csrf_ok(ctx: &Ctx, headers: &HeaderMap, presented: &str) -> bool {
+    Cookie::Csrf
+        .read(headers, ctx.tls)
+        .is_some_and(|c| c.len() >= 32 && equal(c, presented))
+}
+
+fn with_cookie(resp: Response, set: Option<String>) -> Response {
+    match set {
+        Some(c) => ([(header::SET_COOKIE, c)], resp).into_response(),
+        None => resp,
+    }
+}
+
+pub(super) fn login_page(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    request: Option<&AuthRequest>,
+    username: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let (token, set) = csrf(ctx, headers);
+    let sealed = request.map(|r| seal(&ctx.pool, "authreq", r)).unwrap_or_default();
+    let page = pages::render(
+        status,
+        &ctx.pool,
+        "login.html",
+        context! { csrf => token, request => sealed, username => username, error => error, app => request.map(|r| r.client_id.clone()) },
+    );
+    with_cookie(page, set)
+}
+
+/// A sign-in between its password and its second factor.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    uid: String,
+    request: Option<AuthRequest>,
+    /// Set when an existing SSO session is stepping up to MFA.
+    sso: Option<String>,
+    exp: i64,
+}
+
+/// A second factor being set up: the new secret travels sealed until it is confirmed.
+#[derive(Serialize, Deserialize)]
+struct Enrollment {
+    uid: String,
+    secret: String,
+    request: Option<AuthRequest>,
+    sso: Option<String>,
+    exp: i64,
+}
+
+fn totp(pool_name: &str, account: &str, secret: Vec<u8>) -> Option<TOTP> {
+    TOTP::new(
+        Algorithm::SHA1,
+        6,
+        1,
+        30,
+        secret,
+        Some(pool_name.to_owned()),
+        account.to_owned(),
+    )
+    .ok()
+}
+
+/// Whether this sign-in (for this request) needs a second factor now.
+fn needs_second_factor(ctx: &Ctx, user: &User, request: Option<&AuthRequest>) -> bool {
+    if ctx.pool.mfa == MfaPolicy::Off {
+        return false;
+    }
+    let app_requires = request
+        .and_then(|r| ctx.pool.apps.get(&r.client_id))
+        .is_some_and(|a| a.policy.require_mfa);
+    user.mfa_enrolled || ctx.pool.mfa == MfaPolicy::Required || app_requires
+}
+
+fn mfa_page(ctx: &Ctx, headers: &HeaderMap, pending: &Pending, error: Option<&str>) -> Response {
+    let (token, set) = csrf(ctx, headers);
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    let page = pages::render(
+        status,
+        &ctx.pool,
+        "mfa.html",
+        context! { csrf => token, pending => seal(&ctx.pool, "pending", pending), error => error },
+    );
+    with_cookie(page, set)
+}
+
+fn enroll_page(ctx: &Ctx, headers: &HeaderMap, user: &User, enrollment: &Enrollment, error: Option<&str>) -> Response {
+    let (token, set) = csrf(ctx, headers);
+    let secret = Secret::Encoded(enrollment.secret.clone())
+        .to_bytes()
+        .unwrap_or_default();
+    let url = totp(&ctx.pool.name, &user.username, secret)
+        .map(|t| t.get_url())
+        .unwrap_or_default();
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    let page = pages::render(
+        status,
+        &ctx.pool,
+        "enroll.html",
+        context! { csrf => token, pending => seal(&ctx.pool, "enroll", enrollment), qr => pages::qr_svg(&url), secret => enrollment.secret, error => error },
+    );
+    with_cookie(page, set)
+}
+
+fn new_enrollment(uid: &str, request: Option<AuthRequest>, sso: Option<String>, now: i64) -> Enrollment {
+    Enrollment {
+        uid: uid.to_owned(),
+        secret: Secret::generate_secret().to_encoded().to_string(),
+        request,
+        sso,
+        exp: now + 900,
+    }
+}
+
+/// The second step of an authorization with an SSO session: a code at once (single
+/// sign-on), or a step-up to MFA when the app asks for it and the session has none.
+pub(super) async fn continue_with_session(
+    state: &PortalState,
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    sso: Ticket,
+    request: AuthRequest,
+) -> Response {
+    let app_requires = ctx
+        .pool
+        .apps
+        .get(&request.client_id)
+        .is_some_and(|a| a.policy.require_mfa);
+    if app_requires && !sso.mfa {
+        let user = match state
+            .registry
+            .store()
+            .user(ctx.pool.id.as_str(), &sso.uid.to_string())
+            .await
+        {
+            Ok(u) => u,
+            Err(_) => return login_page(ctx, headers, Some(&request), "", None, StatusCode::OK),
+        };
+        let now = state.registry.store().now();
+        if user.mfa_enrolled {
+            let pending = Pending {
+                uid: user.id.clone(),
+                request: Some(request),
+                sso: Some(sso.sso.hex()),
+                exp: now + 300,
+            };
+            return mfa_page(ctx, headers, &pending, None);
+        }
+        let enrollment = new_enrollment(&user.id, Some(request), Some(sso.sso.hex()), now);
+        return enroll_page(ctx, headers, &user, &enrollment, None);
+    }
+    oidc::issue_code(state, ctx, &request, &sso).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct PasswordForm {
+    csrf: String,
+    #[serde(default)]
+    request: String,
+    username: String,
+    password: String,
+}
+
+async fn find_user(state: &PortalState, pool: &str, login: &str) -> Option<User> {
+    match state.registry.store().user_by_username(pool, login).await {
+        Ok(u) => Some(u),
+        Err(_) if login.contains('@') => {
+            let email = login.trim().to_lowercase();
+            let users = state.registry.store().users_by_email(pool, &email).await.ok()?;
+            users.into_iter().next()
+        }
+        Err(_) => None,
+    }
+}
+
+pub(super) async fn password(
+    State(state): State<PortalState>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+    Form(f): Form<PasswordForm>,
+) -> Response {
+    if ctx.app.is_some() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let store = state.registry.store();
+    let now = store.now();
+    let request: Option<AuthRequest> = (!f.request.is_empty())
+        .then(|| open::<AuthRequest>(&ctx.pool, "authreq", &f.request))
+        .flatten()
+        .filter(|r| r.exp > now);
+    if !f.request.is_empty() && request.is_none() {
+        return pages::message(
+            StatusCode::BAD_REQUEST,
+            &ctx.pool,
+            "This sign-in has expired",
+            "Go back to the application and try again.",
+            None,
+            None,
+        );
+    }
+    if !csrf_ok(&ctx, &headers, &f.csrf) {
+        return login_page(
+            &ctx,
+            &headers,
+            request.as_ref(),
+            &f.username,
+            Some("The form had expired. Please sign in again."),
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    if let Some(wait) = state.throttle.blocked(ctx.client, now) {
+        audit(
+            &state,
+            &ctx,
+            "anonymous",
+            "signin.throttled",
+            &f.username,
+            "denied",
+            String::new(),
+        )
+        .await;
+        let msg = format!(
+            "Too many failed sign-ins from your network. Try again in {} minutes.",
+            (wait + 59) / 60
+        );
+        return pages::message(
+            StatusCode::TOO_MANY_REQUESTS,
+            &ctx.pool,
+            "Please wait",
+            &msg,
+            None,
+            None,
+        );
+    }
+    let user = find_user(&state, ctx.pool.id.as_str(), &f.username).await;
+    let hash = user
+        .as_ref()
+        .and_then(|u| u.password_hash.clone())
+        .unwrap_or_else(|| DUMMY_HASH.to_owned());
+    let given = f.password.clone();
+    let (matches, rehash) = tokio::task::spawn_blocking(move || {
+        let ok = password::verify(&given, &hash);
+        let rehash = (ok && password::needs_rehash(&hash))
+            .then(|| password::hash(&given).ok())
+            .flatten();
+        (ok, rehash)
+    })
+    .await
+    .unwrap_or((false, None));
+
+    let pool = ctx.pool.id.as_str();
+    let outcome = match &user {
+        None => Err("unknown user"),
+        Some(u) if u.disabled => Err("disabled"),
+        Some(u) if u.locked_until.is_some_and(|t| t > now) => Err("locked"),
+        Some(_) if !matches => Err("wrong password"),
+        Some(_) => Ok(()),
+    };
+    let user = match (outcome, user) {
+        (Ok(()), Some(u)) => u,
+        (outcome, user) => {
+            let reason = outcome.err().unwrap_or("unknown user");
+            state.throttle.failed(ctx.client, now);
+            let mut locked_now = false;
+            if let Some(u) = &user
+                && reason == "wrong password"
+            {
+                let lockout = ctx.pool.lockout;
+                locked_now = store
+                    .record_login_failure(pool, &u.id, lockout.attempts as i64, lockout.duration.as_secs() as i64)
+                    .await
+                    .unwrap_or(false);
+            }
+            let target = user.as_ref().map_or(f.username.as_str(), |u| u.id.as_str());
+            audit(
+                &state,
+                &ctx,
+                "anonymous",
+                "signin.failure",
+                target,
+                "denied",
+                format!("reason={reason}"),
+            )
+            .await;
+            if locked_now {
+                audit(
+                    &state,
+                    &ctx,
+                    "system",
+                    "user.locked",
+                    target,
+                    "ok",
+                    format!("after {} failures", ctx.pool.lockout.attempts),
+                )
+                .await;
+            }
+            return login_page(
+                &ctx,
+                &headers,
+                request.as_ref(),
+                &f.username,
+                Some(WRONG),
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+    };
+    let _ = store.record_login_success(pool, &user.id).await;
+    if let Some(h) = rehash {
+        let _ = store.set_password_hash(pool, &user.id, Some(h)).await;
+    }
+    if needs_second_factor(&ctx, &user, request.as_ref()) {
+        if user.mfa_enrolled {
+            let pending = Pending {
+                uid: user.id.clone(),
+                request,
+                sso: None,
+                exp: now + 300,
+            };
+            return mfa_page(&ctx, &headers, &pending, None);
+        }
+        let enrollment = new_enrollment(&user.id, request, None, now);
+        return enroll_page(&ctx, &headers, &user, &enrollment, None);
+    }
+    complete(&state, &ctx, &user, false, request, None).await
+}
+
+/// Signs the user in: a new SSO session (a new id at every sign-in: no fixation), then on
+/// to the app, or to the portal's home.
+async fn complete(
+    state: &PortalState,
+    ctx: &Ctx,
+    user: &User,
+    mfa: bool,
+    request: Option<AuthRequest>,
+    stepping_up: Option<String>,
+) -> Response {
+    let (set_cookie, ticket) = match open_session(state, ctx, user, mfa, stepping_up).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let next = match request {
+        Some(r) => oidc::issue_code(state, ctx, &r, &ticket).await,
+        None => Redirect::to("/").into_response(),
+    };
+    ([(header::SET_COOKIE, set_cookie)], next).into_response()
+}
+
+/// Creates (or, for a step-up, upgrades) the SSO session and its cookie.
+async fn open_session(
+    state: &PortalState,
+    ctx: &Ctx,
+    user: &User,
+    mfa: bool,
+    stepping_up: Option<String>,
+) -> Result<(String, Ticket), Response> {
+    let store = state.registry.store();
+    let now = store.now();
+    let policy = ctx.pool.sessions;
+    let methods: &[&str] = if mfa { &["pwd", "otp"] } else { &["pwd"] };
+    let uid = uuid::Uuid::parse_str(&user.id).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
+    let (sid, expires) = match stepping_up.and_then(|s| SessionId::from_hex(&s)) {
+        Some(sid) => {
+            let record = store.sso_session(ctx.pool.id.as_str(), &sid.hex()).await;
+            let expires = record.map(|r| r.expires_at).unwrap_or(now);
+            let _ = store.set_sso_methods(ctx.pool.id.as_str(), &sid.hex(), methods).await;
+            (sid, expires)
+        }
+        None => {
+            let sid = SessionId::random();
+            let expires = now + policy.max.as_secs() as i64;
+            if let Err(e) = store
+                .create_sso_session(
+                    ctx.pool.id.as_str(),
+                    &sid.hex(),
+                    &user.id,
+                    methods,
+                    "local",
+                    &ctx.client_text(),
+                    expires,
+                )
+                .await
+            {
+                tracing::error!(code = "PG0506", error = %e, "could not store an SSO session");
+                return Err(pages::message(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &ctx.pool,
+                    "Sign-in is unavailable",
+                    "Please try again in a moment.",
+                    None,
+                    None,
+                ));
+            }
+            (sid, expires)
+        }
+    };
+    let ticket = Ticket {
+        sid,
+        sso: sid,
+        uid,
+        issued: now,
+        expires,
+        idle_until: (now + policy.idle.as_secs() as i64).min(expires),
+        mfa,
+        source: "local".into(),
+    };
+    let value = ticket
+        .seal(&ctx.pool.keys.cookies, &sso_binding(ctx.pool.id.as_str()))
+        .unwrap_or_default();
+    audit(
+        state,
+        ctx,
+        &format!("user:{}", user.id),
+        "signin.success",
+        &user.id,
+        "ok",
+        format!("methods={}", methods.join("+")),
+    )
+    .await;
+    Ok((Cookie::Sso.set(ctx.tls, &value, Some(expires - now)), ticket))
+}
+
+#[derive(Deserialize)]
+pub(super) struct CodeForm {
+    csrf: String,
+    pending: String,
+    code: String,
+}
+
+/// Accepts a TOTP code (each time step once) or a recovery code (each code once).
+async fn check_second_factor(state: &PortalState, ctx: &Ctx, user: &User, code: &str) -> bool {
+    let store = state.registry.store();
+    let pool = ctx.pool.id.as_str();
+    let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    if digits.len() == 6 && digits.chars().all(|c| c.is_ascii_digit()) {
+        let Ok(Some((secret, last))) = store.totp_secret(pool, &user.id, state.registry.master_key()).await else {
+            return false;
+        };
+        let Some(t) = totp(&ctx.pool.name, &user.username, secret) else {
+            return false;
+        };
+        let now = store.now() as u64;
+        for step in [now / 30, now / 30 - 1, now / 30 + 1] {
+            if step as i64 > last && equal(&t.generate(step * 30), &digits) {
+                return store.use_totp_step(pool, &user.id, step as i64).await.unwrap_or(false);
+            }
+        }
+        return false;
+    }
+    store.use_recovery_code(pool, &user.id, code).await.unwrap_or(false)
+}
+
+pub(super) async fn second_factor(
+    State(state): State<PortalState>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+    Form(f): Form<CodeForm>,
+) -> Response {
+    let now = state.registry.store().now();
+    let Some(pending) = open::<Pending>(&ctx.pool, "pending", &f.pending).filter(|p| p.exp > now) else {
+        return pages::message(
+            StatusCode::BAD_REQUEST,
+            &ctx.pool,
+            "This sign-in has expired",
+            "Please sign in again.",
+            None,
+            Some(("/", "Sign in")),
+        );
+    };
+    if !csrf_ok(&ctx, &headers, &f.csrf) {
+        return mfa_page(
+            &ctx,
+            &headers,
+            &pending,
+            Some("The form had expired. Please enter a new code."),
+        );
+    }
+    if let Some(wait) = state.throttle.blocked(ctx.client, now) {
+        let msg = format!(
+            "Too many failed sign-ins from your network. Try again in {} minutes.",
+            (wait + 59) / 60
+        );
+        return pages::message(
+            StatusCode::TOO_MANY_REQUESTS,
+            &ctx.pool,
+            "Please wait",
+            &msg,
+            None,
+            None,
+        );
+    }
+    let user = match state.registry.store().user(ctx.pool.id.as_str(), &pending.uid).await {
+        Ok(u) if !u.disabled => u,
+        _ => {
+            return login_page(
+                &ctx,
+                &headers,
+                pending.request.as_ref(),
+                "",
+                Some(WRONG),
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+    };
+    if !check_second_factor(&state, &ctx, &user, &f.code).await {
+        state.throttle.failed(ctx.client, now);
+        let lockout = ctx.pool.lockout;
+        let _ = state
+            .registry
+            .store()
+            .record_login_failure(
+                ctx.pool.id.as_str(),
+                &user.id,
+                lockout.attempts as i64,
+                lockout.duration.as_secs() as i64,
+            )
+            .await;
+        audit(
+            &state,
+            &ctx,
+            &format!("user:{}", user.id),
+            "signin.mfa_failure",
+            &user.id,
+            "denied",
+            String::new(),
+        )
+        .await;
+        return mfa_page(
+            &ctx,
+            &headers,
+            &pending,
+            Some("That code is not right. Try the current code."),
+        );
+    }
+    complete(&state, &ctx, &user, true, pending.request, pending.sso).await
+}
+
+pub(super) async fn enroll(
+    State(state): State<PortalState>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+    Form(f): Form<CodeForm>,
+) -> Response {
+    let store = state.registry.store();
+    let now = store.now();
+    let Some(enrollment) = open::<Enrollment>(&ctx.pool, "enroll", &f.pending).filter(|p| p.exp > now) else {
+        return pages::message(
+            StatusCode::BAD_REQUEST,
+            &ctx.pool,
+            "This setup has expired",
+            "Please sign in again.",
+            None,
+            Some(("/", "Sign in")),
+        );
+    };
+    let user = match store.user(ctx.pool.id.as_str(), &enrollment.uid).await {
+        Ok(u) if !u.disabled => u,
+        _ => {
+            return login_page(
+                &ctx,
+                &headers,
+                enrollment.request.as_ref(),
+                "",
+                Some(WRONG),
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+    };
+    if !csrf_ok(&ctx, &headers, &f.csrf) {
+        return enroll_page(
+            &ctx,
+            &headers,
+            &user,
+            &enrollment,
+            Some("The form had expired. Please enter a new code."),
+        );
+    }
+    let secret = Secret::Encoded(enrollment.secret.clone())
+        .to_bytes()
+        .unwrap_or_default();
+    let Some(t) = totp(&ctx.pool.name, &user.username, secret.clone()) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let code: String = f.code.chars().filter(|c| c.is_ascii_digit()).collect();
+    let step = now as u64 / 30;
+    let valid_step = [step, step - 1, step + 1]
+        .into_iter()
+        .find(|s| equal(&t.generate(s * 30), &code));
+    let Some(valid_step) = valid_step else {
+        return enroll_page(
+            &ctx,
+            &headers,
+            &user,
+            &enrollment,
+            Some("That code is not right. Check the time on your phone and try again."),
+        );
+    };
+    let pool = ctx.pool.id.as_str();
+    let codes: Vec<String> = (0..10).map(|_| recovery_code()).collect();
+    let stored = async {
+        store
+            .set_totp_secret(pool, &user.id, &secret, state.registry.master_key())
+            .await?;
+        store.use_totp_step(pool, &user.id, valid_step as i64).await?;
+        store
+            .set_recovery_codes(
+                pool,
+                &user.id,
+                &codes.iter().map(|c| c.replace('-', "")).collect::<Vec<_>>(),
+            )
+            .await?;
+        Ok::<_, StoreError>(())
+    };
+    if let Err(e) = stored.await {
+        tracing::error!(code = "PG0507", error = %e, "could not store a TOTP enrollment");
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    audit(
+        &state,
+        &ctx,
+        &format!("user:{}", user.id),
+        "mfa.enroll",
+        &user.id,
+        "ok",
+        String::new(),
+    )
+    .await;
+    let (set_cookie, _) = match open_session(&state, &ctx, &user, true, enrollment.sso).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let next = enrollment.request.map(|r| r.url()).unwrap_or_else(|| "/".into());
+    let page = pages::render(
+        StatusCode::OK,
+        &ctx.pool,
+        "recovery.html",
+        context! { codes => codes, next => next },
+    );
+    ([(header::SET_COOKIE, set_cookie)], page).into_response()
+}
+
+/// Ten characters of base32 (50 bits), shown as `xxxxx-xxxxx`.
+fn recovery_code() -> String {
+    let raw = random_token(16).to_ascii_lowercase().replace(['-', '_'], "");
+    let alnum: String = raw.chars().filter(|c| c.is_ascii_alphanumeric()).take(10).collect();
+    format!("{}-{}", &alnum[..5], &alnum[5..])
+}
+
+/// `/mfa`: a signed-in user sets up a second factor (pools with MFA optional or required).
+pub(super) async fn start_enrollment(
+    State(state): State<PortalState>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+) -> Response {
+    if ctx.app.is_some() || ctx.pool.mfa == MfaPolicy::Off {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let Some(sso) = current_sso(&state, &ctx, &headers) else {
+        return Redirect::to("/").into_response();
+    };
+    let Ok(user) = state
+        .registry
+        .store()
+        .user(ctx.pool.id.as_str(), &sso.uid.to_string())
+        .await
+    else {
+        return Redirect::to("/").into_response();
+    };
+    let enrollment = new_enrollment(&user.id, None, Some(sso.sso.hex()), state.registry.store().now());
+    enroll_page(&ctx, &headers, &user, &enrollment, None)
+}
+
+/// The portal's home: who is signed in (with sign-out), or the login form.
+pub(super) async fn home(
+    State(state): State<PortalState>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+) -> Response {
+    if ctx.app.is_some() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    match current_sso(&state, &ctx, &headers) {
+        Some(sso) => {
+            let user = state
+                .registry
+                .store()
+                .user(ctx.pool.id.as_str(), &sso.uid.to_string())
+                .await;
+            let name = user.as_ref().map(|u| u.username.clone()).unwrap_or_default();
+            let offer_mfa = ctx.pool.mfa != MfaPolicy::Off && user.as_ref().is_ok_and(|u| !u.mfa_enrolled);
+            let link = offer_mfa.then_some(("/mfa", "Set up two-factor sign-in"));
+            pages::message(
+                StatusCode::OK,
+                &ctx.pool,
+                &ctx.pool.name,
+                &format!("You are signed in as {name}."),
+                Some("/logout"),
+                link,
+            )
+        }
+        None => login_page(&ctx, &headers, None, "", None, StatusCode::OK),
+    }
+}

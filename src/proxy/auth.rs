@@ -1,0 +1,208 @@
+//! Who a request on a protected route speaks for: an app session cookie (opened with the
+//! pool's key, checked against the revocation cache) or a bearer access token of the pool
+//! for this app (verified once, then cached). No database on this path but a principal's
+//! first fetch on a node.
+
+use std::sync::Arc;
+
+use pingora::http::RequestHeader;
+
+use crate::config::Cors;
+use crate::portal::AccessClaims;
+use crate::registry::{AppRoute, PoolRoute};
+use crate::session::cookie::Cookie;
+use crate::session::{Principal, SessionId, Sessions, Ticket, app_binding};
+use crate::store::Store;
+
+/// What authentication found.
+pub enum Authn {
+    /// A live app session; `refresh` is a new cookie when the idle window slid.
+    Session {
+        principal: Arc<Principal>,
+        sid: SessionId,
+        refresh: Option<String>,
+    },
+    Bearer {
+        principal: Arc<Principal>,
+        key: SessionId,
+    },
+    /// Nothing (or nothing valid): sign in.
+    None,
+}
+
+/// Where authentication looks things up: the caches, and the store through the control
+/// plane's runtime on a cache miss.
+#[derive(Clone, Copy)]
+pub struct Lookups<'a> {
+    pub sessions: &'a Sessions,
+    pub store: &'a Store,
+    pub control: &'a tokio::runtime::Handle,
+}
+
+/// How long a fetched profile is trusted before it is fetched again.
+const PROFILE_SECS: i64 = 30;
+
+/// Opens the app cookie, checks it is live and not revoked, and finds its principal.
+pub async fn from_cookie(
+    req: &RequestHeader,
+    tls: bool,
+    pool: &PoolRoute,
+    app: &AppRoute,
+    state: &Lookups<'_>,
+    now: i64,
+) -> Authn {
+    let Lookups {
+        sessions,
+        store,
+        control,
+    } = *state;
+    let Some(value) = Cookie::App.read(&req.headers, tls) else {
+        return Authn::None;
+    };
+    let Some(ticket) = Ticket::open(
+        value,
+        &pool.keys.cookies,
+        &app_binding(pool.id.as_str(), app.id.as_str()),
+    ) else {
+        return Authn::None;
+    };
+    if !ticket.live_at(now)
+        || sessions.revocations.is_revoked(&ticket.sid)
+        || sessions.revocations.is_revoked(&ticket.sso)
+    {
+        return Authn::None;
+    }
+    let key = format!("{}/{}/{}/{}", pool.id, ticket.uid, ticket.source, ticket.mfa);
+    let principal = match sessions.principal(&key, now) {
+        Some(p) => p,
+        None => {
+            let (store, pool_id, uid) = (store.clone(), pool.id.to_string(), ticket.uid.to_string());
+            let fetched = control.spawn(async move { store.user(&pool_id, &uid).await }).await;
+            let Ok(Ok(user)) = fetched else { return Authn::None };
+            if user.disabled {
+                return Authn::None;
+            }
+            let p = Arc::new(Principal {
+                sub: user.id,
+                username: user.username,
+                email: user.email,
+                name: user.name,
+                groups: user.groups,
+                source: ticket.source.clone(),
+                mfa: ticket.mfa,
+            });
+            sessions.remember_principal(key, p.clone(), now + PROFILE_SECS);
+            p
+        }
+    };
+    let idle = pool.sessions.idle.as_secs() as i64;
+    let refresh = (ticket.idle_until - now < idle / 2).then(|| {
+        let renewed = Ticket {
+            idle_until: (now + idle).min(ticket.expires),
+            ..ticket.clone()
+        };
+        let value = renewed
+            .seal(&pool.keys.cookies, &app_binding(pool.id.as_str(), app.id.as_str()))
+            .unwrap_or_default();
+        Cookie::App.set(tls, &value, Some(ticket.expires - now))
+    });
+    Authn::Session {
+        principal,
+        sid: ticket.sid,
+        refresh,
+    }
+}
+
+/// Verifies `Authorization: Bearer` as an access token of this pool for this app.
+pub fn from_bearer(req: &RequestHeader, pool: &PoolRoute, app: &AppRoute, sessions: &Sessions, now: i64) -> Authn {
+    let Some(token) = req
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+    else {
+        return Authn::None;
+    };
+    let key = SessionId(digest16(token));
+    // Cached per app: a token verified for one app says nothing about another.
+    let cache_key = format!("{}\0{}\0{token}", pool.id, app.id);
+    if let Some(p) = sessions.bearer(&cache_key, now) {
+        return Authn::Bearer { principal: p, key };
+    }
+    let Ok(claims) = pool
+        .keys
+        .verifier
+        .verify::<AccessClaims>(token, &pool.issuer, app.id.as_str())
+    else {
+        return Authn::None;
+    };
+    if SessionId::from_hex(&claims.sid).is_some_and(|s| sessions.revocations.is_revoked(&s)) {
+        return Authn::None;
+    }
+    let p = Arc::new(Principal {
+        sub: claims.sub,
+        username: claims.preferred_username,
+        email: claims.email,
+        name: claims.name,
+        groups: claims.groups,
+        source: claims.src,
+        mfa: claims.mfa,
+    });
+    sessions.remember_bearer(&cache_key, p.clone(), claims.exp.min(now + 300));
+    Authn::Bearer { principal: p, key }
+}
+
+fn digest16(s: &str) -> [u8; 16] {
+    let d = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d.as_ref()[..16]);
+    out
+}
+
+/// Why the app's policy turned a signed-in user away.
+pub enum Denied {
+    /// The app needs MFA and this session has none: a browser can step up.
+    NeedsMfa,
+    Forbidden,
+}
+
+pub fn authorize(app: &AppRoute, p: &Principal) -> Result<(), Denied> {
+    let policy = &app.policy;
+    if !policy.allowed_groups.is_empty() && !p.groups.iter().any(|g| policy.allowed_groups.contains(g)) {
+        return Err(Denied::Forbidden);
+    }
+    if !policy.allowed_sources.is_empty() && !policy.allowed_sources.contains(&p.source) {
+        return Err(Denied::Forbidden);
+    }
+    if policy.require_mfa && !p.mfa {
+        return Err(Denied::NeedsMfa);
+    }
+    Ok(())
+}
+
+/// A browser navigation (which gets the portal) rather than an API call (which gets 401).
+pub fn is_browser(req: &RequestHeader) -> bool {
+    let navigational = req.method == http::Method::GET || req.method == http::Method::HEAD;
+    let html = req
+        .headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let xhr = req.headers.get("x-requested-with").is_some();
+    navigational && html && !xhr
+}
+
+/// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
+pub fn is_preflight(req: &RequestHeader) -> bool {
+    req.method == http::Method::OPTIONS
+        && req.headers.contains_key(http::header::ORIGIN)
+        && req.headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+/// The origin of a request if the app's CORS config allows it.
+pub fn allowed_origin<'a>(req: &'a RequestHeader, cors: &Cors) -> Option<&'a str> {
+    let origin = req.headers.get(http::header::ORIGIN)?.to_str().ok()?;
+    let lower = origin.to_ascii_lowercase();
+    cors.origins.iter().any(|o| o == "*" || *o == lower).then_some(origin)
+}
