@@ -1,5 +1,6 @@
 //! `poolgate demo`: the gateway on `config/demo.toml` with a whoami upstream in the same
-//! process, development certificates made on first run. Nothing to install.
+//! process, development certificates and two demo users made on first run. Nothing to
+//! install.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -7,10 +8,15 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::{server, tls, whoami};
+use crate::crypto::password;
+use crate::store::{NewUser, Store};
+use crate::{clock, server, tls, whoami};
 
-/// Where the demo's apps expect their upstream (see `config/demo.toml`).
-pub const WHOAMI_ADDR: &str = "127.0.0.1:9001";
+/// The demo's people: (pool, username, password). Local demo only.
+pub const DEMO_USERS: [(&str, &str, &str); 2] = [
+    ("employees", "alice", "wonderland"),
+    ("suppliers", "bob", "the-builder"),
+];
 
 pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
@@ -23,7 +29,17 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
         );
     }
 
-    let addr: SocketAddr = WHOAMI_ADDR.parse()?;
+    add_demo_users(&config)?;
+
+    // The whoami upstream listens where the demo's apps send their requests.
+    let addr: SocketAddr = config
+        .pools
+        .iter()
+        .flat_map(|p| p.apps.iter())
+        .find_map(|a| a.upstreams.first())
+        .context("the demo config has no app")?
+        .parse()
+        .context("the demo's upstream must be an ip:port")?;
     let listener =
         std::net::TcpListener::bind(addr).with_context(|| format!("the demo's whoami upstream needs {addr}"))?;
     listener.set_nonblocking(true)?;
@@ -44,14 +60,38 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
         }
     })?;
 
-    print_welcome(&config);
+    print_welcome(&config, addr);
     server::serve(config_path)
 }
 
-fn print_welcome(config: &Config) {
+/// Creates the demo's users on first run (the embedded store keeps them after).
+fn add_demo_users(config: &Config) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let store = Store::connect(&config.store, clock::system()).await?;
+        store.sync_config_pools(&config.pools).await?;
+        for (pool, username, password) in DEMO_USERS {
+            if store.user_by_username(pool, username).await.is_ok() {
+                continue;
+            }
+            let user = NewUser {
+                username: username.into(),
+                email: Some(format!("{username}@{pool}.example")),
+                email_verified: true,
+                name: format!("{}{} (demo)", username[..1].to_uppercase(), &username[1..]),
+                password_hash: Some(password::hash(password)?),
+                groups: vec!["staff".into()],
+            };
+            store.create_user(pool, user).await?;
+        }
+        anyhow::Ok(())
+    })
+}
+
+fn print_welcome(config: &Config, whoami: SocketAddr) {
     let http_port = config.listen.http.map(|a| a.port());
     let https_port = config.listen.https.map(|a| a.port());
-    println!("\npoolgate demo — two pools, one app each, a whoami upstream on {WHOAMI_ADDR}\n");
+    println!("\npoolgate demo — two pools and their apps, a whoami upstream on {whoami}\n");
     for pool in &config.pools {
         println!("pool {} ({})", pool.id, pool.name);
         let mut hosts = vec![("portal", &pool.portal)];
@@ -69,9 +109,15 @@ fn print_welcome(config: &Config) {
             }
         }
     }
-    println!(
-        "\nFor https, trust {}/dev-ca.pem (or pass it to curl with --cacert).\nAdmin: http://{}/metrics   Stop: Ctrl-C\n",
-        config.certs_dir.display(),
-        config.admin.listen
-    );
+    println!();
+    for (pool, username, password) in DEMO_USERS {
+        println!("sign in to {pool} as {username} / {password}");
+    }
+    if https_port.is_some() {
+        println!(
+            "\nFor https, trust {}/dev-ca.pem (or pass it to curl with --cacert).",
+            config.certs_dir.display()
+        );
+    }
+    println!("\nAdmin: http://{}/metrics   Stop: Ctrl-C\n", config.admin.listen);
 }

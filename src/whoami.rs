@@ -124,7 +124,7 @@ fn page(echo: &Echo) -> String {
         .collect();
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>whoami</title>\
-         <style>body{{font-family:system-ui,sans-serif;margin:2rem}}th{{text-align:left;padding-right:1rem}}\
+         <style>body{{font-family:system-ui,sans-serif;margin:2rem}}th{{text-align:left;padding-right:1rem;white-space:nowrap;vertical-align:top}}td{{word-break:break-all}}\
          tr.identity{{background:#eef6ee}}td,th{{font-family:monospace}}</style></head><body><main>\
          <h1>What the app received</h1><p><code>{} {}{}</code> from <code>{}</code>, answered by <code>{}</code></p>\
          <table><caption>Request headers</caption>{rows}</table></main></body></html>\n",
