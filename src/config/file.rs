@@ -110,6 +110,9 @@ pub struct App {
     #[serde(default)]
     pub allowed_sources: Vec<S<String>>,
     pub cors: Option<S<Cors>>,
+    /// Extra redirect URIs for a third-party relying party using this app's client id.
+    #[serde(default)]
+    pub redirect_uris: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -56,7 +56,6 @@ struct Lowering<'a> {
 struct HostOwner {
     what: String,
     is_portal: bool,
-    line: usize,
     span: Range<usize>,
 }
 
@@ -258,14 +257,15 @@ impl Lowering<'_> {
                 return None;
             }
         };
-        let line = self.line(raw.span().start);
         if let Some(other) = hosts.get(&host) {
-            // Report at the later of the two lines, naming the earlier one.
-            let (first_what, first_line, later_what, later_span) = if other.line <= line {
-                (other.what.clone(), other.line, what, raw.span())
+            // Report at the later of the two places, naming the earlier one's line. Lines
+            // are only counted for errors: a file of 100,000 hosts must load in linear time.
+            let (first_what, first_span, later_what, later_span) = if other.span.start <= raw.span().start {
+                (other.what.clone(), other.span.clone(), what, raw.span())
             } else {
-                (what, line, other.what.clone(), other.span.clone())
+                (what, raw.span(), other.what.clone(), other.span.clone())
             };
+            let first_line = self.line(first_span.start);
             let message = if other.is_portal != is_portal {
                 format!(
                     "host `{host}` is both a portal host and an app host: {later_what} here, {first_what} at line {first_line}"
@@ -281,7 +281,6 @@ impl Lowering<'_> {
             HostOwner {
                 what,
                 is_portal,
-                line,
                 span: raw.span(),
             },
         );
@@ -552,6 +551,26 @@ impl Lowering<'_> {
             policy.allowed_sources.push(s.get_ref().clone());
         }
         let cors = a.cors.as_ref().map(|c| self.cors(c.get_ref(), &what));
+        let mut redirect_uris = Vec::new();
+        for r in &a.redirect_uris {
+            let ok = url::Url::parse(r.get_ref()).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.fragment().is_none()
+                    && u.host_str().is_some()
+                    && u.username().is_empty()
+            });
+            if ok {
+                redirect_uris.push(r.get_ref().clone());
+            } else {
+                self.err(
+                    r.span(),
+                    format!(
+                        "{what}: redirect URI `{}` must be an absolute http(s) URL without fragment",
+                        r.get_ref()
+                    ),
+                );
+            }
+        }
         Some(App {
             id: app_id?,
             config_managed: true,
@@ -565,6 +584,7 @@ impl Lowering<'_> {
             headers,
             policy,
             cors,
+            redirect_uris,
         })
     }
 

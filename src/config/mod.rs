@@ -222,9 +222,12 @@ pub struct App {
     pub headers: IdentityHeaders,
     pub policy: AccessPolicy,
     pub cors: Option<Cors>,
+    /// Redirect URIs registered beyond the app's own `/.poolgate/callback` (for a
+    /// third-party relying party that uses this app as its OIDC client).
+    pub redirect_uris: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HealthCheck {
     /// `None`: a TCP connect. `Some(path)`: `GET path` must answer 2xx.
     pub http_path: Option<String>,
@@ -445,14 +448,19 @@ impl Config {
         let mut pools = declared.pools.clone();
         pools.extend(extras.iter().filter(|e| e.is_pool).map(|e| e.pool.clone()));
         let mut combined = text;
+        if !combined.ends_with('\n') {
+            combined.push('\n');
+        }
+        let mut lines = combined.lines().count();
         let mut ranges = Vec::new();
         for extra in extras.iter().filter(|e| pools.contains(&e.pool)) {
-            if !combined.ends_with('\n') {
+            let start = lines + 1;
+            combined.push_str(&extra.text);
+            if !extra.text.ends_with('\n') {
                 combined.push('\n');
             }
-            let start = combined.lines().count() + 1;
-            combined.push_str(&extra.text);
-            ranges.push((start, combined.lines().count(), extra.label.as_str()));
+            lines += extra.text.lines().count();
+            ranges.push((start, lines, extra.label.as_str()));
         }
         let mut config = Config::parse(&combined, &base).map_err(|errors| {
             let errors = errors

@@ -105,8 +105,12 @@ pub(super) struct Grant {
     pub mfa: bool,
 }
 
-/// Whether `uri` is this app's callback on one of its hosts, on a port we listen on.
+/// Whether `uri` is this app's callback on one of its hosts, on a port we listen on, or
+/// one of the redirect URIs registered for it (compared exactly).
 pub(super) fn valid_redirect(state: &PortalState, app: &AppRoute, uri: &str) -> bool {
+    if app.redirect_uris.iter().any(|r| r == uri) {
+        return true;
+    }
     let Ok(u) = url::Url::parse(uri) else { return false };
     let listen = state.registry.snapshot().config.listen.clone();
     let port_ok = match u.scheme() {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::config::{
-    AccessPolicy, App, Branding, Config, ConfigErrors, Cors, Extra, IdentityHeaders, LockoutPolicy, MfaPolicy,
+    AccessPolicy, Branding, Config, ConfigErrors, Cors, Extra, HealthCheck, IdentityHeaders, LockoutPolicy, MfaPolicy,
     SessionPolicy,
 };
 use crate::crypto::jwt::{Signer, Verifier};
@@ -68,6 +68,18 @@ pub struct PoolKeys {
 }
 
 impl PoolKeys {
+    /// Keys made in memory, not stored: for benchmarks and tests.
+    pub fn generate(master: &MasterKey, pool: &str) -> Option<PoolKeys> {
+        let key = crate::crypto::signing::generate_es256().ok()?;
+        let jwks = vec![key.jwk.clone()];
+        Some(PoolKeys {
+            cookies: Sealer::new(master, "cookie", pool),
+            signer: Some(Signer::from_pkcs8(&key.jwk.kid, &key.pkcs8)),
+            verifier: Verifier::new(&jwks),
+            jwks,
+        })
+    }
+
     /// Loads the pool's keys from the store (the private half opened with the master key).
     pub async fn load(store: &Store, master: &MasterKey, pool: &str) -> Result<PoolKeys, StoreError> {
         let published = store.keys(pool).await?;
@@ -92,6 +104,7 @@ pub struct AppRoute {
     pub hosts: Vec<Host>,
     pub policy: AccessPolicy,
     pub cors: Option<Cors>,
+    pub redirect_uris: Vec<String>,
     pub upstream: Arc<Upstream>,
     pub public_paths: Vec<String>,
     pub timeout: Duration,
@@ -138,16 +151,26 @@ impl Snapshot {
             (None, None) => ("http", String::new()),
         };
         let mut routes = HashMap::new();
+        // Apps with the same servers and checks share one upstream (and its health state),
+        // kept from the previous snapshot when unchanged.
+        let mut upstreams: HashMap<(Vec<String>, HealthCheck), Arc<Upstream>> = previous
+            .map(|p| p.upstreams().into_iter().map(|u| (u.key(), u)).collect())
+            .unwrap_or_default();
         for pool in &config.pools {
             let mut apps = HashMap::new();
             for app in &pool.apps {
-                let upstream = match previous.and_then(|p| p.reusable_upstream(app)) {
-                    Some(u) => u,
-                    None => Arc::new(Upstream::new(app).map_err(|e| ReloadError::Upstream {
-                        pool: pool.id.clone(),
-                        app: app.id.clone(),
-                        reason: e.to_string(),
-                    })?),
+                let key = (app.upstreams.clone(), app.health_check.clone());
+                let upstream = match upstreams.get(&key) {
+                    Some(u) => u.clone(),
+                    None => {
+                        let u = Arc::new(Upstream::new(app).map_err(|e| ReloadError::Upstream {
+                            pool: pool.id.clone(),
+                            app: app.id.clone(),
+                            reason: e.to_string(),
+                        })?);
+                        upstreams.insert(key, u.clone());
+                        u
+                    }
                 };
                 let app_route = Arc::new(AppRoute {
                     id: app.id.clone(),
@@ -155,6 +178,7 @@ impl Snapshot {
                     hosts: app.hosts.clone(),
                     policy: app.policy.clone(),
                     cors: app.cors.clone(),
+                    redirect_uris: app.redirect_uris.clone(),
                     upstream,
                     public_paths: app.public_paths.clone(),
                     timeout: app.timeout,
@@ -215,22 +239,14 @@ impl Snapshot {
 
     /// Every distinct upstream in this snapshot, for the health checker.
     pub fn upstreams(&self) -> Vec<Arc<Upstream>> {
-        let mut seen = Vec::<Arc<Upstream>>::new();
-        for route in self.routes.values() {
-            if let Route::App(_, app) = route
-                && !seen.iter().any(|u| Arc::ptr_eq(u, &app.upstream))
-            {
-                seen.push(app.upstream.clone());
-            }
-        }
-        seen
-    }
-
-    fn reusable_upstream(&self, app: &App) -> Option<Arc<Upstream>> {
-        self.routes.values().find_map(|r| match r {
-            Route::App(_, a) if a.upstream.serves(app) => Some(a.upstream.clone()),
-            _ => None,
-        })
+        let mut seen = std::collections::HashSet::new();
+        self.routes
+            .values()
+            .filter_map(|r| match r {
+                Route::App(_, app) if seen.insert(Arc::as_ptr(&app.upstream)) => Some(app.upstream.clone()),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -365,6 +381,3 @@ impl Registry {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -46,9 +46,9 @@ impl Upstream {
         backend.addr.as_inet().copied()
     }
 
-    /// Whether this upstream can serve `app` as configured (same servers, same checks).
-    pub fn serves(&self, app: &App) -> bool {
-        self.addrs == app.upstreams && self.health == app.health_check
+    /// What makes two apps' upstreams the same: servers and checks.
+    pub fn key(&self) -> (Vec<String>, HealthCheck) {
+        (self.addrs.clone(), self.health.clone())
     }
 
     /// Runs the health check if its interval has passed since the last one.

@@ -213,6 +213,15 @@ fn conflict(e: sqlx::Error, what: impl Into<String>) -> StoreError {
     }
 }
 
+/// `NotFound` when a statement touched no row: the id is not of this pool (or not at all).
+fn found(done: &sqlx::any::AnyQueryResult) -> Result<()> {
+    if done.rows_affected() == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
 fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }

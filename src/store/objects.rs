@@ -7,7 +7,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Result, Store, StoreError, flag};
+use super::{Result, Store, StoreError, flag, found};
 use crate::config::{Plan, Pool};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -180,9 +180,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        found(&done)?;
         tx.commit().await?;
         self.bump("routes").await?;
         Ok(())

@@ -5,7 +5,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Page, Result, Store, StoreError};
+use super::{Page, Result, Store, StoreError, found};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SsoSessionRecord {
@@ -175,9 +175,7 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        found(&done)?;
         sqlx::query(
             "UPDATE app_sessions SET revoked_at = $1 WHERE pool_id = $2 AND sso_id = $3 AND revoked_at IS NULL",
         )

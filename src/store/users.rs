@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Page, Result, Store, StoreError, conflict, flag, new_id};
+use super::{Page, Result, Store, StoreError, conflict, flag, found, new_id};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct User {
@@ -338,11 +338,7 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(&done)
     }
 
     pub async fn set_password_hash(&self, pool: &str, id: &str, hash: Option<String>) -> Result<()> {
@@ -353,11 +349,7 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(&done)
     }
 
     pub async fn set_disabled(&self, pool: &str, id: &str, disabled: bool) -> Result<()> {
@@ -396,9 +388,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        found(&done)?;
         tx.commit().await?;
         self.bump("revocations").await?;
         Ok(())
@@ -450,9 +440,7 @@ impl Store {
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        found(&done)?;
         tx.commit().await?;
         Ok(())
     }
@@ -486,11 +474,7 @@ impl Store {
             .bind(user_id)
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(&done)
     }
 
     /// Links a federated identity to a local user (federation writes these).
@@ -553,11 +537,7 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(&done)
     }
 }
 

@@ -414,17 +414,7 @@ async fn the_openapi_document_matches_the_router() {
 async fn a_second_node_sharing_the_store_follows_changes() {
     let up = Whoami::start().await;
     let shared = tempfile::tempdir().unwrap();
-    let store = match fresh_postgres_database().await {
-        Some(url) => url,
-        None => format!("sqlite:{}", shared.path().join("shared.db").display()),
-    };
-    // Nodes of one deployment share the store and the master key.
-    let key = shared.path().join("master.key");
-    let opts = || Options {
-        store: Some(store.clone()),
-        preamble: format!("[master_key]\nfile = \"{}\"", key.display()),
-        ..Options::default()
-    };
+    let opts = shared_deployment(shared.path()).await;
     let pools = enterprise(&two_pools(&up, &up));
     let one = Gateway::start_with(&pools, opts()).await;
     let two = Gateway::start_with(&pools, opts()).await;

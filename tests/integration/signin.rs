@@ -726,16 +726,7 @@ async fn mfa_enrollment_step_up_and_sign_in() {
 async fn a_revocation_on_one_node_is_honoured_by_another() {
     let up = Whoami::start().await;
     let shared = tempfile::tempdir().unwrap();
-    let store = match fresh_postgres_database().await {
-        Some(url) => url,
-        None => format!("sqlite:{}", shared.path().join("shared.db").display()),
-    };
-    let key = shared.path().join("master.key");
-    let opts = || Options {
-        store: Some(store.clone()),
-        preamble: format!("[master_key]\nfile = \"{}\"", key.display()),
-        ..Options::default()
-    };
+    let opts = shared_deployment(shared.path()).await;
     let one = Gateway::start_with(&pools(&up, "", ""), opts()).await;
     let two = Gateway::start_with(&pools(&up, "", ""), opts()).await;
     add_user(&one, "employees", "alice", "correct horse battery", &[]).await;

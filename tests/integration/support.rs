@@ -374,3 +374,18 @@ pub async fn fresh_postgres_database() -> Option<String> {
     let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
     Some(format!("{base}/{db}"))
 }
+
+/// The settings several nodes of one deployment share: a store (PostgreSQL when the suite
+/// has a server, else a SQLite file in `dir`) and a master key file.
+pub async fn shared_deployment(dir: &Path) -> impl Fn() -> Options {
+    let store = match fresh_postgres_database().await {
+        Some(url) => url,
+        None => format!("sqlite:{}", dir.join("shared.db").display()),
+    };
+    let key = dir.join("master.key");
+    move || Options {
+        store: Some(store.clone()),
+        preamble: format!("[master_key]\nfile = \"{}\"", key.display()),
+        ..Options::default()
+    }
+}

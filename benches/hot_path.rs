@@ -1,0 +1,162 @@
+//! Micro-benchmarks of the hot path's parts (criterion): route lookup as the number of
+//! hosts grows, opening an app cookie with its revocation check, bearer verification cold
+//! and cached, the cached assertion, and stripping identity headers. `cargo bench`.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use poolgate::config::{Config, IdentityHeaders};
+use poolgate::crypto::MasterKey;
+use poolgate::ids::PoolId;
+use poolgate::proxy::StripSet;
+use poolgate::registry::{PoolKeys, Snapshot};
+use poolgate::session::{Principal, SessionId, Sessions, Ticket, app_binding};
+
+/// One pool with `apps` apps, one host each.
+fn snapshot(apps: usize, master: &MasterKey) -> Snapshot {
+    let mut text = String::from(
+        "version = 1\n[listen]\nhttp = \"127.0.0.1:8080\"\n[pools.bench]\nname = \"Bench\"\nportal = \"login.bench.localhost\"\nplan = \"enterprise\"\n",
+    );
+    for i in 0..apps {
+        text.push_str(&format!(
+            "[pools.bench.apps.a{i}]\nhosts = [\"a{i}.bench.localhost\"]\nupstreams = [\"127.0.0.1:9\"]\n"
+        ));
+    }
+    let config = Config::parse(&text, Path::new("/")).expect("bench config");
+    let keys = [(
+        PoolId::parse("bench").unwrap(),
+        PoolKeys::generate(master, "bench").unwrap(),
+    )]
+    .into();
+    Snapshot::build(config, None, keys).expect("bench snapshot")
+}
+
+fn route_lookup(c: &mut Criterion) {
+    let master = MasterKey::generate().unwrap();
+    let mut group = c.benchmark_group("route_lookup");
+    for hosts in [1usize, 10_000, 100_000] {
+        let snap = snapshot(hosts, &master);
+        let host = format!("a{}.bench.localhost", hosts / 2);
+        group.bench_with_input(BenchmarkId::from_parameter(hosts), &host, |b, host| {
+            b.iter(|| black_box(snap.resolve(black_box(host)).is_some()))
+        });
+    }
+    group.finish();
+}
+
+fn cookie_open(c: &mut Criterion) {
+    let master = MasterKey::generate().unwrap();
+    let keys = PoolKeys::generate(&master, "bench").unwrap();
+    let sessions = Sessions::default();
+    // A million revoked sessions in the cache: the check must not care.
+    for _ in 0..1_000_000 {
+        sessions.revocations.revoke(SessionId::random(), i64::MAX);
+    }
+    let ticket = Ticket {
+        sid: SessionId::random(),
+        sso: SessionId::random(),
+        uid: uuid::Uuid::new_v4(),
+        issued: 1_800_000_000,
+        expires: 1_800_036_000,
+        idle_until: 1_800_001_800,
+        mfa: false,
+        source: "local".into(),
+    };
+    let binding = app_binding("bench", "a0");
+    let cookie = ticket.seal(&keys.cookies, &binding).unwrap();
+    c.bench_function("app_cookie_open_and_revocation_check", |b| {
+        b.iter(|| {
+            let t = Ticket::open(black_box(&cookie), &keys.cookies, &binding).unwrap();
+            black_box(
+                t.live_at(1_800_000_100)
+                    && !sessions.revocations.is_revoked(&t.sid)
+                    && !sessions.revocations.is_revoked(&t.sso),
+            )
+        })
+    });
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Claims {
+    iss: String,
+    sub: String,
+    aud: String,
+    exp: i64,
+    sid: String,
+}
+
+fn bearer(c: &mut Criterion) {
+    let master = MasterKey::generate().unwrap();
+    let keys = PoolKeys::generate(&master, "bench").unwrap();
+    let claims = Claims {
+        iss: "https://login.bench.localhost".into(),
+        sub: "u".into(),
+        aud: "a0".into(),
+        exp: 4_000_000_000,
+        sid: "s".into(),
+    };
+    let token = keys.signer.as_ref().unwrap().sign(&claims).unwrap();
+    c.bench_function("bearer_verify_cold", |b| {
+        b.iter(|| {
+            black_box(
+                keys.verifier
+                    .verify::<Claims>(black_box(&token), "https://login.bench.localhost", "a0")
+                    .is_ok(),
+            )
+        })
+    });
+    let sessions = Sessions::default();
+    let principal = Arc::new(Principal {
+        sub: "u".into(),
+        username: "alice".into(),
+        email: None,
+        name: String::new(),
+        groups: vec![],
+        source: "local".into(),
+        mfa: false,
+    });
+    let key = format!("bench\0a0\0{token}");
+    sessions.remember_bearer(&key, principal, 4_000_000_000);
+    c.bench_function("bearer_verify_cached", |b| {
+        b.iter(|| black_box(sessions.bearer(black_box(&key), 1_800_000_000).is_some()))
+    });
+}
+
+fn assertion_cached(c: &mut Criterion) {
+    let sessions = Sessions::default();
+    let sid = SessionId::random();
+    sessions.remember_assertion(sid, Arc::from("header.payload.signature"), 4_000_000_000);
+    c.bench_function("assertion_cached", |b| {
+        b.iter(|| black_box(sessions.assertion(black_box(&sid), 1_800_000_000).is_some()))
+    });
+}
+
+fn strip_headers(c: &mut Criterion) {
+    let set = StripSet::new(&IdentityHeaders::default());
+    let mut template = pingora::http::RequestHeader::build("GET", b"/", None).unwrap();
+    for i in 0..26 {
+        template.append_header(format!("x-app-header-{i}"), "value").unwrap();
+    }
+    for spoof in ["X-Poolgate-User", "x_poolgate_groups", "X-Forwarded-For", "Connection"] {
+        template.append_header(spoof.to_owned(), "keep-alive").unwrap();
+    }
+    c.bench_function("strip_identity_headers_30", |b| {
+        b.iter_batched(
+            || template.clone(),
+            |mut req| set.strip(black_box(&mut req), false),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(
+    benches,
+    route_lookup,
+    cookie_open,
+    bearer,
+    assertion_cached,
+    strip_headers
+);
+criterion_main!(benches);
