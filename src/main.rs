@@ -8,6 +8,11 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use poolgate::cli;
+
+/// mimalloc: Pingora allocates per request across threads; glibc's allocator costs it
+/// measurably more CPU per request (see benches/load and the README).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use poolgate::config::Config;
 
 #[derive(Parser)]

@@ -218,12 +218,13 @@ def bearer_token(pg, app, app_host, portal_jar):
 
 
 def apache_session(ap, pg, portal_jar, host):
-    st, h, _ = request(ap, host, "/")
+    browser = {"Accept": "text/html"}
+    st, h, _ = request(ap, host, "/", headers=browser)
     assert st == 302, f"apache did not redirect to sign in: {st}"
     jar = set_cookies(h)
     auth = location(h)
     cb = portal_login(pg, "", "", portal_jar, f"{auth.path}?{auth.query}")
-    st, h, body = request(ap, host, f"{cb.path}?{cb.query}", headers={"Cookie": cookie_header(jar)})
+    st, h, body = request(ap, host, f"{cb.path}?{cb.query}", headers={"Cookie": cookie_header(jar), **browser})
     jar.update(set_cookies(h))
     assert st in (302, 303), f"apache callback: {st} {body[:300]}"
     return cookie_header(jar)
@@ -279,8 +280,9 @@ def nginx_conf(d, upstream_port, proxy_port, auth_port, auth_endpoint_port, pinn
   upstream app {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}
   server {{ listen 127.0.0.1:{proxy_port};
     location / {{ proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
+  upstream auth {{ server 127.0.0.1:{auth_endpoint_port}; keepalive 64; }}
   server {{ listen 127.0.0.1:{auth_port};
-    location = /auth {{ internal; proxy_pass http://127.0.0.1:{auth_endpoint_port}/; proxy_http_version 1.1;
+    location = /auth {{ internal; proxy_pass http://auth/; proxy_http_version 1.1;
       proxy_pass_request_body off; proxy_set_header Content-Length ""; proxy_set_header Connection ""; }}
     location / {{ auth_request /auth; auth_request_set $user $upstream_http_x_user;
       proxy_set_header X-Poolgate-User $user; proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
@@ -335,7 +337,7 @@ ProxyPass / http://127.0.0.1:{upstream_port}/ keepalive=On
 
 def oha(port, host, path, headers, seconds, rate=None, conns=64):
     cmd = ["taskset", "-c", LOAD_CPU, str(TOOLS / "oha"), "-z", f"{seconds}s", "-c", str(conns), "--no-tui",
-           "--output-format", "json", "--host", f"{host}:{port}:127.0.0.1:{port}", f"http://{host}:{port}{path}"]
+           "--output-format", "json", "-H", f"Host: {host}", f"http://127.0.0.1:{port}{path}"]
     for k, v in headers.items():
         cmd[-1:-1] = ["-H", f"{k}: {v}"]
     if rate:
@@ -344,7 +346,11 @@ def oha(port, host, path, headers, seconds, rate=None, conns=64):
     r = json.loads(out)
     codes = r.get("statusCodeDistribution", {})
     ok = codes.get("200", 0)
-    bad = sum(v for k, v in codes.items() if k != "200") + sum(r.get("errorDistribution", {}).values())
+    # Requests still in flight when the run's time is up are cut off by oha, not failed.
+    errors = {k: v for k, v in r.get("errorDistribution", {}).items() if "deadline" not in k}
+    bad = sum(v for k, v in codes.items() if k != "200") + sum(errors.values())
+    if bad:
+        log(f"  errors at {host}{path}: codes {codes}, {errors}")
     pct = r.get("latencyPercentiles", {})
     return {"rps": r["summary"]["requestsPerSec"], "ok": ok, "errors": bad,
             "p50_ms": (pct.get("p50") or 0) * 1000, "p99_ms": (pct.get("p99") or 0) * 1000}
@@ -418,7 +424,9 @@ def start_poolgate(d, servers, name, extra_pools=0, apache_port=1, up=None):
 
 
 def launch(servers, pd, cfg, name):
-    s = Server(name, [str(ROOT / "target/release/poolgate"), "serve", "--config", str(cfg)], PROXY_CPU, pd / "log")
+    # Access logs are off for every proxy measured (nginx: access_log off; Apache: none).
+    env = {**os.environ, "RUST_LOG": "warn"}
+    s = Server(name, [str(ROOT / "target/release/poolgate"), "serve", "--config", str(cfg)], PROXY_CPU, pd / "log", env=env)
     servers.append(s)
     return s
 
@@ -458,14 +466,16 @@ def measure(d, servers, seconds):
         before = cpu_seconds(server.proc.pid) if server else 0
         peak = oha(port, host, path, headers, seconds)
         cpu = (cpu_seconds(server.proc.pid) - before) if server else 0
-        assert peak["errors"] == 0, f"{name}: {peak['errors']} errors"
+        # poolgate's runs must be clean; another proxy's errors are reported, and its run
+        # is marked as not counting.
+        assert peak["errors"] == 0 or "poolgate" not in name, f"{name}: {peak['errors']} errors"
         peak["cpu_us_per_req"] = cpu / max(peak["ok"], 1) * 1e6 if server else None
         results[name] = {"peak": peak}
         log(f"{name}: {peak['rps']:.0f} req/s, {peak['cpu_us_per_req'] or 0:.1f} µs CPU/req")
     rate = results["2 poolgate, public path"]["peak"]["rps"] / 2
     for name, port, host, path, headers, server, identity in targets:
         at = oha(port, host, path, headers, seconds, rate=rate)
-        assert at["errors"] == 0, f"{name} at {rate:.0f}/s: {at['errors']} errors"
+        assert at["errors"] == 0 or "poolgate" not in name, f"{name} at {rate:.0f}/s: {at['errors']} errors"
         results[name]["at_half_rate"] = at
         log(f"{name} at {rate:.0f}/s: p50 {at['p50_ms']:.3f} ms, p99 {at['p99_ms']:.3f} ms")
 
@@ -494,7 +504,9 @@ def measure(d, servers, seconds):
     # 1,000,000 revoked sessions with 100,000 session cookies rotating.
     base_rss = rss_mib(gate.proc.pid)
     base_public = wrk(pg, "/public", {"Host": "app.bench.localhost"}, seconds)
-    base_session = wrk(pg, "/", {"Host": "app.bench.localhost", "Cookie": app_cookie}, seconds)
+    one = d / "one-cookie.txt"
+    one.write_text(app_cookie + "\n")
+    base_session = wrk_rotating(pg, "app.bench.localhost", "/", one, seconds)
     gate.stop()
     servers.remove(gate)
     pd2, cfg2, pg2, admin2 = start_poolgate(d, servers, "scaled", extra_pools=10_000, apache_port=ap_port, up=up)
@@ -539,6 +551,8 @@ def report(results, rate):
             continue
         p, h = r["peak"], r["at_half_rate"]
         cpu = f"{p['cpu_us_per_req']:.1f}" if p["cpu_us_per_req"] else "–"
+        if p["errors"] or h["errors"]:
+            name += f" ({p['errors'] + h['errors']} errors: does not count)"
         print(f"| {name} | {p['rps']:.0f} | {p['rps'] / direct['rps']:.2f} | {p['rps'] / public['rps']:.2f} | {cpu} | {h['p50_ms']:.3f} | {h['p99_ms']:.3f} |")
     d = results["6 during key rotation + reload"]["at_half_rate"]
     print(f"\nkey rotation + reload mid-run: {d['errors']} errors, p99 {d['p99_ms']:.3f} ms "

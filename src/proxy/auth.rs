@@ -19,12 +19,10 @@ pub enum Authn {
     /// A live app session; `refresh` is a new cookie when the idle window slid.
     Session {
         principal: Arc<Principal>,
-        sid: SessionId,
         refresh: Option<String>,
     },
     Bearer {
         principal: Arc<Principal>,
-        key: SessionId,
     },
     /// Nothing (or nothing valid): sign in.
     None,
@@ -106,11 +104,7 @@ pub async fn from_cookie(
             .unwrap_or_default();
         Cookie::App.set(tls, &value, Some(ticket.expires - now))
     });
-    Authn::Session {
-        principal,
-        sid: ticket.sid,
-        refresh,
-    }
+    Authn::Session { principal, refresh }
 }
 
 /// Verifies `Authorization: Bearer` as an access token of this pool for this app.
@@ -124,11 +118,10 @@ pub fn from_bearer(req: &RequestHeader, pool: &PoolRoute, app: &AppRoute, sessio
     else {
         return Authn::None;
     };
-    let key = SessionId(digest16(token));
     // Cached per app: a token verified for one app says nothing about another.
     let cache_key = format!("{}\0{}\0{token}", pool.id, app.id);
     if let Some(p) = sessions.bearer(&cache_key, now) {
-        return Authn::Bearer { principal: p, key };
+        return Authn::Bearer { principal: p };
     }
     let Ok(claims) = pool
         .keys
@@ -150,14 +143,7 @@ pub fn from_bearer(req: &RequestHeader, pool: &PoolRoute, app: &AppRoute, sessio
         mfa: claims.mfa,
     });
     sessions.remember_bearer(&cache_key, p.clone(), claims.exp.min(now + 300));
-    Authn::Bearer { principal: p, key }
-}
-
-fn digest16(s: &str) -> [u8; 16] {
-    let d = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&d.as_ref()[..16]);
-    out
+    Authn::Bearer { principal: p }
 }
 
 /// Why the app's policy turned a signed-in user away.

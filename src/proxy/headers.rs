@@ -66,6 +66,9 @@ impl StripSet {
         for name in doomed {
             req.remove_header(&name);
         }
+        if !req.headers.contains_key(http::header::CONNECTION) {
+            return;
+        }
         let connection: Vec<String> = req
             .headers
             .get_all(http::header::CONNECTION)
@@ -76,13 +79,11 @@ impl StripSet {
             .filter(|t| !t.is_empty() && !self.matches(t, trusted_peer))
             .map(str::to_owned)
             .collect();
-        if req.headers.contains_key(http::header::CONNECTION) {
-            req.remove_header(&http::header::CONNECTION);
-            if let Ok(v) = HeaderValue::from_str(&connection.join(", "))
-                && !connection.is_empty()
-            {
-                let _ = req.insert_header(http::header::CONNECTION, v);
-            }
+        req.remove_header(&http::header::CONNECTION);
+        if let Ok(v) = HeaderValue::from_str(&connection.join(", "))
+            && !connection.is_empty()
+        {
+            let _ = req.insert_header(http::header::CONNECTION, v);
         }
     }
 

@@ -1,5 +1,5 @@
 //! The identity headers an app receives (DESIGN.md §5), set after every client copy was
-//! stripped, and the signed assertion, signed once per session and cached.
+//! stripped, and the signed assertion, signed once per user and app and cached.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::Claim;
 use crate::registry::{AppRoute, PoolRoute};
-use crate::session::{Principal, SessionId, Sessions};
+use crate::session::{Principal, Sessions};
 
 /// Assertions live this long; a fresh one is signed when less than a minute is left.
 const ASSERTION_SECS: i64 = 300;
@@ -30,15 +30,10 @@ struct AssertionClaims<'a> {
     mfa: bool,
 }
 
-/// The session's assertion JWT, from the cache or freshly signed.
-pub fn assertion(
-    pool: &PoolRoute,
-    app: &AppRoute,
-    p: &Principal,
-    key: SessionId,
-    sessions: &Sessions,
-    now: i64,
-) -> Option<Arc<str>> {
+/// The assertion JWT for `p` at `app`, from the cache or freshly signed. It says who the
+/// user is (not which session), so every session of one user shares it.
+pub fn assertion(pool: &PoolRoute, app: &AppRoute, p: &Principal, sessions: &Sessions, now: i64) -> Option<Arc<str>> {
+    let key = format!("{}\0{}\0{}\0{}\0{}", pool.id, app.id, p.sub, p.source, p.mfa);
     if let Some(jwt) = sessions.assertion(&key, now + 60) {
         return Some(jwt);
     }
@@ -57,7 +52,7 @@ pub fn assertion(
         mfa: p.mfa,
     };
     let jwt: Arc<str> = signer.sign(&claims).ok()?.into();
-    sessions.remember_assertion(key, jwt.clone(), now + ASSERTION_SECS);
+    sessions.remember_assertion(&key, jwt.clone(), now + ASSERTION_SECS);
     Some(jwt)
 }
 

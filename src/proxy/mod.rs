@@ -38,7 +38,7 @@ use pingora::{Error, ErrorSource, ErrorType};
 use crate::admin::metrics::{Metrics, NONE};
 use crate::portal::InternalKey;
 use crate::registry::{AppRoute, PoolRoute, Registry, Route};
-use crate::session::{Principal, SessionId, Sessions};
+use crate::session::{Principal, Sessions};
 use crate::tls::Sni;
 
 pub use headers::{StripSet, header_key};
@@ -88,8 +88,6 @@ enum Forward {
 /// A signed-in caller.
 struct Who {
     principal: Arc<Principal>,
-    /// The session (or bearer token) the assertion is cached under.
-    key: SessionId,
 }
 
 /// What one request learns on its way through the phases.
@@ -125,7 +123,7 @@ impl ProxyHttp for Gateway {
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
-            request_id: uuid::Uuid::new_v4().simple().to_string(),
+            request_id: request_id(),
             started: Instant::now(),
             route: None,
             host: None,
@@ -261,7 +259,7 @@ impl ProxyHttp for Gateway {
                 headers::set_forwarded(upstream, peer_ip(session), proto, &host)?;
                 if let Some(who) = who {
                     let now = now();
-                    let jwt = identity::assertion(pool, app, &who.principal, who.key, &self.sessions, now);
+                    let jwt = identity::assertion(pool, app, &who.principal, &self.sessions, now);
                     identity::apply(upstream, pool, app, &who.principal, jwt.as_deref());
                 }
             }
@@ -371,6 +369,18 @@ impl ProxyHttp for Gateway {
     }
 }
 
+/// A request id: this process's random prefix and a counter. Unique per process start,
+/// with no system call per request (a v4 UUID costs a `getrandom`).
+fn request_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix =
+        PREFIX.get_or_init(|| u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or_default()));
+    format!("{prefix:016x}{:016x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
 fn now() -> i64 {
     use crate::clock::Clock;
     crate::clock::SystemClock.now()
@@ -428,21 +438,17 @@ impl Gateway {
         if matches!(found, auth::Authn::None) {
             found = auth::from_bearer(session.req_header(), pool, app, &self.sessions, now);
         }
-        let (principal, key, browser_session) = match found {
-            auth::Authn::Session {
-                principal,
-                sid,
-                refresh,
-            } => {
+        let (principal, browser_session) = match found {
+            auth::Authn::Session { principal, refresh } => {
                 ctx.set_cookie = refresh;
-                (principal, sid, true)
+                (principal, true)
             }
-            auth::Authn::Bearer { principal, key } => (principal, key, false),
+            auth::Authn::Bearer { principal } => (principal, false),
             auth::Authn::None => return self.sign_in(session, pool).await,
         };
         match auth::authorize(app, &principal) {
             Ok(()) => {
-                ctx.forward = Some(Forward::Upstream(Some(Who { principal, key })));
+                ctx.forward = Some(Forward::Upstream(Some(Who { principal })));
                 Ok(false)
             }
             Err(auth::Denied::NeedsMfa) if browser_session && auth::is_browser(session.req_header()) => {

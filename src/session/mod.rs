@@ -68,8 +68,9 @@ pub struct Sessions {
     pub revocations: Revocations,
     /// `pool/uid` → profile, fetched from the store once per user per node.
     principals: DashMap<String, Cached<Arc<Principal>>>,
-    /// app session id → signed assertion JWT.
-    assertions: DashMap<[u8; 16], Cached<Arc<str>>>,
+    /// app + who (user, source, MFA) → signed assertion JWT. Keyed by who, not by session:
+    /// a user's many sessions (browsers, devices) share one signature.
+    assertions: DashMap<Box<str>, Cached<Arc<str>>>,
     /// bearer token → who it speaks for, once its signature was checked.
     bearers: DashMap<Box<str>, Cached<Arc<Principal>>>,
 }
@@ -98,12 +99,12 @@ impl Sessions {
         put(&self.principals, key, p, until);
     }
 
-    pub fn assertion(&self, sid: &SessionId, now: i64) -> Option<Arc<str>> {
-        get(&self.assertions, &sid.0, now)
+    pub fn assertion(&self, key: &str, now: i64) -> Option<Arc<str>> {
+        get(&self.assertions, key, now)
     }
 
-    pub fn remember_assertion(&self, sid: SessionId, jwt: Arc<str>, until: i64) {
-        put(&self.assertions, sid.0, jwt, until);
+    pub fn remember_assertion(&self, key: &str, jwt: Arc<str>, until: i64) {
+        put(&self.assertions, key.into(), jwt, until);
     }
 
     pub fn bearer(&self, token: &str, now: i64) -> Option<Arc<Principal>> {
