@@ -68,6 +68,22 @@ pub(super) fn login_page(
     with_cookie(page, set)
 }
 
+/// 429 for an address past its failure limit, saying how long to wait.
+fn throttled(ctx: &Ctx, wait_secs: i64) -> Response {
+    let msg = format!(
+        "Too many failed sign-ins from your network. Try again in {} minutes.",
+        (wait_secs + 59) / 60
+    );
+    pages::message(
+        StatusCode::TOO_MANY_REQUESTS,
+        &ctx.pool,
+        "Please wait",
+        &msg,
+        None,
+        None,
+    )
+}
+
 /// A sign-in between its password and its second factor.
 #[derive(Serialize, Deserialize)]
 struct Pending {
@@ -267,18 +283,7 @@ pub(super) async fn password(
             String::new(),
         )
         .await;
-        let msg = format!(
-            "Too many failed sign-ins from your network. Try again in {} minutes.",
-            (wait + 59) / 60
-        );
-        return pages::message(
-            StatusCode::TOO_MANY_REQUESTS,
-            &ctx.pool,
-            "Please wait",
-            &msg,
-            None,
-            None,
-        );
+        return throttled(&ctx, wait);
     }
     let user = find_user(&state, ctx.pool.id.as_str(), &f.username).await;
     let hash = user
@@ -523,18 +528,7 @@ pub(super) async fn second_factor(
         );
     }
     if let Some(wait) = state.throttle.blocked(ctx.client, now) {
-        let msg = format!(
-            "Too many failed sign-ins from your network. Try again in {} minutes.",
-            (wait + 59) / 60
-        );
-        return pages::message(
-            StatusCode::TOO_MANY_REQUESTS,
-            &ctx.pool,
-            "Please wait",
-            &msg,
-            None,
-            None,
-        );
+        return throttled(&ctx, wait);
     }
     let user = match state.registry.store().user(ctx.pool.id.as_str(), &pending.uid).await {
         Ok(u) if !u.disabled => u,
