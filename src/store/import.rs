@@ -259,6 +259,8 @@ impl Store {
                         line: p.line,
                         message: e.to_string(),
                     });
+                    // Roll back before returning: a dropped transaction's lock outlives it.
+                    let _ = tx.rollback().await;
                     return Ok(report);
                 }
             }

@@ -213,6 +213,22 @@ fn conflict(e: sqlx::Error, what: impl Into<String>) -> StoreError {
     }
 }
 
+/// Ends a transaction by its outcome: commit on `Ok`; on `Err`, roll back and wait for it,
+/// so no connection goes back to the pool still holding a lock (on SQLite, the next
+/// writer would find the database locked).
+async fn finish<T>(tx: sqlx::Transaction<'static, sqlx::Any>, outcome: Result<T>) -> Result<T> {
+    match outcome {
+        Ok(v) => {
+            tx.commit().await?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
 /// `NotFound` when a statement touched no row: the id is not of this pool (or not at all).
 fn found(done: &sqlx::any::AnyQueryResult) -> Result<()> {
     if done.rows_affected() == 0 {

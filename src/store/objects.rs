@@ -7,7 +7,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Result, Store, StoreError, flag, found};
+use super::{Result, Store, StoreError, finish, flag, found};
 use crate::config::{Plan, Pool};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -121,8 +121,11 @@ impl Store {
     /// Stores a run-time object; a pool also gets its pool record. Both or neither.
     pub async fn put_fragment(&self, fragment: &Fragment, pool: Option<(&str, Plan)>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        if let Some((name, plan)) = pool {
-            sqlx::query("INSERT INTO pools (id, name, plan, config_managed, created_at) VALUES ($1, $2, $3, 0, $4)")
+        let outcome = async {
+            if let Some((name, plan)) = pool {
+                sqlx::query(
+                    "INSERT INTO pools (id, name, plan, config_managed, created_at) VALUES ($1, $2, $3, 0, $4)",
+                )
                 .bind(&fragment.pool_id)
                 .bind(name)
                 .bind(plan.as_str())
@@ -130,22 +133,25 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| super::conflict(e, format!("pool `{}` already exists", fragment.pool_id)))?;
+            }
+            sqlx::query("INSERT INTO fragments (pool_id, kind, id, body, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&fragment.pool_id)
+                .bind(fragment.kind.as_str())
+                .bind(&fragment.id)
+                .bind(&fragment.body)
+                .bind(self.now())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    super::conflict(
+                        e,
+                        format!("{} `{}` already exists", fragment.kind.as_str(), fragment.id),
+                    )
+                })?;
+            Ok(())
         }
-        sqlx::query("INSERT INTO fragments (pool_id, kind, id, body, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&fragment.pool_id)
-            .bind(fragment.kind.as_str())
-            .bind(&fragment.id)
-            .bind(&fragment.body)
-            .bind(self.now())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                super::conflict(
-                    e,
-                    format!("{} `{}` already exists", fragment.kind.as_str(), fragment.id),
-                )
-            })?;
-        tx.commit().await?;
+        .await;
+        finish(tx, outcome).await?;
         self.bump("routes").await?;
         Ok(())
     }
@@ -154,34 +160,37 @@ impl Store {
     /// is refused while it still has users.
     pub async fn delete_fragment(&self, pool_id: &str, kind: FragmentKind, id: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        if kind == FragmentKind::Pool {
-            let users: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE pool_id = $1")
-                .bind(pool_id)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("n")?;
-            if users > 0 {
-                return Err(StoreError::Conflict(format!(
-                    "pool `{pool_id}` still has {users} users; delete them first"
-                )));
+        let outcome = async {
+            if kind == FragmentKind::Pool {
+                let users: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE pool_id = $1")
+                    .bind(pool_id)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("n")?;
+                if users > 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "pool `{pool_id}` still has {users} users; delete them first"
+                    )));
+                }
+                sqlx::query("DELETE FROM fragments WHERE pool_id = $1 AND kind <> 'pool'")
+                    .bind(pool_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM pools WHERE id = $1 AND config_managed = 0")
+                    .bind(pool_id)
+                    .execute(&mut *tx)
+                    .await?;
             }
-            sqlx::query("DELETE FROM fragments WHERE pool_id = $1 AND kind <> 'pool'")
+            let done = sqlx::query("DELETE FROM fragments WHERE pool_id = $1 AND kind = $2 AND id = $3")
                 .bind(pool_id)
+                .bind(kind.as_str())
+                .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM pools WHERE id = $1 AND config_managed = 0")
-                .bind(pool_id)
-                .execute(&mut *tx)
-                .await?;
+            found(&done)
         }
-        let done = sqlx::query("DELETE FROM fragments WHERE pool_id = $1 AND kind = $2 AND id = $3")
-            .bind(pool_id)
-            .bind(kind.as_str())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        found(&done)?;
-        tx.commit().await?;
+        .await;
+        finish(tx, outcome).await?;
         self.bump("routes").await?;
         Ok(())
     }

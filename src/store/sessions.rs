@@ -5,7 +5,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Page, Result, Store, StoreError, found};
+use super::{Page, Result, Store, StoreError, finish, found};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SsoSessionRecord {
@@ -167,24 +167,28 @@ impl Store {
     pub async fn revoke_sso_session(&self, pool: &str, id: &str) -> Result<()> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE sso_sessions SET revoked_at = $1 WHERE pool_id = $2 AND id = $3 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(pool)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        found(&done)?;
-        sqlx::query(
-            "UPDATE app_sessions SET revoked_at = $1 WHERE pool_id = $2 AND sso_id = $3 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(pool)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        let outcome = async {
+            let done = sqlx::query(
+                "UPDATE sso_sessions SET revoked_at = $1 WHERE pool_id = $2 AND id = $3 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(pool)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            found(&done)?;
+            sqlx::query(
+                "UPDATE app_sessions SET revoked_at = $1 WHERE pool_id = $2 AND sso_id = $3 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(pool)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        }
+        .await;
+        finish(tx, outcome).await?;
         self.bump("revocations").await?;
         Ok(())
     }

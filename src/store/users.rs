@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Page, Result, Store, StoreError, conflict, flag, found, new_id};
+use super::{Page, Result, Store, StoreError, conflict, finish, flag, found, new_id};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct User {
@@ -147,8 +147,8 @@ impl Store {
     /// Creates a user, checking the pool's plan; nothing is written if any check fails.
     pub async fn create_user(&self, pool: &str, user: NewUser) -> Result<User> {
         let mut tx = self.pool.begin().await?;
-        let id = self.insert_user(&mut tx, pool, user).await?;
-        tx.commit().await?;
+        let outcome = self.insert_user(&mut tx, pool, user).await;
+        let id = finish(tx, outcome).await?;
         self.user(pool, &id).await
     }
 
@@ -304,6 +304,7 @@ impl Store {
             .transpose()?;
         let now = self.now();
         let mut tx = self.pool.begin().await?;
+        let outcome = async {
         sqlx::query("UPDATE users SET username = $1, email = $2, email_verified = $3, name = $4, updated_at = $5 WHERE pool_id = $6 AND id = $7")
             .bind(&username)
             .bind(email)
@@ -325,7 +326,10 @@ impl Store {
                 Self::join_group(&mut tx, pool, &g, id, now).await?;
             }
         }
-        tx.commit().await?;
+        Ok(())
+        }
+        .await;
+        finish(tx, outcome).await?;
         self.user(pool, id).await
     }
 
@@ -371,25 +375,28 @@ impl Store {
     pub async fn delete_user(&self, pool: &str, id: &str) -> Result<()> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        for sql in [
-            "DELETE FROM memberships WHERE pool_id = $1 AND user_id = $2",
-            "DELETE FROM links WHERE pool_id = $1 AND user_id = $2",
-        ] {
-            sqlx::query(sql).bind(pool).bind(id).execute(&mut *tx).await?;
+        let outcome = async {
+            for sql in [
+                "DELETE FROM memberships WHERE pool_id = $1 AND user_id = $2",
+                "DELETE FROM links WHERE pool_id = $1 AND user_id = $2",
+            ] {
+                sqlx::query(sql).bind(pool).bind(id).execute(&mut *tx).await?;
+            }
+            for sql in [
+                "UPDATE sso_sessions SET revoked_at = $1 WHERE pool_id = $2 AND user_id = $3 AND revoked_at IS NULL",
+                "UPDATE app_sessions SET revoked_at = $1 WHERE pool_id = $2 AND user_id = $3 AND revoked_at IS NULL",
+            ] {
+                sqlx::query(sql).bind(now).bind(pool).bind(id).execute(&mut *tx).await?;
+            }
+            let done = sqlx::query("DELETE FROM users WHERE pool_id = $1 AND id = $2")
+                .bind(pool)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            found(&done)
         }
-        for sql in [
-            "UPDATE sso_sessions SET revoked_at = $1 WHERE pool_id = $2 AND user_id = $3 AND revoked_at IS NULL",
-            "UPDATE app_sessions SET revoked_at = $1 WHERE pool_id = $2 AND user_id = $3 AND revoked_at IS NULL",
-        ] {
-            sqlx::query(sql).bind(now).bind(pool).bind(id).execute(&mut *tx).await?;
-        }
-        let done = sqlx::query("DELETE FROM users WHERE pool_id = $1 AND id = $2")
-            .bind(pool)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        found(&done)?;
-        tx.commit().await?;
+        .await;
+        finish(tx, outcome).await?;
         self.bump("revocations").await?;
         Ok(())
     }
@@ -430,19 +437,21 @@ impl Store {
 
     pub async fn delete_group(&self, pool: &str, name: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM memberships WHERE pool_id = $1 AND group_name = $2")
-            .bind(pool)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        let done = sqlx::query("DELETE FROM user_groups WHERE pool_id = $1 AND name = $2")
-            .bind(pool)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        found(&done)?;
-        tx.commit().await?;
-        Ok(())
+        let outcome = async {
+            sqlx::query("DELETE FROM memberships WHERE pool_id = $1 AND group_name = $2")
+                .bind(pool)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            let done = sqlx::query("DELETE FROM user_groups WHERE pool_id = $1 AND name = $2")
+                .bind(pool)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            found(&done)
+        }
+        .await;
+        finish(tx, outcome).await
     }
 
     /// Adds a member; both the group and the user must be of this pool.

@@ -441,3 +441,29 @@ async fn time_is_the_stores_clock() {
         "expired sessions are not listed"
     );
 }
+
+/// A write refused mid-transaction (a duplicate) is rolled back before the store returns,
+/// so the next write never finds the database locked. Timing-dependent: the lock was seen
+/// ("database is locked" on the write after a refused one) under a loaded full suite, not
+/// reliably in this loop alone.
+#[tokio::test]
+async fn failed_writes_leave_no_lock_behind() {
+    for (backend, store, _dir) in stores(&[("employees", Plan::Enterprise)]).await {
+        store
+            .create_user("employees", user("taken", Some("taken@example.com")))
+            .await
+            .unwrap();
+        for i in 0..100 {
+            let dup = store.create_user("employees", user("taken", None)).await;
+            assert!(matches!(dup, Err(StoreError::Conflict(_))), "{backend} #{i}: {dup:?}");
+            let dup = store
+                .create_user("employees", user(&format!("n{i}"), Some("TAKEN@example.com")))
+                .await;
+            assert!(matches!(dup, Err(StoreError::Conflict(_))), "{backend} #{i}: {dup:?}");
+            store
+                .create_user("employees", user(&format!("u{i}"), None))
+                .await
+                .unwrap_or_else(|e| panic!("{backend} #{i}: {e}"));
+        }
+    }
+}
