@@ -344,6 +344,22 @@ impl Lowering<'_> {
                 sources.push(s);
             }
         }
+        // An app may only admit sources its pool has (or `local`).
+        for (app_id, app) in &p.apps {
+            for allowed in &app.get_ref().allowed_sources {
+                let name = allowed.get_ref();
+                if name != "local" && !p.sources.keys().any(|k| k.get_ref() == name) {
+                    self.err(
+                        allowed.span(),
+                        format!(
+                            "app `{}/{}`: allowed source `{name}` is neither `local` nor a source of the pool",
+                            id.get_ref(),
+                            app_id.get_ref()
+                        ),
+                    );
+                }
+            }
+        }
         let limits = plan.limits();
         if let Some(max) = limits.max_apps
             && p.apps.len() as u64 > max

@@ -220,3 +220,14 @@ fn plan_limits_apply_to_the_file() {
     assert!(errs[1].1.contains("does not include federation"), "{}", errs[1].1);
     assert_eq!(errs[1].0, Some(line_of(&text, "[pools.employees.sources.other]")));
 }
+
+#[test]
+fn allowed_sources_must_exist_in_the_pool() {
+    let text = format!(
+        "{GOOD}allowed_sources = [\"local\", \"partners\", \"corp\"]\n[pools.employees.sources.corp]\nkind = \"oidc\"\nissuer = \"https://idp.example\"\nclient_id = \"x\"\n"
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].0, Some(line_of(&text, "allowed_sources")));
+    assert!(errs[0].1.contains("allowed source `partners`"), "{}", errs[0].1);
+}
