@@ -92,6 +92,11 @@ fn route(state: &PortalState, req: &Request) -> Result<Ctx, StatusCode> {
         (Some("app"), Some(a)) => Some(pool.apps.get(a).cloned().ok_or(StatusCode::MISDIRECTED_REQUEST)?),
         _ => return Err(StatusCode::FORBIDDEN),
     };
+    // App hosts own `/.poolgate/…` and nothing else here; portal hosts everything else.
+    // Checked once, so no handler serves on the other kind of host.
+    if app.is_some() != req.uri().path().starts_with("/.poolgate/") {
+        return Err(StatusCode::NOT_FOUND);
+    }
     Ok(Ctx {
         tls: header("x-forwarded-proto").as_deref() == Some("https"),
         authority: header("host").unwrap_or_else(|| pool.portal.to_string()),

@@ -243,9 +243,6 @@ pub(super) async fn password(
     headers: HeaderMap,
     Form(f): Form<PasswordForm>,
 ) -> Response {
-    if ctx.app.is_some() {
-        return StatusCode::NOT_FOUND.into_response();
-    }
     let store = state.registry.store();
     let now = store.now();
     let request: Option<AuthRequest> = (!f.request.is_empty())
@@ -693,7 +690,7 @@ pub(super) async fn start_enrollment(
     Extension(ctx): Extension<Ctx>,
     headers: HeaderMap,
 ) -> Response {
-    if ctx.app.is_some() || ctx.pool.mfa == MfaPolicy::Off {
+    if ctx.pool.mfa == MfaPolicy::Off {
         return StatusCode::NOT_FOUND.into_response();
     }
     let Some(sso) = current_sso(&state, &ctx, &headers) else {
@@ -717,9 +714,6 @@ pub(super) async fn home(
     Extension(ctx): Extension<Ctx>,
     headers: HeaderMap,
 ) -> Response {
-    if ctx.app.is_some() {
-        return StatusCode::NOT_FOUND.into_response();
-    }
     match current_sso(&state, &ctx, &headers) {
         Some(sso) => {
             let user = state

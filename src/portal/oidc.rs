@@ -162,18 +162,7 @@ pub(super) async fn audit(
     }
 }
 
-/// OIDC endpoints live on the portal host only.
-fn portal_only(ctx: &Ctx) -> Result<(), StatusCode> {
-    match ctx.app {
-        None => Ok(()),
-        Some(_) => Err(StatusCode::NOT_FOUND),
-    }
-}
-
 pub(super) async fn discovery(Extension(ctx): Extension<Ctx>) -> Response {
-    if let Err(r) = portal_only(&ctx) {
-        return r.into_response();
-    }
     let iss = &ctx.pool.issuer;
     Json(json!({
         "issuer": iss,
@@ -198,9 +187,6 @@ pub(super) async fn discovery(Extension(ctx): Extension<Ctx>) -> Response {
 }
 
 pub(super) async fn jwks(Extension(ctx): Extension<Ctx>) -> Response {
-    if let Err(r) = portal_only(&ctx) {
-        return r.into_response();
-    }
     (
         [(header::CACHE_CONTROL, "max-age=300")],
         Json(json!({ "keys": ctx.pool.keys.jwks })),
@@ -244,9 +230,6 @@ pub(super) async fn authorize(
     headers: HeaderMap,
     Query(p): Query<AuthorizeParams>,
 ) -> Response {
-    if let Err(r) = portal_only(&ctx) {
-        return r.into_response();
-    }
     let bad = |why: &str| {
         pages::message(
             StatusCode::BAD_REQUEST,
@@ -442,9 +425,6 @@ pub(super) async fn token(
     Extension(ctx): Extension<Ctx>,
     Form(f): Form<TokenForm>,
 ) -> Response {
-    if let Err(r) = portal_only(&ctx) {
-        return r.into_response();
-    }
     if f.grant_type != "authorization_code" {
         return oauth_error(
             StatusCode::BAD_REQUEST,
@@ -537,9 +517,6 @@ pub(super) async fn userinfo(
     Extension(ctx): Extension<Ctx>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = portal_only(&ctx) {
-        return r.into_response();
-    }
     let unauthorized = || {
         (
             StatusCode::UNAUTHORIZED,
@@ -588,9 +565,6 @@ pub(super) async fn logout(
     headers: HeaderMap,
     Query(p): Query<LogoutParams>,
 ) -> Response {
-    if let Err(r) = portal_only(&ctx) {
-        return r.into_response();
-    }
     if let Some(value) = Cookie::Sso.read(&headers, ctx.tls)
         && let Some(t) = Ticket::open(value, &ctx.pool.keys.cookies, &sso_binding(ctx.pool.id.as_str()))
     {

@@ -426,6 +426,11 @@ async fn return_to_never_leaves_the_app() {
             landed.hops
         );
     }
+    // The app-host sign-in endpoints do not exist on the portal host.
+    let on_portal = Browser::new(&gw)
+        .open(&http(&gw, "login.employees.localhost", "/.poolgate/login?return_to=/"))
+        .await;
+    assert_eq!((on_portal.status, on_portal.hops.len()), (404, 1));
     // The portal never redirects to an address the app does not own.
     let b = Browser::new(&gw);
     for redirect in [
