@@ -57,15 +57,32 @@ pub(super) fn login_page(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let (token, set) = csrf(ctx, headers);
     let sealed = request.map(|r| seal(&ctx.pool, "authreq", r)).unwrap_or_default();
-    let page = pages::render(
+    let app = request.map(|r| r.client_id.clone());
+    form_page(
+        ctx,
+        headers,
         status,
-        &ctx.pool,
         "login.html",
-        context! { csrf => token, request => sealed, username => username, error => error, app => request.map(|r| r.client_id.clone()) },
-    );
+        context! { request => sealed, username => username, error => error, app => app },
+    )
+}
+
+/// A page with a form: the browser's CSRF token goes in as `csrf`, and a CSRF cookie is set
+/// if it had none.
+fn form_page(ctx: &Ctx, headers: &HeaderMap, status: StatusCode, template: &str, values: minijinja::Value) -> Response {
+    let (token, set) = csrf(ctx, headers);
+    let page = pages::render(status, &ctx.pool, template, context! { csrf => token, ..values });
     with_cookie(page, set)
+}
+
+/// A second-factor form answered wrongly is a 401; shown fresh, a 200.
+fn status_for(error: Option<&str>) -> StatusCode {
+    if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    }
 }
 
 /// 429 for an address past its failure limit, saying how long to wait.
@@ -129,41 +146,24 @@ fn needs_second_factor(ctx: &Ctx, user: &User, request: Option<&AuthRequest>) ->
 }
 
 fn mfa_page(ctx: &Ctx, headers: &HeaderMap, pending: &Pending, error: Option<&str>) -> Response {
-    let (token, set) = csrf(ctx, headers);
-    let status = if error.is_some() {
-        StatusCode::UNAUTHORIZED
-    } else {
-        StatusCode::OK
-    };
-    let page = pages::render(
-        status,
-        &ctx.pool,
-        "mfa.html",
-        context! { csrf => token, pending => seal(&ctx.pool, "pending", pending), error => error },
-    );
-    with_cookie(page, set)
+    let values = context! { pending => seal(&ctx.pool, "pending", pending), error => error };
+    form_page(ctx, headers, status_for(error), "mfa.html", values)
 }
 
 fn enroll_page(ctx: &Ctx, headers: &HeaderMap, user: &User, enrollment: &Enrollment, error: Option<&str>) -> Response {
-    let (token, set) = csrf(ctx, headers);
     let secret = Secret::Encoded(enrollment.secret.clone())
         .to_bytes()
         .unwrap_or_default();
     let url = totp(&ctx.pool.name, &user.username, secret)
         .map(|t| t.get_url())
         .unwrap_or_default();
-    let status = if error.is_some() {
-        StatusCode::UNAUTHORIZED
-    } else {
-        StatusCode::OK
+    let values = context! {
+        pending => seal(&ctx.pool, "enroll", enrollment),
+        qr => pages::qr_svg(&url),
+        secret => enrollment.secret,
+        error => error,
     };
-    let page = pages::render(
-        status,
-        &ctx.pool,
-        "enroll.html",
-        context! { csrf => token, pending => seal(&ctx.pool, "enroll", enrollment), qr => pages::qr_svg(&url), secret => enrollment.secret, error => error },
-    );
-    with_cookie(page, set)
+    form_page(ctx, headers, status_for(error), "enroll.html", values)
 }
 
 fn new_enrollment(uid: &str, request: Option<AuthRequest>, sso: Option<String>, now: i64) -> Enrollment {
