@@ -31,6 +31,12 @@ pub struct AppSessionRecord {
     pub revoked_at: Option<i64>,
 }
 
+/// Revokes every live session (SSO and app) of one user: `$1` now, `$2` pool, `$3` user.
+pub(super) const REVOKE_USER_SESSIONS: [&str; 2] = [
+    "UPDATE sso_sessions SET revoked_at = $1 WHERE pool_id = $2 AND user_id = $3 AND revoked_at IS NULL",
+    "UPDATE app_sessions SET revoked_at = $1 WHERE pool_id = $2 AND user_id = $3 AND revoked_at IS NULL",
+];
+
 fn sso_row(r: &AnyRow) -> Result<SsoSessionRecord> {
     let methods: String = r.try_get("methods")?;
     Ok(SsoSessionRecord {
@@ -195,10 +201,7 @@ impl Store {
 
     pub(super) async fn revoke_user_sessions(&self, pool: &str, user_id: &str) -> Result<()> {
         let now = self.now();
-        for sql in [
-            "UPDATE sso_sessions SET revoked_at = $1 WHERE pool_id = $2 AND user_id = $3 AND revoked_at IS NULL",
-            "UPDATE app_sessions SET revoked_at = $1 WHERE pool_id = $2 AND user_id = $3 AND revoked_at IS NULL",
-        ] {
+        for sql in REVOKE_USER_SESSIONS {
             sqlx::query(sql)
                 .bind(now)
                 .bind(pool)

@@ -382,10 +382,7 @@ impl Store {
             ] {
                 sqlx::query(sql).bind(pool).bind(id).execute(&mut *tx).await?;
             }
-            for sql in [
-                "UPDATE sso_sessions SET revoked_at = $1 WHERE pool_id = $2 AND user_id = $3 AND revoked_at IS NULL",
-                "UPDATE app_sessions SET revoked_at = $1 WHERE pool_id = $2 AND user_id = $3 AND revoked_at IS NULL",
-            ] {
+            for sql in super::sessions::REVOKE_USER_SESSIONS {
                 sqlx::query(sql).bind(now).bind(pool).bind(id).execute(&mut *tx).await?;
             }
             let done = sqlx::query("DELETE FROM users WHERE pool_id = $1 AND id = $2")
