@@ -15,9 +15,12 @@ async fn reload_under_load_loses_no_request() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicUsize::new(0));
+    // Requests each worker has finished, so the test can tell when every request routed
+    // by an old snapshot has come back.
+    let done: Arc<Vec<AtomicUsize>> = Arc::new((0..4).map(|_| AtomicUsize::new(0)).collect());
     let mut workers = Vec::new();
-    for _ in 0..4 {
-        let (gw, stop, ok) = (gw.clone(), stop.clone(), ok.clone());
+    for worker in 0..4 {
+        let (gw, stop, ok, done) = (gw.clone(), stop.clone(), ok.clone(), done.clone());
         workers.push(tokio::spawn(async move {
             let mut failures = Vec::new();
             while !stop.load(Ordering::SeqCst) {
@@ -27,6 +30,7 @@ async fn reload_under_load_loses_no_request() {
                 } else {
                     failures.push(format!("{status}: {body}"));
                 }
+                done[worker].fetch_add(1, Ordering::SeqCst);
             }
             failures
         }));
@@ -46,6 +50,10 @@ async fn reload_under_load_loses_no_request() {
     gw.rewrite_pools(&two_pools(&first, &first), "");
     let resp = gw.api(reqwest::Method::POST, "/reload").send().await.unwrap();
     assert_eq!(resp.status(), 200);
+    // A request routed just before the swap may still be on its way to the old upstream.
+    // Once every worker has finished two more, each has sent one wholly after the swap.
+    let before: Vec<usize> = done.iter().map(|d| d.load(Ordering::SeqCst)).collect();
+    wait_until(|| done.iter().zip(&before).all(|(d, b)| d.load(Ordering::SeqCst) >= b + 2)).await;
     let settled = second.hits();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
