@@ -27,7 +27,7 @@ fn snapshot(apps: usize, master: &MasterKey) -> Snapshot {
     let config = Config::parse(&text, Path::new("/")).expect("bench config");
     let keys = [(
         PoolId::parse("bench").unwrap(),
-        PoolKeys::generate(master, "bench").unwrap(),
+        std::sync::Arc::new(PoolKeys::generate(master, "bench").unwrap()),
     )]
     .into();
     Snapshot::build(config, None, keys).expect("bench snapshot")

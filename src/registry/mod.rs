@@ -54,7 +54,8 @@ pub struct PoolRoute {
     pub sessions: SessionPolicy,
     pub lockout: LockoutPolicy,
     pub branding: Branding,
-    pub keys: PoolKeys,
+    /// Shared with the previous snapshot while the pool's published keys are unchanged.
+    pub keys: Arc<PoolKeys>,
     /// The pool's apps by id (the portal's OIDC clients).
     pub apps: HashMap<String, Arc<AppRoute>>,
 }
@@ -65,6 +66,9 @@ pub struct PoolKeys {
     pub signer: Option<Signer>,
     pub verifier: Verifier,
     pub jwks: Vec<PublicJwk>,
+    /// The published keys as (kid, active), as [`Store::published_kids`] lists them: what a
+    /// reload compares to decide whether these keys can be kept.
+    published: Vec<(String, bool)>,
 }
 
 impl PoolKeys {
@@ -76,6 +80,7 @@ impl PoolKeys {
             cookies: Sealer::new(master, "cookie", pool),
             signer: Some(Signer::from_pkcs8(&key.jwk.kid, &key.pkcs8)),
             verifier: Verifier::new(&jwks),
+            published: vec![(key.jwk.kid.clone(), true)],
             jwks,
         })
     }
@@ -88,12 +93,17 @@ impl PoolKeys {
             Err(StoreError::NotFound) => None,
             Err(e) => return Err(e),
         };
+        let kids = published
+            .iter()
+            .map(|k| (k.kid.clone(), k.status == "active"))
+            .collect();
         let jwks: Vec<PublicJwk> = published.into_iter().map(|k| k.public_jwk).collect();
         Ok(PoolKeys {
             cookies: Sealer::new(master, "cookie", pool),
             signer,
             verifier: Verifier::new(&jwks),
             jwks,
+            published: kids,
         })
     }
 }
@@ -118,6 +128,7 @@ pub struct AppRoute {
 /// One consistent view of the configuration, as the hot path needs it.
 pub struct Snapshot {
     routes: HashMap<Host, Route>,
+    pools: HashMap<PoolId, Arc<PoolRoute>>,
     pub config: Arc<Config>,
     pub certs: CertStore,
 }
@@ -128,7 +139,7 @@ impl Snapshot {
     pub fn build(
         config: Config,
         previous: Option<&Snapshot>,
-        mut keys: HashMap<PoolId, PoolKeys>,
+        mut keys: HashMap<PoolId, Arc<PoolKeys>>,
     ) -> Result<Snapshot, ReloadError> {
         let certs = CertStore::load(&config).map_err(ReloadError::Tls)?;
         let (scheme, port) = match (config.listen.https, config.listen.http) {
@@ -151,6 +162,7 @@ impl Snapshot {
             (None, None) => ("http", String::new()),
         };
         let mut routes = HashMap::new();
+        let mut pools = HashMap::new();
         // Apps with the same servers and checks share one upstream (and its health state),
         // kept from the previous snapshot when unchanged.
         let mut upstreams: HashMap<(Vec<String>, HealthCheck), Arc<Upstream>> = previous
@@ -204,6 +216,7 @@ impl Snapshot {
                 keys: pool_keys,
                 apps: apps.clone(),
             });
+            pools.insert(pool.id.clone(), pool_route.clone());
             for host in std::iter::once(&pool.portal).chain(&pool.domains) {
                 routes.insert(host.clone(), Route::Portal(pool_route.clone()));
             }
@@ -215,6 +228,7 @@ impl Snapshot {
         }
         Ok(Snapshot {
             routes,
+            pools,
             config: Arc::new(config),
             certs,
         })
@@ -222,14 +236,7 @@ impl Snapshot {
 
     /// A pool's route by id.
     pub fn pool(&self, id: &str) -> Option<Arc<PoolRoute>> {
-        self.config
-            .pools
-            .iter()
-            .find(|p| p.id.as_str() == id)
-            .and_then(|p| self.routes.get(p.portal.as_str()))
-            .map(|r| match r {
-                Route::Portal(p) | Route::App(p, _) => p.clone(),
-            })
+        self.pools.get(id).cloned()
     }
 
     /// The route of a normalised host; `None` means no pool serves it.
@@ -294,7 +301,7 @@ fn extras(fragments: Vec<Fragment>) -> Vec<Extra> {
 impl Registry {
     pub async fn load(path: &Path, store: Store, master: MasterKey) -> Result<Registry, ReloadError> {
         let config = Config::load_with(path, &extras(store.fragments().await?))?;
-        let keys = Registry::prepare(&store, &master, &config).await?;
+        let keys = Registry::prepare(&store, &master, &config, None).await?;
         let snapshot = Snapshot::build(config, None, keys)?;
         Ok(Registry {
             path: path.to_owned(),
@@ -306,18 +313,34 @@ impl Registry {
     }
 
     /// Records the file's pools in the store, gives every pool a signing key, and loads
-    /// every pool's keys: what a snapshot needs from the store.
+    /// the keys of every pool: what a snapshot needs from the store. A pool whose published
+    /// keys are those of the `previous` snapshot keeps them, so a reload of many pools costs
+    /// a few queries, not two per pool.
     async fn prepare(
         store: &Store,
         master: &MasterKey,
         config: &Config,
-    ) -> Result<HashMap<PoolId, PoolKeys>, ReloadError> {
+        previous: Option<&Snapshot>,
+    ) -> Result<HashMap<PoolId, Arc<PoolKeys>>, ReloadError> {
         let file_pools: Vec<_> = config.pools.iter().filter(|p| p.config_managed).cloned().collect();
         store.sync_config_pools(&file_pools).await?;
+        let mut published = store.published_kids().await?;
         let mut keys = HashMap::new();
         for pool in &config.pools {
-            store.ensure_key(pool.id.as_str(), master).await?;
-            keys.insert(pool.id.clone(), PoolKeys::load(store, master, pool.id.as_str()).await?);
+            let id = pool.id.as_str();
+            let kids = published.remove(id).unwrap_or_default();
+            if !kids.iter().any(|(_, active)| *active) {
+                store.ensure_key(id, master).await?;
+            }
+            let kept = previous
+                .and_then(|s| s.pools.get(id))
+                .filter(|p| p.keys.published == kids)
+                .map(|p| p.keys.clone());
+            let pool_keys = match kept {
+                Some(k) => k,
+                None => Arc::new(PoolKeys::load(store, master, id).await?),
+            };
+            keys.insert(pool.id.clone(), pool_keys);
         }
         Ok(keys)
     }
@@ -361,7 +384,7 @@ impl Registry {
                 "listener addresses changed; they take effect at the next restart"
             );
         }
-        let keys = Registry::prepare(&self.store, &self.master, &config).await?;
+        let keys = Registry::prepare(&self.store, &self.master, &config, Some(&old)).await?;
         let snapshot = Snapshot::build(config, Some(&old), keys)?;
         self.current.store(Arc::new(snapshot));
         Ok(())

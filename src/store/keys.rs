@@ -1,6 +1,8 @@
 //! Pools' signing keys. Private halves are sealed under a key derived from the master key
 //! for that pool (the kid as associated data) before they reach the database.
 
+use std::collections::HashMap;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sqlx::Row;
@@ -50,6 +52,26 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Every pool's published keys as (kid, active), in the order of [`Store::keys`]: one
+    /// query that tells a reload which pools' keys changed.
+    pub async fn published_kids(&self) -> Result<HashMap<String, Vec<(String, bool)>>> {
+        let rows = sqlx::query(
+            "SELECT pool_id, kid, status FROM signing_keys WHERE retired_at IS NULL OR retired_at > $1 \
+             ORDER BY pool_id, CASE status WHEN 'active' THEN 0 ELSE 1 END, created_at DESC, kid",
+        )
+        .bind(self.now() - RETIRED_KEY_GRACE_SECS)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut kids: HashMap<String, Vec<(String, bool)>> = HashMap::new();
+        for r in rows {
+            let status: String = r.try_get("status")?;
+            kids.entry(r.try_get("pool_id")?)
+                .or_default()
+                .push((r.try_get("kid")?, status == "active"));
+        }
+        Ok(kids)
     }
 
     /// Makes a new active key and retires the previous one (it stays published for a day).

@@ -65,10 +65,25 @@ fn pool_record(row: &AnyRow) -> Result<PoolRecord> {
 }
 
 impl Store {
-    /// Upserts the config file's pools, marking them config-managed.
+    /// Upserts the config file's pools, marking them config-managed. Only pools that
+    /// differ from their stored record are written, so a reload of a file with many pools
+    /// costs one read when nothing changed.
     pub async fn sync_config_pools(&self, pools: &[Pool]) -> Result<()> {
+        let stored: std::collections::HashMap<String, PoolRecord> =
+            self.pools().await?.into_iter().map(|p| (p.id.clone(), p)).collect();
+        let changed: Vec<&Pool> = pools
+            .iter()
+            .filter(|p| {
+                stored
+                    .get(p.id.as_str())
+                    .is_none_or(|s| s.name != p.name || s.plan != p.plan || !s.config_managed)
+            })
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await?;
-        for p in pools {
+        for p in changed {
             sqlx::query(
                 "INSERT INTO pools (id, name, plan, config_managed, created_at) VALUES ($1, $2, $3, 1, $4) \
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, plan = excluded.plan, config_managed = 1",

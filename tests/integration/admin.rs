@@ -354,6 +354,31 @@ async fn keys_sessions_and_links_are_scoped_by_pool() {
         theirs.as_array().unwrap().iter().all(|k| k["kid"] != key["kid"]),
         "each pool its own keys"
     );
+    // The running gateway publishes the new key beside the old one; the other pool's
+    // published keys are what they were.
+    let kids = |v: Value| -> Vec<String> {
+        v["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let jwks = |host: &'static str| {
+        let gw = &gw;
+        async move { kids(gw.get(host, "/oidc/jwks").await.1) }
+    };
+    assert_eq!(
+        jwks("login.employees.localhost").await,
+        [key["kid"].as_str().unwrap(), old.as_str()]
+    );
+    let their_kids: Vec<String> = theirs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(jwks("login.suppliers.localhost").await, their_kids);
     let (status, _) = send(gw.api(Method::DELETE, "/pools/suppliers/sessions/nope")).await;
     assert_eq!(status, 404);
     let (status, _) = send(gw.api(Method::DELETE, "/pools/suppliers/links/nope")).await;

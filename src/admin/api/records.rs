@@ -71,6 +71,9 @@ pub(super) async fn rotate_key(
         .store()
         .rotate_key(&pool, state.registry.master_key())
         .await?;
+    // In force on this node when the call returns (other nodes follow the store). A reload
+    // refused for a bad file is logged; the rotation itself stands.
+    let _ = state.registry.reload_logged("key rotation").await;
     caller
         .audit(&state, Some(&pool), "key.rotate", &key.kid, String::new())
         .await;
