@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the hot path's parts (criterion): route lookup as the number of
 //! hosts grows, opening an app cookie with its revocation check, bearer verification cold
-//! and cached, the cached assertion, and stripping identity headers. `cargo bench`.
+//! and cached, the cached identity headers (assertion included), and stripping identity
+//! headers. `cargo bench`.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -9,9 +10,9 @@ use std::sync::Arc;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use poolgate::config::{Config, IdentityHeaders};
 use poolgate::crypto::MasterKey;
-use poolgate::ids::PoolId;
-use poolgate::proxy::StripSet;
-use poolgate::registry::{PoolKeys, Snapshot};
+use poolgate::ids::{PoolId, Serial};
+use poolgate::proxy::{StripSet, apply_identity};
+use poolgate::registry::{PoolKeys, Route, Snapshot};
 use poolgate::session::{Principal, SessionId, Sessions, Ticket, app_binding};
 
 /// One pool with `apps` apps, one host each.
@@ -116,6 +117,7 @@ fn bearer(c: &mut Criterion) {
         groups: vec![],
         source: "local".into(),
         mfa: false,
+        serial: Serial::next(),
     });
     let key = format!("bench\0a0\0{token}");
     sessions.remember_bearer(&key, principal, 4_000_000_000);
@@ -124,14 +126,49 @@ fn bearer(c: &mut Criterion) {
     });
 }
 
-fn assertion_cached(c: &mut Criterion) {
+fn identity_cached(c: &mut Criterion) {
+    let master = MasterKey::generate().unwrap();
+    let snap = snapshot(1, &master);
+    let Some(Route::App(_, app)) = snap.resolve("a0.bench.localhost") else {
+        panic!("the bench app routes")
+    };
     let sessions = Sessions::default();
-    // The key the proxy builds per request: pool, app and who.
-    let key = |sub: &str| format!("bench\0a0\0{sub}\0local\0false");
-    let sub = "3f0c6b1e-7f43-4b8a-9d1c-2a9e5c4d7b10";
-    sessions.remember_assertion(&key(sub), Arc::from("header.payload.signature"), 4_000_000_000);
-    c.bench_function("assertion_cached", |b| {
-        b.iter(|| black_box(sessions.assertion(&key(black_box(sub)), 1_800_000_000).is_some()))
+    let principal = Serial::next();
+    // What a signed-in user's request carries upstream: seven headers and the assertion.
+    let jwt = "e".repeat(620);
+    let prepared: Vec<_> = [
+        ("x-poolgate-user", "3f0c6b1e-7f43-4b8a-9d1c-2a9e5c4d7b10"),
+        ("x-poolgate-username", "alice"),
+        ("x-poolgate-email", "alice@example.com"),
+        ("x-poolgate-name", "Alice Liddell"),
+        ("x-poolgate-groups", "staff,wonderland"),
+        ("x-poolgate-pool", "bench"),
+        ("x-poolgate-source", "local"),
+        ("x-poolgate-assertion", jwt.as_str()),
+    ]
+    .into_iter()
+    .map(|(n, v)| {
+        (
+            bytes::Bytes::from_static(n.as_bytes()),
+            http::HeaderValue::from_str(v).unwrap(),
+        )
+    })
+    .collect();
+    sessions.remember_identity(principal, app.serial, prepared.into(), 4_000_000_000);
+    let mut template = pingora::http::RequestHeader::build("GET", b"/", None).unwrap();
+    for i in 0..20 {
+        template.append_header(format!("x-app-header-{i}"), "value").unwrap();
+    }
+    c.bench_function("identity_headers_cached", |b| {
+        b.iter_batched(
+            || template.clone(),
+            |mut req| {
+                let headers = sessions.identity(principal, app.serial, 1_800_000_000).unwrap();
+                apply_identity(black_box(&mut req), &headers);
+                req
+            },
+            criterion::BatchSize::SmallInput,
+        )
     });
 }
 
@@ -158,7 +195,7 @@ criterion_group!(
     route_lookup,
     cookie_open,
     bearer,
-    assertion_cached,
+    identity_cached,
     strip_headers
 );
 criterion_main!(benches);

@@ -62,6 +62,19 @@ id_type!(
     SourceId
 );
 
+/// A number unique within this process, drawn when an instance is made. It tells one
+/// instance's cache entries from another's: a principal fetched again, an app reloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Serial(u64);
+
+impl Serial {
+    pub fn next() -> Serial {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Serial(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
 /// Ids appear in URLs, metric labels and log lines, so they are kept plain.
 fn is_valid_id(s: &str) -> bool {
     let b = s.as_bytes();

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use pingora::http::RequestHeader;
 
 use crate::config::Cors;
+use crate::ids::Serial;
 use crate::portal::AccessClaims;
 use crate::registry::{AppRoute, PoolRoute};
 use crate::session::cookie::Cookie;
@@ -88,6 +89,7 @@ pub async fn from_cookie(
                 groups: user.groups,
                 source: ticket.source.clone(),
                 mfa: ticket.mfa,
+                serial: Serial::next(),
             });
             sessions.remember_principal(key, p.clone(), now + PROFILE_SECS);
             p
@@ -141,6 +143,7 @@ pub fn from_bearer(req: &RequestHeader, pool: &PoolRoute, app: &AppRoute, sessio
         groups: claims.groups,
         source: claims.src,
         mfa: claims.mfa,
+        serial: Serial::next(),
     });
     sessions.remember_bearer(&cache_key, p.clone(), claims.exp.min(now + 300));
     Authn::Bearer { principal: p }

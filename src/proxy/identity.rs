@@ -1,18 +1,19 @@
 //! The identity headers an app receives (DESIGN.md §5), set after every client copy was
-//! stripped, and the signed assertion, signed once per user and app and cached.
+//! stripped. They are prepared once per principal and app, signed assertion included, and
+//! cached: a request copies them in, it signs nothing and formats nothing.
 
-use std::sync::Arc;
-
+use bytes::Bytes;
 use http::HeaderValue;
 use pingora::http::RequestHeader;
 use serde::Serialize;
 
 use crate::config::Claim;
 use crate::registry::{AppRoute, PoolRoute};
-use crate::session::{Principal, Sessions};
+use crate::session::{PreparedHeaders, Principal, Sessions};
 
-/// Assertions live this long; a fresh one is signed when less than a minute is left.
+/// Assertions live this long; a fresh one is prepared when less than a minute is left.
 const ASSERTION_SECS: i64 = 300;
+const RENEW_BEFORE_SECS: i64 = 60;
 
 #[derive(Serialize)]
 struct AssertionClaims<'a> {
@@ -30,14 +31,30 @@ struct AssertionClaims<'a> {
     mfa: bool,
 }
 
-/// The assertion JWT for `p` at `app`, from the cache or freshly signed. It says who the
-/// user is (not which session), so every session of one user shares it.
-pub fn assertion(pool: &PoolRoute, app: &AppRoute, p: &Principal, sessions: &Sessions, now: i64) -> Option<Arc<str>> {
-    let key = format!("{}\0{}\0{}\0{}\0{}", pool.id, app.id, p.sub, p.source, p.mfa);
-    if let Some(jwt) = sessions.assertion(&key, now + 60) {
-        return Some(jwt);
+/// What `app` receives for `p`: from the cache, or prepared (and the assertion signed).
+pub fn headers(pool: &PoolRoute, app: &AppRoute, p: &Principal, sessions: &Sessions, now: i64) -> PreparedHeaders {
+    if let Some(h) = sessions.identity(p.serial, app.serial, now) {
+        return h;
     }
-    let signer = pool.keys.signer.as_ref()?;
+    let prepared = prepare(pool, app, p, sign(pool, app, p, now).as_deref());
+    sessions.remember_identity(
+        p.serial,
+        app.serial,
+        prepared.clone(),
+        now + ASSERTION_SECS - RENEW_BEFORE_SECS,
+    );
+    prepared
+}
+
+/// Copies prepared identity headers into the upstream request.
+pub fn apply(req: &mut RequestHeader, headers: &[(Bytes, HeaderValue)]) {
+    for (name, value) in headers {
+        let _ = req.insert_header(name.clone(), value.clone());
+    }
+}
+
+/// The assertion JWT: who the user is (not which session), for this app, signed by the pool.
+fn sign(pool: &PoolRoute, app: &AppRoute, p: &Principal, now: i64) -> Option<String> {
     let claims = AssertionClaims {
         iss: &pool.issuer,
         sub: &p.sub,
@@ -51,13 +68,11 @@ pub fn assertion(pool: &PoolRoute, app: &AppRoute, p: &Principal, sessions: &Ses
         src: &p.source,
         mfa: p.mfa,
     };
-    let jwt: Arc<str> = signer.sign(&claims).ok()?.into();
-    sessions.remember_assertion(&key, jwt.clone(), now + ASSERTION_SECS);
-    Some(jwt)
+    pool.keys.signer.as_ref()?.sign(&claims).ok()
 }
 
-/// Sets the app's identity headers (and aliases) for `p`.
-pub fn apply(req: &mut RequestHeader, pool: &PoolRoute, app: &AppRoute, p: &Principal, assertion: Option<&str>) {
+/// The app's identity headers (and aliases) for `p`, by the names its config gives them.
+fn prepare(pool: &PoolRoute, app: &AppRoute, p: &Principal, assertion: Option<&str>) -> PreparedHeaders {
     let value = |claim: Claim| -> Option<String> {
         match claim {
             Claim::User => Some(p.sub.clone()),
@@ -76,9 +91,11 @@ pub fn apply(req: &mut RequestHeader, pool: &PoolRoute, app: &AppRoute, p: &Prin
         .iter()
         .map(|(c, h)| (h, *c))
         .chain(app.headers.aliases.iter().map(|(h, c)| (h, *c)));
-    for (header, claim) in pairs {
-        if let Some(v) = value(claim).and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
-            let _ = req.insert_header(header.clone(), v);
-        }
-    }
+    pairs
+        .filter_map(|(header, claim)| {
+            let v = HeaderValue::from_bytes(value(claim)?.as_bytes()).ok()?;
+            Some((Bytes::copy_from_slice(header.as_str().as_bytes()), v))
+        })
+        .collect::<Vec<_>>()
+        .into()
 }

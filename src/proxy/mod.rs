@@ -42,6 +42,7 @@ use crate::session::{Principal, Sessions};
 use crate::tls::Sni;
 
 pub use headers::{StripSet, header_key};
+pub use identity::apply as apply_identity;
 
 /// The gateway's proxy logic, shared by every listener.
 pub struct Gateway {
@@ -258,9 +259,8 @@ impl ProxyHttp for Gateway {
                 strip_gateway_cookies(upstream);
                 headers::set_forwarded(upstream, peer_ip(session), proto, &host)?;
                 if let Some(who) = who {
-                    let now = now();
-                    let jwt = identity::assertion(pool, app, &who.principal, &self.sessions, now);
-                    identity::apply(upstream, pool, app, &who.principal, jwt.as_deref());
+                    let headers = identity::headers(pool, app, &who.principal, &self.sessions, now());
+                    identity::apply(upstream, &headers);
                 }
             }
             _ => return Err(Error::explain(ErrorType::InternalError, "no route to proxy to")),

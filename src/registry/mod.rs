@@ -20,7 +20,7 @@ use crate::config::{
 use crate::crypto::jwt::{Signer, Verifier};
 use crate::crypto::signing::PublicJwk;
 use crate::crypto::{MasterKey, Sealer};
-use crate::ids::{AppId, Host, PoolId};
+use crate::ids::{AppId, Host, PoolId, Serial};
 use crate::proxy::StripSet;
 use crate::store::{Fragment, FragmentKind, Store, StoreError};
 use crate::tls::CertStore;
@@ -110,6 +110,9 @@ impl PoolKeys {
 
 pub struct AppRoute {
     pub id: AppId,
+    /// This snapshot's instance of the app: caches of what it is told key on it, so a
+    /// reload (new header names, say) takes effect at once.
+    pub serial: Serial,
     pub pool: PoolId,
     pub hosts: Vec<Host>,
     pub policy: AccessPolicy,
@@ -186,6 +189,7 @@ impl Snapshot {
                 };
                 let app_route = Arc::new(AppRoute {
                     id: app.id.clone(),
+                    serial: Serial::next(),
                     pool: pool.id.clone(),
                     hosts: app.hosts.clone(),
                     policy: app.policy.clone(),

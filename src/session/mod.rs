@@ -1,18 +1,22 @@
 //! SSO and app sessions on the hot path: tickets in sealed cookies, a revocation cache the
-//! store keeps current, and caches of what was fetched or signed once (principals,
-//! assertions, verified bearer tokens).
+//! store keeps current, and caches of what was fetched or signed once (principals, the
+//! identity headers an app receives with their assertion, verified bearer tokens).
 
 pub mod cookie;
 mod ticket;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use dashmap::DashMap;
+use http::HeaderValue;
+
+use crate::ids::Serial;
 
 pub use ticket::{SessionId, Ticket, app_binding, sso_binding};
 
 /// Who is making a request, as the app will be told.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug)]
 pub struct Principal {
     pub sub: String,
     pub username: String,
@@ -22,7 +26,13 @@ pub struct Principal {
     /// `local` or the identity source id.
     pub source: String,
     pub mfa: bool,
+    /// This instance: what apps were told about it is cached under it, so a profile
+    /// fetched again (new groups, say) is told afresh.
+    pub serial: Serial,
 }
+
+/// Header names and values as an app receives them, prepared once.
+pub type PreparedHeaders = Arc<[(Bytes, HeaderValue)]>;
 
 /// Revoked session ids (SSO and app), until they would have expired anyway.
 #[derive(Default)]
@@ -68,9 +78,10 @@ pub struct Sessions {
     pub revocations: Revocations,
     /// `pool/uid` → profile, fetched from the store once per user per node.
     principals: DashMap<String, Cached<Arc<Principal>>>,
-    /// app + who (user, source, MFA) → signed assertion JWT. Keyed by who, not by session:
-    /// a user's many sessions (browsers, devices) share one signature.
-    assertions: DashMap<Box<str>, Cached<Arc<str>>>,
+    /// (principal, app) → the identity headers that app receives, signed assertion
+    /// included. Keyed by principal, not by session: a user's many sessions (browsers,
+    /// devices) share one signature, and a profile fetched again is told afresh.
+    identities: DashMap<(Serial, Serial), Cached<PreparedHeaders>>,
     /// bearer token → who it speaks for, once its signature was checked.
     bearers: DashMap<Box<str>, Cached<Arc<Principal>>>,
 }
@@ -99,12 +110,12 @@ impl Sessions {
         put(&self.principals, key, p, until);
     }
 
-    pub fn assertion(&self, key: &str, now: i64) -> Option<Arc<str>> {
-        get(&self.assertions, key, now)
+    pub fn identity(&self, principal: Serial, app: Serial, now: i64) -> Option<PreparedHeaders> {
+        get(&self.identities, &(principal, app), now)
     }
 
-    pub fn remember_assertion(&self, key: &str, jwt: Arc<str>, until: i64) {
-        put(&self.assertions, key.into(), jwt, until);
+    pub fn remember_identity(&self, principal: Serial, app: Serial, headers: PreparedHeaders, until: i64) {
+        put(&self.identities, (principal, app), headers, until);
     }
 
     pub fn bearer(&self, token: &str, now: i64) -> Option<Arc<Principal>> {
