@@ -72,15 +72,23 @@ fn http(gw: &Gateway, host: &str, path: &str) -> String {
     gw.url(host, path)
 }
 
+/// The password every test user is given.
+const PASSWORD: &str = "correct horse battery";
+
+/// A URL of the employees' wiki, the app most tests sign in to.
+fn wiki_url(gw: &Gateway, path: &str) -> String {
+    gw.url("wiki.employees.localhost", path)
+}
+
 #[tokio::test]
 async fn sign_in_single_sign_on_and_single_sign_out() {
     let up = Whoami::start().await;
     let gw = Gateway::start(&pools(&up, "", "")).await;
-    let alice = add_user(&gw, "employees", "alice", "correct horse battery", &["staff"]).await;
+    let alice = add_user(&gw, "employees", "alice", PASSWORD, &["staff"]).await;
     let b = Browser::new(&gw);
 
     // A browser without a session goes to its pool's portal and sees the branded login page.
-    let login = b.open(&http(&gw, "wiki.employees.localhost", "/reports?q=1")).await;
+    let login = b.open(&wiki_url(&gw, "/reports?q=1")).await;
     assert_eq!(login.status, 200);
     assert!(login.is_login_page());
     assert!(
@@ -110,21 +118,15 @@ async fn sign_in_single_sign_on_and_single_sign_out() {
 
     // The right password lands on the page first asked for.
     let landed = b
-        .submit(
-            &wrong,
-            "/login",
-            &[("username", "alice"), ("password", "correct horse battery")],
-        )
+        .submit(&wrong, "/login", &[("username", "alice"), ("password", PASSWORD)])
         .await;
     assert_eq!(landed.status, 200, "{:?}\n{}", landed.hops, landed.body);
-    assert_eq!(landed.url, http(&gw, "wiki.employees.localhost", "/reports?q=1"));
-    let app_cookie = b
-        .cookie(&http(&gw, "wiki.employees.localhost", "/"), "poolgate")
-        .expect("an app cookie");
+    assert_eq!(landed.url, wiki_url(&gw, "/reports?q=1"));
+    let app_cookie = b.cookie(&wiki_url(&gw, "/"), "poolgate").expect("an app cookie");
     assert!(app_cookie.len() < 200, "cookie is small: {}", app_cookie.len());
 
     // What the app receives.
-    let echo = b.fetch(&http(&gw, "wiki.employees.localhost", "/api/me")).await.json();
+    let echo = b.fetch(&wiki_url(&gw, "/api/me")).await.json();
     assert_eq!(seen(&echo, "x-poolgate-user"), [alice.as_str()]);
     assert_eq!(seen(&echo, "x-poolgate-username"), ["alice"]);
     assert_eq!(seen(&echo, "x-poolgate-email"), ["alice@example.com"]);
@@ -165,8 +167,8 @@ async fn sign_in_single_sign_on_and_single_sign_out() {
         )
         .is_none()
     );
-    // Cached per session, not signed per request.
-    let again = b.fetch(&http(&gw, "wiki.employees.localhost", "/api/me")).await.json();
+    // Prepared once and cached, not signed per request.
+    let again = b.fetch(&wiki_url(&gw, "/api/me")).await.json();
     assert_eq!(seen(&again, "x-poolgate-assertion"), [assertion.as_str()]);
 
     // Single sign-on: the second app of the pool signs in without a prompt.
@@ -182,9 +184,7 @@ async fn sign_in_single_sign_on_and_single_sign_out() {
     assert!(orders.is_login_page(), "{:?}", orders.hops);
 
     // Single sign-out from one app ends both app sessions.
-    let out = b
-        .open(&http(&gw, "wiki.employees.localhost", "/.poolgate/logout"))
-        .await;
+    let out = b.open(&wiki_url(&gw, "/.poolgate/logout")).await;
     assert_eq!(out.status, 200);
     assert!(out.body.contains("signed out"), "{}", out.body);
     for host in ["wiki.employees.localhost", "crm.employees.localhost"] {
@@ -200,7 +200,7 @@ async fn sign_in_single_sign_on_and_single_sign_out() {
     // A copy of the old cookie is worth nothing now.
     let replay = gw
         .client()
-        .get(http(&gw, "wiki.employees.localhost", "/"))
+        .get(wiki_url(&gw, "/"))
         .header("cookie", format!("poolgate={app_cookie}"))
         .send()
         .await
@@ -256,20 +256,12 @@ async fn get_with_cookie(gw: &Gateway, host: &str, cookie: &str) -> u16 {
 async fn cookies_do_not_travel_across_pools_apps_or_time() {
     let up = Whoami::start().await;
     let gw = Gateway::start(&pools(&up, "session_idle = \"3s\"", "")).await;
-    add_user(&gw, "employees", "alice", "correct horse battery", &[]).await;
-    add_user(&gw, "suppliers", "alice", "correct horse battery", &[]).await;
+    add_user(&gw, "employees", "alice", PASSWORD, &[]).await;
+    add_user(&gw, "suppliers", "alice", PASSWORD, &[]).await;
     let b = Browser::new(&gw);
-    let landed = sign_in(
-        &b,
-        &http(&gw, "wiki.employees.localhost", "/"),
-        "alice",
-        "correct horse battery",
-    )
-    .await;
+    let landed = sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
     assert_eq!(landed.status, 200);
-    let wiki = b
-        .cookie(&http(&gw, "wiki.employees.localhost", "/"), "poolgate")
-        .unwrap();
+    let wiki = b.cookie(&wiki_url(&gw, "/"), "poolgate").unwrap();
     let sso = b
         .cookie(&http(&gw, "login.employees.localhost", "/"), "poolgate-sso")
         .unwrap();
@@ -346,27 +338,15 @@ async fn cookies_do_not_travel_across_pools_apps_or_time() {
 async fn the_session_id_changes_at_every_sign_in() {
     let up = Whoami::start().await;
     let gw = Gateway::start(&pools(&up, "", "")).await;
-    add_user(&gw, "employees", "alice", "correct horse battery", &[]).await;
+    add_user(&gw, "employees", "alice", PASSWORD, &[]).await;
     let b = Browser::new(&gw);
-    sign_in(
-        &b,
-        &http(&gw, "wiki.employees.localhost", "/"),
-        "alice",
-        "correct horse battery",
-    )
-    .await;
+    sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
     let first = b
         .cookie(&http(&gw, "login.employees.localhost", "/"), "poolgate-sso")
         .unwrap();
     let portal = b.open(&http(&gw, "login.employees.localhost", "/logout")).await;
     assert_eq!(portal.status, 200);
-    sign_in(
-        &b,
-        &http(&gw, "wiki.employees.localhost", "/"),
-        "alice",
-        "correct horse battery",
-    )
-    .await;
+    sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
     let second = b
         .cookie(&http(&gw, "login.employees.localhost", "/"), "poolgate-sso")
         .unwrap();
@@ -392,7 +372,7 @@ async fn the_session_id_changes_at_every_sign_in() {
 async fn return_to_never_leaves_the_app() {
     let up = Whoami::start().await;
     let gw = Gateway::start(&pools(&up, "", "")).await;
-    add_user(&gw, "employees", "alice", "correct horse battery", &[]).await;
+    add_user(&gw, "employees", "alice", PASSWORD, &[]).await;
     for (return_to, lands) in [
         ("//evil.example/x", "/"),
         ("https://evil.example/", "/"),
@@ -402,21 +382,15 @@ async fn return_to_never_leaves_the_app() {
         ("/reports?id=7", "/reports?id=7"),
     ] {
         let b = Browser::new(&gw);
-        let url = http(
+        let url = wiki_url(
             &gw,
-            "wiki.employees.localhost",
             &format!(
                 "/.poolgate/login?return_to={}",
                 url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>()
             ),
         );
-        let landed = sign_in(&b, &url, "alice", "correct horse battery").await;
-        assert_eq!(
-            landed.url,
-            http(&gw, "wiki.employees.localhost", lands),
-            "{return_to}: {:?}",
-            landed.hops
-        );
+        let landed = sign_in(&b, &url, "alice", PASSWORD).await;
+        assert_eq!(landed.url, wiki_url(&gw, lands), "{return_to}: {:?}", landed.hops);
         assert!(
             landed
                 .hops
@@ -464,19 +438,13 @@ async fn return_to_never_leaves_the_app() {
 async fn spoofed_identity_headers_never_reach_the_app() {
     let up = Whoami::start().await;
     let gw = Gateway::start(&pools(&up, "", "")).await;
-    let alice = add_user(&gw, "employees", "alice", "correct horse battery", &["staff"]).await;
+    let alice = add_user(&gw, "employees", "alice", PASSWORD, &["staff"]).await;
     let b = Browser::new(&gw);
-    sign_in(
-        &b,
-        &http(&gw, "wiki.employees.localhost", "/"),
-        "alice",
-        "correct horse battery",
-    )
-    .await;
+    sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
     for path in ["/signed-in", "/health"] {
         let resp = b
             .client
-            .get(http(&gw, "wiki.employees.localhost", path))
+            .get(wiki_url(&gw, path))
             .header("accept", "application/json")
             .header("X-Poolgate-User", "admin")
             .header("x-poolgate-user", "root")
@@ -517,9 +485,9 @@ async fn spoofed_identity_headers_never_reach_the_app() {
 async fn lockout_after_failures_until_unlocked() {
     let up = Whoami::start().await;
     let gw = Gateway::start(&pools(&up, "lockout_attempts = 3\nlockout_duration = \"2s\"", "")).await;
-    let id = add_user(&gw, "employees", "alice", "correct horse battery", &[]).await;
+    let id = add_user(&gw, "employees", "alice", PASSWORD, &[]).await;
     let b = Browser::new(&gw);
-    let mut page = b.open(&http(&gw, "wiki.employees.localhost", "/")).await;
+    let mut page = b.open(&wiki_url(&gw, "/")).await;
     for _ in 0..3 {
         page = b
             .submit(&page, "/login", &[("username", "alice"), ("password", "wrong")])
@@ -528,11 +496,7 @@ async fn lockout_after_failures_until_unlocked() {
     }
     // Locked: even the right password is refused, with the same words.
     let locked = b
-        .submit(
-            &page,
-            "/login",
-            &[("username", "alice"), ("password", "correct horse battery")],
-        )
+        .submit(&page, "/login", &[("username", "alice"), ("password", PASSWORD)])
         .await;
     assert_eq!(locked.status, 401);
     assert!(locked.is_login_page());
@@ -554,39 +518,27 @@ async fn lockout_after_failures_until_unlocked() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let landed = b
-        .submit(
-            &locked,
-            "/login",
-            &[("username", "alice"), ("password", "correct horse battery")],
-        )
+        .submit(&locked, "/login", &[("username", "alice"), ("password", PASSWORD)])
         .await;
     assert_eq!(landed.status, 200, "{:?}", landed.hops);
     assert!(!landed.is_login_page());
 
     // Locked again, then time unlocks.
     let b = Browser::new(&gw);
-    let mut page = b.open(&http(&gw, "wiki.employees.localhost", "/")).await;
+    let mut page = b.open(&wiki_url(&gw, "/")).await;
     for _ in 0..3 {
         page = b
             .submit(&page, "/login", &[("username", "alice"), ("password", "wrong")])
             .await;
     }
     assert!(
-        b.submit(
-            &page,
-            "/login",
-            &[("username", "alice"), ("password", "correct horse battery")]
-        )
-        .await
-        .is_login_page()
+        b.submit(&page, "/login", &[("username", "alice"), ("password", PASSWORD)])
+            .await
+            .is_login_page()
     );
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let landed = b
-        .submit(
-            &page,
-            "/login",
-            &[("username", "alice"), ("password", "correct horse battery")],
-        )
+        .submit(&page, "/login", &[("username", "alice"), ("password", PASSWORD)])
         .await;
     assert!(!landed.is_login_page(), "the lockout ended by itself");
 
@@ -612,13 +564,7 @@ async fn lockout_after_failures_until_unlocked() {
         .await
         .unwrap();
     let b = Browser::new(&gw);
-    let refused = sign_in(
-        &b,
-        &http(&gw, "wiki.employees.localhost", "/"),
-        "alice",
-        "correct horse battery",
-    )
-    .await;
+    let refused = sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
     assert!(refused.is_login_page());
 }
 
@@ -636,18 +582,12 @@ fn totp_now(secret_b32: &str, offset_steps: i64) -> String {
 async fn mfa_enrollment_step_up_and_sign_in() {
     let up = Whoami::start().await;
     let gw = Gateway::start(&pools(&up, "mfa = \"optional\"", "require_mfa = true")).await;
-    add_user(&gw, "employees", "alice", "correct horse battery", &[]).await;
+    add_user(&gw, "employees", "alice", PASSWORD, &[]).await;
     let b = Browser::new(&gw);
     // The wiki needs no second factor.
-    let wiki = sign_in(
-        &b,
-        &http(&gw, "wiki.employees.localhost", "/"),
-        "alice",
-        "correct horse battery",
-    )
-    .await;
+    let wiki = sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
     assert_eq!(wiki.status, 200);
-    let echo = b.fetch(&http(&gw, "wiki.employees.localhost", "/")).await.json();
+    let echo = b.fetch(&wiki_url(&gw, "/")).await.json();
     let assertion = seen(&echo, "x-poolgate-assertion").pop().unwrap();
     let payload: Value = serde_json::from_slice(
         &base64::Engine::decode(
@@ -691,27 +631,13 @@ async fn mfa_enrollment_step_up_and_sign_in() {
     assert_eq!(seen(&echo, "x-poolgate-username"), ["alice"]);
 
     // Next sign-in: password, then a second factor — a recovery code works once.
-    b.open(&http(&gw, "wiki.employees.localhost", "/.poolgate/logout"))
-        .await;
-    let mfa = sign_in(
-        &b,
-        &http(&gw, "wiki.employees.localhost", "/"),
-        "alice",
-        "correct horse battery",
-    )
-    .await;
+    b.open(&wiki_url(&gw, "/.poolgate/logout")).await;
+    let mfa = sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
     assert!(mfa.body.contains("Two-factor check"), "{}", mfa.body);
     let landed = b.submit(&mfa, "/login/mfa", &[("code", &codes[0])]).await;
     assert_eq!(landed.status, 200, "{:?}", landed.hops);
-    b.open(&http(&gw, "wiki.employees.localhost", "/.poolgate/logout"))
-        .await;
-    let mfa = sign_in(
-        &b,
-        &http(&gw, "wiki.employees.localhost", "/"),
-        "alice",
-        "correct horse battery",
-    )
-    .await;
+    b.open(&wiki_url(&gw, "/.poolgate/logout")).await;
+    let mfa = sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
     let reused = b.submit(&mfa, "/login/mfa", &[("code", &codes[0])]).await;
     assert_eq!(reused.status, 401, "a recovery code works once");
     // The TOTP code of the enrollment's time step was spent; the next step's is accepted.
@@ -734,15 +660,9 @@ async fn a_revocation_on_one_node_is_honoured_by_another() {
     let opts = shared_deployment(shared.path()).await;
     let one = Gateway::start_with(&pools(&up, "", ""), opts()).await;
     let two = Gateway::start_with(&pools(&up, "", ""), opts()).await;
-    add_user(&one, "employees", "alice", "correct horse battery", &[]).await;
+    add_user(&one, "employees", "alice", PASSWORD, &[]).await;
     let b = Browser::new(&one);
-    sign_in(
-        &b,
-        &http(&one, "wiki.employees.localhost", "/"),
-        "alice",
-        "correct horse battery",
-    )
-    .await;
+    sign_in(&b, &http(&one, "wiki.employees.localhost", "/"), "alice", PASSWORD).await;
     let cookie = format!(
         "poolgate={}",
         b.cookie(&http(&one, "wiki.employees.localhost", "/"), "poolgate")
@@ -778,15 +698,9 @@ async fn bearer_tokens_cors_and_access_policy() {
     let up = Whoami::start().await;
     let crm = "allowed_groups = [\"sales\"]\n[pools.employees.apps.crm.cors]\norigins = [\"https://dashboard.example\"]\nmethods = [\"GET\", \"POST\"]\nheaders = [\"content-type\"]\ncredentials = true";
     let gw = Gateway::start(&pools(&up, "", crm)).await;
-    let alice = add_user(&gw, "employees", "alice", "correct horse battery", &["staff"]).await;
+    let alice = add_user(&gw, "employees", "alice", PASSWORD, &["staff"]).await;
     let b = Browser::new(&gw);
-    sign_in(
-        &b,
-        &http(&gw, "wiki.employees.localhost", "/"),
-        "alice",
-        "correct horse battery",
-    )
-    .await;
+    sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
 
     // A third-party client runs the code flow itself and gets an access token for the wiki.
     let verifier = "v".repeat(50);
@@ -794,7 +708,7 @@ async fn bearer_tokens_cors_and_access_policy() {
         &base64::engine::general_purpose::URL_SAFE_NO_PAD,
         ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()),
     );
-    let redirect = http(&gw, "wiki.employees.localhost", "/.poolgate/callback");
+    let redirect = wiki_url(&gw, "/.poolgate/callback");
     let authorize = format!(
         "{}?client_id=wiki&response_type=code&scope=openid&state=xyz&nonce=n1&code_challenge={challenge}&code_challenge_method=S256&redirect_uri={}",
         http(&gw, "login.employees.localhost", "/oidc/authorize"),
@@ -891,4 +805,30 @@ async fn bearer_tokens_cors_and_access_policy() {
         denied.body
     );
     assert!(up.hits() > 0);
+}
+
+/// What an app is told follows its config at once: a reload that renames a header is seen
+/// by the next request of a session signed in before it, with no stale cached copy.
+#[tokio::test]
+async fn a_reload_renaming_identity_headers_applies_to_live_sessions() {
+    let up = Whoami::start().await;
+    let gw = Gateway::start(&pools(&up, "", "")).await;
+    let alice = add_user(&gw, "employees", "alice", PASSWORD, &[]).await;
+    let b = Browser::new(&gw);
+    assert_eq!(sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await.status, 200);
+    let echo = b.fetch(&wiki_url(&gw, "/")).await.json();
+    assert_eq!(seen(&echo, "x-poolgate-user"), [alice.as_str()]);
+
+    let renamed = pools(&up, "", "") + "\n[pools.employees.apps.wiki.headers]\nuser = \"X-Remote-User\"\n";
+    gw.rewrite_pools(&renamed, "");
+    let resp = gw.api(Method::POST, "/reload").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let echo = b.fetch(&wiki_url(&gw, "/")).await.json();
+    assert_eq!(seen(&echo, "x-remote-user"), [alice.as_str()]);
+    assert!(seen(&echo, "x-poolgate-user").is_empty(), "{echo}");
+    assert_eq!(
+        seen(&echo, "x-poolgate-assertion").len(),
+        1,
+        "the assertion still comes"
+    );
 }
