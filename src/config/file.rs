@@ -83,6 +83,8 @@ pub struct Pool {
     pub session_max: Option<S<String>>,
     pub lockout_attempts: Option<S<i64>>,
     pub lockout_duration: Option<S<String>>,
+    pub address_lockout_attempts: Option<S<i64>>,
+    pub address_lockout_window: Option<S<String>>,
     pub branding: Option<S<Branding>>,
     #[serde(default)]
     pub apps: BTreeMap<S<String>, S<App>>,

@@ -24,6 +24,8 @@ const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 const DEFAULT_SESSION_MAX: Duration = Duration::from_secs(10 * 3600);
 const DEFAULT_LOCKOUT_ATTEMPTS: u32 = 5;
 const DEFAULT_LOCKOUT: Duration = Duration::from_secs(15 * 60);
+const DEFAULT_ADDRESS_ATTEMPTS: u32 = 20;
+const DEFAULT_ADDRESS_WINDOW: Duration = Duration::from_secs(5 * 60);
 
 pub(super) fn lower(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
     let mut lw = Lowering {
@@ -414,17 +416,26 @@ impl Lowering<'_> {
             idle: self.duration(p.session_idle.as_ref(), &what, "session_idle", DEFAULT_SESSION_IDLE),
             max: self.duration(p.session_max.as_ref(), &what, "session_max", DEFAULT_SESSION_MAX),
         };
-        let attempts = match &p.lockout_attempts {
-            Some(a) if (1..=1000).contains(a.get_ref()) => *a.get_ref() as u32,
-            Some(a) => {
-                self.err(a.span(), format!("{what}: lockout_attempts must be between 1 and 1000"));
-                DEFAULT_LOCKOUT_ATTEMPTS
-            }
-            None => DEFAULT_LOCKOUT_ATTEMPTS,
-        };
         let lockout = LockoutPolicy {
-            attempts,
+            attempts: self.count(
+                p.lockout_attempts.as_ref(),
+                &what,
+                "lockout_attempts",
+                DEFAULT_LOCKOUT_ATTEMPTS,
+            ),
             duration: self.duration(p.lockout_duration.as_ref(), &what, "lockout_duration", DEFAULT_LOCKOUT),
+            address_attempts: self.count(
+                p.address_lockout_attempts.as_ref(),
+                &what,
+                "address_lockout_attempts",
+                DEFAULT_ADDRESS_ATTEMPTS,
+            ),
+            address_window: self.duration(
+                p.address_lockout_window.as_ref(),
+                &what,
+                "address_lockout_window",
+                DEFAULT_ADDRESS_WINDOW,
+            ),
         };
         let branding = p
             .branding
@@ -679,6 +690,18 @@ impl Lowering<'_> {
             );
             default
         })
+    }
+
+    /// A count of failed attempts: 1 to 1000.
+    fn count(&mut self, n: Option<&Spanned<i64>>, what: &str, field: &str, default: u32) -> u32 {
+        let Some(n) = n else { return default };
+        match u32::try_from(*n.get_ref()) {
+            Ok(v) if (1..=1000).contains(&v) => v,
+            _ => {
+                self.err(n.span(), format!("{what}: {field} must be between 1 and 1000"));
+                default
+            }
+        }
     }
 
     fn headers(&mut self, h: Option<&Spanned<file::Headers>>, what: &str) -> IdentityHeaders {

@@ -173,6 +173,11 @@ pub struct LockoutPolicy {
     pub attempts: u32,
     /// …for this long (or until an admin unlocks it).
     pub duration: Duration,
+    /// Failed sign-ins from one client address, to any account of the pool, within
+    /// `address_window` that make the address wait out the rest of the window: guessing
+    /// across many usernames meets a limit the per-account lockout does not set.
+    pub address_attempts: u32,
+    pub address_window: Duration,
 }
 
 /// How the pool's hosted pages look.

@@ -85,20 +85,24 @@ fn status_for(error: Option<&str>) -> StatusCode {
     }
 }
 
-/// 429 for an address past its failure limit, saying how long to wait.
+/// 429 for an address past its failure limit, saying how long to wait (to a person, and
+/// in `Retry-After` to a script).
 fn throttled(ctx: &Ctx, wait_secs: i64) -> Response {
     let msg = format!(
         "Too many failed sign-ins from your network. Try again in {} minutes.",
         (wait_secs + 59) / 60
     );
-    pages::message(
+    let mut page = pages::message(
         StatusCode::TOO_MANY_REQUESTS,
         &ctx.pool,
         "Please wait",
         &msg,
         None,
         None,
-    )
+    );
+    page.headers_mut()
+        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(wait_secs.max(1)));
+    page
 }
 
 /// A sign-in between its password and its second factor.
@@ -269,7 +273,7 @@ pub(super) async fn password(
             StatusCode::BAD_REQUEST,
         );
     }
-    if let Some(wait) = state.throttle.blocked(ctx.client, now) {
+    if let Some(wait) = state.throttle.blocked(&ctx.pool.id, &ctx.pool.lockout, ctx.client, now) {
         audit(
             &state,
             &ctx,
@@ -310,7 +314,7 @@ pub(super) async fn password(
         (Ok(()), Some(u)) => u,
         (outcome, user) => {
             let reason = outcome.err().unwrap_or("unknown user");
-            state.throttle.failed(ctx.client, now);
+            state.throttle.failed(&ctx.pool.id, &ctx.pool.lockout, ctx.client, now);
             let mut locked_now = false;
             if let Some(u) = &user
                 && reason == "wrong password"
@@ -524,7 +528,7 @@ pub(super) async fn second_factor(
             Some("The form had expired. Please enter a new code."),
         );
     }
-    if let Some(wait) = state.throttle.blocked(ctx.client, now) {
+    if let Some(wait) = state.throttle.blocked(&ctx.pool.id, &ctx.pool.lockout, ctx.client, now) {
         return throttled(&ctx, wait);
     }
     let user = match state.registry.store().user(ctx.pool.id.as_str(), &pending.uid).await {
@@ -541,7 +545,7 @@ pub(super) async fn second_factor(
         }
     };
     if !check_second_factor(&state, &ctx, &user, &f.code).await {
-        state.throttle.failed(ctx.client, now);
+        state.throttle.failed(&ctx.pool.id, &ctx.pool.lockout, ctx.client, now);
         let lockout = ctx.pool.lockout;
         let _ = state
             .registry

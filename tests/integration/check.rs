@@ -37,7 +37,7 @@ fn a_valid_file_passes() {
 
 #[test]
 fn each_kind_of_error_is_reported_with_its_line() {
-    let cases: [(&str, String, &str); 5] = [
+    let cases: [(&str, String, &str); 6] = [
         (
             "unknown key",
             BASE.replace("upstreams", "upstream_servers = []\nupstreams"),
@@ -62,6 +62,14 @@ fn each_kind_of_error_is_reported_with_its_line() {
             "bad address",
             BASE.replace("127.0.0.1:9001", "127.0.0.1"),
             "FILE:9: app `employees/wiki`: upstream `127.0.0.1` is not an address",
+        ),
+        (
+            "limit out of range",
+            BASE.replace(
+                "portal = \"login.employees.localhost\"\n",
+                "portal = \"login.employees.localhost\"\naddress_lockout_attempts = 0\n",
+            ),
+            "FILE:7: pool `employees`: address_lockout_attempts must be between 1 and 1000",
         ),
         (
             "dangling reference",

@@ -568,6 +568,56 @@ async fn lockout_after_failures_until_unlocked() {
     assert!(refused.is_login_page());
 }
 
+/// Guessing across usernames from one address meets the pool's address limit: 429 with
+/// `Retry-After`, even for the right password, while the same address signs in to
+/// another pool as usual.
+#[tokio::test]
+async fn an_address_guessing_across_accounts_is_made_to_wait() {
+    let up = Whoami::start().await;
+    let limits = "address_lockout_attempts = 2\naddress_lockout_window = \"1m\"";
+    let gw = Gateway::start(&pools(&up, limits, "")).await;
+    add_user(&gw, "employees", "alice", PASSWORD, &[]).await;
+    add_user(&gw, "suppliers", "alice", PASSWORD, &[]).await;
+    let b = Browser::new(&gw);
+    let mut page = b.open(&wiki_url(&gw, "/")).await;
+    for guess in ["bob", "carol"] {
+        page = b
+            .submit(&page, "/login", &[("username", guess), ("password", "wrong")])
+            .await;
+        assert_eq!(page.status, 401);
+    }
+    let waiting = b
+        .submit(&page, "/login", &[("username", "alice"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(waiting.status, 429, "{}", waiting.body);
+    assert!(waiting.body.contains("Too many failed sign-ins"), "{}", waiting.body);
+    let retry: i64 = waiting.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After: {retry}");
+    assert_eq!(up.hits(), 0, "nothing reached the app");
+
+    // Counted per pool: the same address signs in to the suppliers' app.
+    let orders = sign_in(&b, &http(&gw, "orders.suppliers.localhost", "/"), "alice", PASSWORD).await;
+    assert_eq!(orders.status, 200, "{:?}", orders.hops);
+    assert_eq!(up.hits(), 1);
+
+    let audit: Value = gw
+        .api(Method::GET, "/pools/employees/audit?limit=100")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "signin.throttled"),
+        "{audit}"
+    );
+}
+
 fn totp_now(secret_b32: &str, offset_steps: i64) -> String {
     let secret = totp_rs::Secret::Encoded(secret_b32.to_owned()).to_bytes().unwrap();
     let t = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, secret, None, "x".into()).unwrap();
