@@ -69,6 +69,7 @@ pub fn serve(config_path: &Path) -> anyhow::Result<()> {
     control.spawn(check_health(registry.clone()));
     control.spawn(reload_on_hangup(registry.clone(), metrics.clone()));
     control.spawn(follow_store(registry.clone(), metrics.clone(), sessions.clone()));
+    control.spawn(prune_caches(registry.clone(), sessions.clone()));
 
     let conf = ServerConf {
         threads: settings.proxy.threads,
@@ -126,6 +127,16 @@ async fn check_health(registry: Arc<Registry>) {
         for upstream in registry.snapshot().upstreams() {
             tokio::spawn(async move { upstream.check_if_due(now).await });
         }
+    }
+}
+
+/// Every half minute, drops cached profiles, identity headers and bearer tokens that
+/// have expired: a node's memory follows its recently active users.
+async fn prune_caches(registry: Arc<Registry>, sessions: Arc<Sessions>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        sessions.prune(registry.store().now());
     }
 }
 

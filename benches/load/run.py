@@ -8,7 +8,7 @@ latency and the proxy's CPU time per request for:
   3 nginx proxy_pass (keepalive)    7 poolgate, bearer token
   4 nginx + auth_request
 then the scaling runs (10,000 pools; 1,000,000 revoked sessions and 100,000 rotating
-session cookies; RSS), a key rotation and a reload in the middle of a run, and the login
+session cookies; 20,000 active users; RSS), a key rotation and a reload in the middle of a run, and the login
 round trip. Every proxy is pinned to CPU 0, the load generator and upstream to CPU 1.
 The targets take turns for --rounds rounds; every figure is the median of its rounds, and
 every ratio the median of the ratios within a round. Results: a table on stdout and JSON under benches/load/results/.
@@ -591,6 +591,28 @@ def measure(d, servers, seconds, rounds):
         assert all(r["errors"] == 0 for r in runs), f"{k}: errors {[r['errors'] for r in runs]}"
     settle(servers)
     after_rss = rss_mib(gate2.proc.pid)
+
+    # Per active user: 20,000 users with a session each, all in use at once. A session costs
+    # the gateway nothing, but each user it has seen lately costs a profile and, per app,
+    # the prepared identity headers. The first pass fetches and signs; the second is warm.
+    active = 20_000
+    people = d / "people.jsonl"
+    people.write_text("".join(json.dumps({"username": f"person{i}"}) + "\n" for i in range(active)))
+    run([str(ROOT / "target/release/poolgate"), "user", "import", "--config", str(cfg), "--pool", "bench", str(people)],
+        stdout=subprocess.DEVNULL)
+    many = d / "many-users.txt"
+    with open(many, "w") as f:
+        run([str(ROOT / "target/release/examples/mint_cookies"), str(cfg), "bench", "app", "--every-user", str(active + 1)], stdout=f)
+    settle(servers)
+    rss_before_users = rss_mib(gate.proc.pid)
+    cold = wrk_rotating(pg, "app.bench.localhost", "/", many, seconds)
+    warm_one, warm_many = [], []
+    for _ in range(rounds):
+        warm_one.append(wrk_rotating(pg, "app.bench.localhost", "/", one, seconds))
+        warm_many.append(wrk_rotating(pg, "app.bench.localhost", "/", many, seconds))
+    rss_after_users = rss_mib(gate.proc.pid)
+    for k, runs in [("one user", warm_one), ("many users", warm_many + [cold])]:
+        assert all(r["errors"] == 0 for r in runs), f"{k}: errors {[r['errors'] for r in runs]}"
     # What a reload and a key rotation cost with 10,000 pools (wall time of the API call).
     auth = {"Authorization": "Bearer bench-admin-token-0123456789"}
     timed = {}
@@ -609,6 +631,10 @@ def measure(d, servers, seconds, rounds):
         "x_10k_pools": ratio(scale["public_10k_pools"], scale["public_1_pool"]),
         "x_1m_sessions": ratio(scale["session_100k_rotating_1m_revoked"], scale["session_1"]),
         "reload_ms_10k_pools": timed["reload"], "key_rotation_ms_10k_pools": timed["key rotation"],
+        "active_users": active, "first_pass_20k_users": cold,
+        "session_1_user": summary(warm_one), "session_20k_users": summary(warm_many),
+        "x_20k_users": ratio(warm_many, warm_one),
+        "bytes_per_active_user": max(0.0, rss_after_users - rss_before_users) * 1048576 / active,
     }
     return report(results, rate, rounds)
 
@@ -643,6 +669,8 @@ def report(results, rate, rounds):
     print(f"RSS: {s['rss_mib_1_pool']:.0f} MiB (1 pool) → {s['rss_mib_10k_pools_1m_revoked']:.0f} MiB (10,000 pools, 1,000,000 revocations) "
           f"→ {s['rss_mib_after_100k_sessions']:.0f} MiB after 100,000 live sessions "
           f"({max(0, s['rss_mib_after_100k_sessions'] - s['rss_mib_10k_pools_1m_revoked']) * 1048576 / 100_000:.0f} bytes per live session)")
+    print(f"20,000 active users, one session each: {s['x_20k_users']:.3f} × one user once warm "
+          f"(first pass {s['first_pass_20k_users']['rps']:.0f} req/s), {s['bytes_per_active_user']:.0f} bytes per active user")
     print(f"with 10,000 pools: a reload takes {s['reload_ms_10k_pools']:.0f} ms, a key rotation {s['key_rotation_ms_10k_pools']:.0f} ms")
     return 0
 

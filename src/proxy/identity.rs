@@ -71,7 +71,8 @@ fn sign(pool: &PoolRoute, app: &AppRoute, p: &Principal, now: i64) -> Option<Str
     pool.keys.signer.as_ref()?.sign(&claims).ok()
 }
 
-/// The app's identity headers (and aliases) for `p`, by the names its config gives them.
+/// The app's identity headers (and aliases) for `p`. Names are the app's shared copies;
+/// only the values are this user's.
 fn prepare(pool: &PoolRoute, app: &AppRoute, p: &Principal, assertion: Option<&str>) -> PreparedHeaders {
     let value = |claim: Claim| -> Option<String> {
         match claim {
@@ -85,16 +86,11 @@ fn prepare(pool: &PoolRoute, app: &AppRoute, p: &Principal, assertion: Option<&s
             Claim::Assertion => assertion.map(str::to_owned),
         }
     };
-    let pairs = app
-        .headers
-        .names
+    app.identity_headers
         .iter()
-        .map(|(c, h)| (h, *c))
-        .chain(app.headers.aliases.iter().map(|(h, c)| (h, *c)));
-    pairs
-        .filter_map(|(header, claim)| {
-            let v = HeaderValue::from_bytes(value(claim)?.as_bytes()).ok()?;
-            Some((Bytes::copy_from_slice(header.as_str().as_bytes()), v))
+        .filter_map(|(claim, name)| {
+            let v = HeaderValue::from_maybe_shared(Bytes::from(value(*claim)?)).ok()?;
+            Some((name.clone(), v))
         })
         .collect::<Vec<_>>()
         .into()

@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 
 use crate::config::{
-    AccessPolicy, Branding, Config, ConfigErrors, Cors, Extra, HealthCheck, IdentityHeaders, LockoutPolicy, MfaPolicy,
-    SessionPolicy,
+    AccessPolicy, Branding, Claim, Config, ConfigErrors, Cors, Extra, HealthCheck, IdentityHeaders, LockoutPolicy,
+    MfaPolicy, SessionPolicy,
 };
 use crate::crypto::jwt::{Signer, Verifier};
 use crate::crypto::signing::PublicJwk;
@@ -123,9 +124,21 @@ pub struct AppRoute {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub https_redirect: bool,
-    pub headers: IdentityHeaders,
+    /// The identity headers the app is told (names, then aliases) with the claim each
+    /// carries; names as they go on the wire, made once and shared by every user's copy.
+    pub identity_headers: Vec<(Claim, Bytes)>,
     /// What to strip from client requests, built once per snapshot.
     pub strip: StripSet,
+}
+
+fn wire_names(headers: &IdentityHeaders) -> Vec<(Claim, Bytes)> {
+    let name = |h: &http::HeaderName| Bytes::copy_from_slice(h.as_str().as_bytes());
+    headers
+        .names
+        .iter()
+        .map(|(c, h)| (*c, name(h)))
+        .chain(headers.aliases.iter().map(|(h, c)| (*c, name(h))))
+        .collect()
 }
 
 /// One consistent view of the configuration, as the hot path needs it.
@@ -200,7 +213,7 @@ impl Snapshot {
                     timeout: app.timeout,
                     connect_timeout: app.connect_timeout,
                     https_redirect: app.https_redirect,
-                    headers: app.headers.clone(),
+                    identity_headers: wire_names(&app.headers),
                     strip: StripSet::new(&app.headers),
                 });
                 apps.insert(app.id.to_string(), app_route);

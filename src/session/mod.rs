@@ -102,6 +102,23 @@ fn put<K: std::hash::Hash + Eq, T>(map: &DashMap<K, Cached<T>>, key: K, value: T
 }
 
 impl Sessions {
+    /// Drops what has expired, so memory follows the users active lately rather than
+    /// every user seen since start. The control plane calls it every half minute.
+    pub fn prune(&self, now: i64) {
+        fn prune<K: std::hash::Hash + Eq, T>(map: &DashMap<K, Cached<T>>, now: i64) {
+            map.retain(|_, c| c.until > now);
+            map.shrink_to_fit();
+        }
+        prune(&self.principals, now);
+        prune(&self.identities, now);
+        prune(&self.bearers, now);
+    }
+
+    /// How many entries are cached (principals, identities, bearer tokens).
+    pub fn cached(&self) -> usize {
+        self.principals.len() + self.identities.len() + self.bearers.len()
+    }
+
     pub fn principal(&self, key: &str, now: i64) -> Option<Arc<Principal>> {
         get(&self.principals, key, now)
     }
@@ -124,5 +141,38 @@ impl Sessions {
 
     pub fn remember_bearer(&self, token: &str, p: Arc<Principal>, until: i64) {
         put(&self.bearers, token.into(), p, until);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal() -> Arc<Principal> {
+        Arc::new(Principal {
+            sub: "u".into(),
+            username: "alice".into(),
+            email: None,
+            name: String::new(),
+            groups: vec![],
+            source: "local".into(),
+            mfa: false,
+            serial: Serial::next(),
+        })
+    }
+
+    #[test]
+    fn pruning_keeps_only_what_is_still_fresh() {
+        let s = Sessions::default();
+        s.remember_principal("pool/old".into(), principal(), 100);
+        s.remember_principal("pool/fresh".into(), principal(), 200);
+        s.remember_identity(Serial::next(), Serial::next(), Vec::new().into(), 100);
+        s.remember_bearer("token", principal(), 300);
+        assert_eq!(s.cached(), 4);
+        s.prune(150);
+        assert_eq!(s.cached(), 2);
+        assert!(s.principal("pool/fresh", 150).is_some());
+        assert!(s.principal("pool/old", 50).is_none(), "pruned, not merely hidden");
+        assert!(s.bearer("token", 150).is_some());
     }
 }
