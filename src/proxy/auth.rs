@@ -12,7 +12,7 @@ use crate::ids::Serial;
 use crate::portal::AccessClaims;
 use crate::registry::{AppRoute, PoolRoute};
 use crate::session::cookie::Cookie;
-use crate::session::{Principal, SessionId, Sessions, Ticket, app_binding};
+use crate::session::{PROFILE_SECS, Principal, SessionId, Sessions, Ticket, app_binding};
 use crate::store::Store;
 
 /// What authentication found.
@@ -37,9 +37,6 @@ pub struct Lookups<'a> {
     pub store: &'a Store,
     pub control: &'a tokio::runtime::Handle,
 }
-
-/// How long a fetched profile is trusted before it is fetched again.
-const PROFILE_SECS: i64 = 30;
 
 /// Opens the app cookie, checks it is live and not revoked, and finds its principal.
 pub async fn from_cookie(

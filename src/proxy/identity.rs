@@ -9,11 +9,11 @@ use serde::Serialize;
 
 use crate::config::Claim;
 use crate::registry::{AppRoute, PoolRoute};
-use crate::session::{PreparedHeaders, Principal, Sessions};
+use crate::session::{PROFILE_SECS, PreparedHeaders, Principal, Sessions};
 
-/// Assertions live this long; a fresh one is prepared when less than a minute is left.
+/// Assertions are valid this long. The headers carrying one are cached for no longer
+/// than a profile is trusted, so an assertion is always well inside its validity.
 const ASSERTION_SECS: i64 = 300;
-const RENEW_BEFORE_SECS: i64 = 60;
 
 #[derive(Serialize)]
 struct AssertionClaims<'a> {
@@ -37,12 +37,7 @@ pub fn headers(pool: &PoolRoute, app: &AppRoute, p: &Principal, sessions: &Sessi
         return h;
     }
     let prepared = prepare(pool, app, p, sign(pool, app, p, now).as_deref());
-    sessions.remember_identity(
-        p.serial,
-        app.serial,
-        prepared.clone(),
-        now + ASSERTION_SECS - RENEW_BEFORE_SECS,
-    );
+    sessions.remember_identity(p.serial, app.serial, prepared.clone(), now + PROFILE_SECS);
     prepared
 }
 

@@ -31,6 +31,10 @@ pub struct Principal {
     pub serial: Serial,
 }
 
+/// How long a fetched profile is trusted before it is fetched again; what is prepared
+/// from it (identity headers) lives no longer, so an active user holds one or two copies.
+pub const PROFILE_SECS: i64 = 30;
+
 /// Header names and values as an app receives them, prepared once.
 pub type PreparedHeaders = Arc<[(Bytes, HeaderValue)]>;
 
