@@ -657,12 +657,14 @@ async fn mfa_enrollment_step_up_and_sign_in() {
     assert_eq!(seen(&echo, "x-poolgate-username"), ["alice"]);
 
     // Next sign-in: password, then a second factor — a recovery code works once.
-    b.open(&wiki_url(&gw, "/.poolgate/logout")).await;
+    let out = b.open(&wiki_url(&gw, "/.poolgate/logout")).await;
+    assert_eq!(out.status, 200, "sign-out: {:?}\n{}", out.hops, out.body);
     let mfa = sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
     assert!(mfa.body.contains("Two-factor check"), "{}", mfa.body);
     let landed = b.submit(&mfa, "/login/mfa", &[("code", &codes[0])]).await;
     assert_eq!(landed.status, 200, "{:?}", landed.hops);
-    b.open(&wiki_url(&gw, "/.poolgate/logout")).await;
+    let out = b.open(&wiki_url(&gw, "/.poolgate/logout")).await;
+    assert_eq!(out.status, 200, "sign-out: {:?}\n{}", out.hops, out.body);
     let mfa = sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
     let reused = b.submit(&mfa, "/login/mfa", &[("code", &codes[0])]).await;
     assert_eq!(reused.status, 401, "a recovery code works once");
