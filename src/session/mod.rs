@@ -118,11 +118,6 @@ impl Sessions {
         prune(&self.bearers, now);
     }
 
-    /// How many entries are cached (principals, identities, bearer tokens).
-    pub fn cached(&self) -> usize {
-        self.principals.len() + self.identities.len() + self.bearers.len()
-    }
-
     pub fn principal(&self, key: &str, now: i64) -> Option<Arc<Principal>> {
         get(&self.principals, key, now)
     }
@@ -165,6 +160,10 @@ mod tests {
         })
     }
 
+    fn cached(s: &Sessions) -> usize {
+        s.principals.len() + s.identities.len() + s.bearers.len()
+    }
+
     #[test]
     fn pruning_keeps_only_what_is_still_fresh() {
         let s = Sessions::default();
@@ -172,9 +171,9 @@ mod tests {
         s.remember_principal("pool/fresh".into(), principal(), 200);
         s.remember_identity(Serial::next(), Serial::next(), Vec::new().into(), 100);
         s.remember_bearer("token", principal(), 300);
-        assert_eq!(s.cached(), 4);
+        assert_eq!(cached(&s), 4);
         s.prune(150);
-        assert_eq!(s.cached(), 2);
+        assert_eq!(cached(&s), 2);
         assert!(s.principal("pool/fresh", 150).is_some());
         assert!(s.principal("pool/old", 50).is_none(), "pruned, not merely hidden");
         assert!(s.bearer("token", 150).is_some());

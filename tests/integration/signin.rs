@@ -354,16 +354,14 @@ async fn the_session_id_changes_at_every_sign_in() {
         .cookie(&http(&gw, "login.employees.localhost", "/"), "poolgate-sso")
         .unwrap();
     assert_ne!(first, second);
-    let (_, sessions) = (
-        0,
-        gw.api(Method::GET, "/pools/employees/sessions")
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap(),
-    );
+    let sessions: Value = gw
+        .api(Method::GET, "/pools/employees/sessions")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(
         sessions["items"].as_array().unwrap().len(),
         1,
