@@ -132,7 +132,7 @@ impl Host {
             }
         } else {
             match authority.rsplit_once(':') {
-                Some((host, port)) if is_port_suffix(&format!(":{port}")) => host,
+                Some((host, port)) if is_port(port) => host,
                 Some(_) => return Err(IdError::BadHost(authority.to_owned())),
                 None => authority,
             }
@@ -153,8 +153,11 @@ impl std::borrow::Borrow<str> for Host {
 }
 
 fn is_port_suffix(s: &str) -> bool {
-    s.strip_prefix(':')
-        .is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|c| c.is_ascii_digit()))
+    s.strip_prefix(':').is_some_and(is_port)
+}
+
+fn is_port(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 5 && p.bytes().all(|c| c.is_ascii_digit())
 }
 
 impl fmt::Display for Host {

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 
 /// Label value for requests that matched no pool or app.
 pub const NONE: &str = "-";
@@ -65,27 +68,25 @@ impl Metrics {
         }
     }
 
-    pub fn request_started(&self, pool: &str, app: &str) {
-        self.active.with_label_values(&[pool, app]).inc();
+    /// One app's handles. Resolving labels hashes them and takes a lock; a request does
+    /// neither once its route holds these.
+    pub fn for_app(&self, pool: &str, app: &str) -> AppMetrics {
+        AppMetrics {
+            active: self.active.with_label_values(&[pool, app]),
+            requests: CLASSES.map(|class| self.requests.with_label_values(&[pool, app, class])),
+            upstream_seconds: self.upstream_seconds.with_label_values(&[pool, app]),
+        }
     }
 
-    pub fn request_finished(&self, pool: &str, app: &str, status: u16, upstream: Option<Duration>, was_active: bool) {
-        let class = match status {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            500..=599 => "5xx",
-            _ => "none",
-        };
-        self.requests.with_label_values(&[pool, app, class]).inc();
+    /// A request that reached no app (a portal page, an unknown host).
+    pub fn request_finished(&self, pool: &str, app: &str, status: u16, upstream: Option<Duration>) {
+        self.requests
+            .with_label_values(&[pool, app, CLASSES[class(status)]])
+            .inc();
         if let Some(d) = upstream {
             self.upstream_seconds
                 .with_label_values(&[pool, app])
                 .observe(d.as_secs_f64());
-        }
-        if was_active {
-            self.active.with_label_values(&[pool, app]).dec();
         }
     }
 
@@ -103,8 +104,68 @@ impl Metrics {
     }
 }
 
+/// Status classes, as the `status` label spells them.
+const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+fn class(status: u16) -> usize {
+    match status {
+        100..=599 => usize::from(status / 100 - 1),
+        _ => 5,
+    }
+}
+
+/// The metrics of one app, labels resolved.
+pub struct AppMetrics {
+    active: IntGauge,
+    requests: [IntCounter; 6],
+    upstream_seconds: Histogram,
+}
+
+impl AppMetrics {
+    pub fn started(&self) {
+        self.active.inc();
+    }
+
+    pub fn finished(&self, status: u16, upstream: Option<Duration>, was_active: bool) {
+        self.requests[class(status)].inc();
+        if let Some(d) = upstream {
+            self.upstream_seconds.observe(d.as_secs_f64());
+        }
+        if was_active {
+            self.active.dec();
+        }
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_apps_handles_count_under_its_labels() {
+        let metrics = Metrics::new();
+        let app = metrics.for_app("employees", "wiki");
+        app.started();
+        app.finished(204, Some(Duration::from_millis(2)), true);
+        app.finished(503, None, false);
+        app.finished(0, None, false);
+        metrics.request_finished(NONE, NONE, 421, None);
+        let text = metrics.render();
+        for line in [
+            r#"poolgate_requests_total{app="wiki",pool="employees",status="2xx"} 1"#,
+            r#"poolgate_requests_total{app="wiki",pool="employees",status="5xx"} 1"#,
+            r#"poolgate_requests_total{app="wiki",pool="employees",status="none"} 1"#,
+            r#"poolgate_requests_total{app="-",pool="-",status="4xx"} 1"#,
+            r#"poolgate_active_requests{app="wiki",pool="employees"} 0"#,
+            r#"poolgate_upstream_seconds_count{app="wiki",pool="employees"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
     }
 }

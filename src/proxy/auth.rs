@@ -8,11 +8,11 @@ use std::sync::Arc;
 use pingora::http::RequestHeader;
 
 use crate::config::Cors;
-use crate::ids::Serial;
+use crate::ids::{PoolId, Serial};
 use crate::portal::AccessClaims;
 use crate::registry::{AppRoute, PoolRoute};
 use crate::session::cookie::Cookie;
-use crate::session::{PROFILE_SECS, Principal, SessionId, Sessions, Ticket, app_binding};
+use crate::session::{PROFILE_SECS, Principal, SessionId, Sessions, Ticket};
 use crate::store::Store;
 
 /// What authentication found.
@@ -55,11 +55,7 @@ pub async fn from_cookie(
     let Some(value) = Cookie::App.read(&req.headers, tls) else {
         return Authn::None;
     };
-    let Some(ticket) = Ticket::open(
-        value,
-        &pool.keys.cookies,
-        &app_binding(pool.id.as_str(), app.id.as_str()),
-    ) else {
+    let Some(ticket) = Ticket::open(value, &pool.keys.cookies, &app.cookie_binding) else {
         return Authn::None;
     };
     if !ticket.live_at(now)
@@ -68,7 +64,7 @@ pub async fn from_cookie(
     {
         return Authn::None;
     }
-    let key = format!("{}/{}/{}/{}", pool.id, ticket.uid, ticket.source, ticket.mfa);
+    let key = principal_key(&pool.id, &ticket);
     let principal = match sessions.principal(&key, now) {
         Some(p) => p,
         None => {
@@ -99,11 +95,29 @@ pub async fn from_cookie(
             ..ticket.clone()
         };
         let value = renewed
-            .seal(&pool.keys.cookies, &app_binding(pool.id.as_str(), app.id.as_str()))
+            .seal(&pool.keys.cookies, &app.cookie_binding)
             .unwrap_or_default();
         Cookie::App.set(tls, &value, Some(ticket.expires - now))
     });
     Authn::Session { principal, refresh }
+}
+
+/// The profile cache's key: who, as which source, with or without MFA.
+fn principal_key(pool: &PoolId, t: &Ticket) -> String {
+    let mut uid = uuid::Uuid::encode_buffer();
+    let uid = t.uid.hyphenated().encode_lower(&mut uid);
+    let mut key = String::with_capacity(pool.as_str().len() + uid.len() + t.source.len() + 8);
+    for part in [
+        pool.as_str(),
+        "/",
+        uid,
+        "/",
+        &t.source,
+        if t.mfa { "/true" } else { "/false" },
+    ] {
+        key.push_str(part);
+    }
+    key
 }
 
 /// Verifies `Authorization: Bearer` as an access token of this pool for this app.

@@ -6,8 +6,12 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use http::HeaderValue;
+use std::io::Write;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
 use ipnet::IpNet;
+use pingora::OrErr;
 use pingora::http::RequestHeader;
 
 use crate::config::IdentityHeaders;
@@ -106,26 +110,25 @@ pub fn is_trusted(peer: Option<IpAddr>, trusted: &[IpNet]) -> bool {
 /// Sets `X-Forwarded-For/-Proto/-Host`. From a trusted proxy the chain is extended and its
 /// proto and host kept; from anyone else they were stripped and are written fresh.
 pub fn set_forwarded(req: &mut RequestHeader, peer: Option<IpAddr>, proto: &str, host: &str) -> pingora::Result<()> {
-    let prior: Vec<String> = req
-        .headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .collect();
+    static FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+    static PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    static HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
     if let Some(ip) = peer {
-        let mut chain = prior.join(", ");
-        if !chain.is_empty() {
-            chain.push_str(", ");
+        let mut chain = Vec::with_capacity(48);
+        for prior in req.headers.get_all(&FOR) {
+            chain.extend_from_slice(prior.as_bytes());
+            chain.extend_from_slice(b", ");
         }
-        chain.push_str(&ip.to_string());
-        req.insert_header("x-forwarded-for", chain)?;
+        let _ = write!(chain, "{ip}");
+        let chain = HeaderValue::from_maybe_shared(Bytes::from(chain))
+            .or_err(pingora::ErrorType::InvalidHTTPHeader, "forwarding chain")?;
+        req.insert_header(FOR.as_str(), chain)?;
     }
-    if !req.headers.contains_key("x-forwarded-proto") {
-        req.insert_header("x-forwarded-proto", proto)?;
+    if !req.headers.contains_key(&PROTO) {
+        req.insert_header(PROTO.as_str(), proto)?;
     }
-    if !req.headers.contains_key("x-forwarded-host") {
-        req.insert_header("x-forwarded-host", host)?;
+    if !req.headers.contains_key(&HOST) {
+        req.insert_header(HOST.as_str(), host)?;
     }
     Ok(())
 }

@@ -30,12 +30,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType};
 
-use crate::admin::metrics::{Metrics, NONE};
+use crate::admin::metrics::{AppMetrics, Metrics, NONE};
+use crate::ids::Host;
 use crate::portal::InternalKey;
 use crate::registry::{AppRoute, PoolRoute, Registry, Route};
 use crate::session::{Principal, Sessions};
@@ -93,10 +96,12 @@ struct Who {
 
 /// What one request learns on its way through the phases.
 pub struct RequestCtx {
-    request_id: String,
+    /// Ours, or a trusted proxy's; made once and shared by the upstream request, the
+    /// response and the access log.
+    request_id: HeaderValue,
     started: Instant,
     route: Option<Route>,
-    host: Option<String>,
+    host: Option<Host>,
     tls: bool,
     trusted_peer: bool,
     counted_active: bool,
@@ -152,8 +157,9 @@ impl ProxyHttp for Gateway {
             && !id.is_empty()
             && id.len() <= 128
             && id.bytes().all(|b| b.is_ascii_graphic())
+            && let Ok(id) = HeaderValue::from_str(id)
         {
-            ctx.request_id = id.to_owned();
+            ctx.request_id = id;
         }
 
         let host = match authority::request_host(session.req_header(), sni.as_deref()) {
@@ -173,9 +179,8 @@ impl ProxyHttp for Gateway {
                 return Ok(true);
             }
         };
-        ctx.host = Some(host.as_str().to_owned());
-
         let Some(route) = snapshot.resolve(host.as_str()).cloned() else {
+            ctx.host = Some(host);
             pages::respond(session, 421, "Misdirected request", "no pool is served at this host").await?;
             return Ok(true);
         };
@@ -183,6 +188,7 @@ impl ProxyHttp for Gateway {
 
         match &route {
             Route::Portal(pool) => {
+                ctx.host = Some(host);
                 ctx.forward = Some(Forward::Portal(format!("portal/{}", pool.id)));
                 Ok(false)
             }
@@ -198,10 +204,12 @@ impl ProxyHttp for Gateway {
                     };
                     let target = session.req_header().uri.path_and_query().map_or("/", |pq| pq.as_str());
                     let location = format!("https://{host}{port}{target}");
+                    ctx.host = Some(host);
                     pages::redirect(session, 308, &location).await?;
                     return Ok(true);
                 }
-                self.metrics.request_started(pool.id.as_str(), app.id.as_str());
+                ctx.host = Some(host);
+                self.app_metrics(pool, app).started();
                 ctx.counted_active = true;
                 self.guard_app(session, ctx, pool, app).await
             }
@@ -243,13 +251,13 @@ impl ProxyHttp for Gateway {
     where
         RequestCtx: Send + Sync,
     {
-        let host = ctx.host.clone().unwrap_or_default();
+        let host = ctx.host.as_ref().map_or("", |h| h.as_str());
         let proto = if ctx.tls { "https" } else { "http" };
         match (&ctx.forward, &ctx.route) {
             (Some(Forward::Portal(route)), Some(r)) => {
                 // The portal is ours: it gets its cookies, and our word on the route.
                 headers::StripSet::portal().strip(upstream, false);
-                headers::set_forwarded(upstream, peer_ip(session), proto, &host)?;
+                headers::set_forwarded(upstream, peer_ip(session), proto, host)?;
                 upstream.insert_header(crate::portal::KEY_HEADER, self.portal.key.value())?;
                 upstream.insert_header(crate::portal::ROUTE_HEADER, route.as_str())?;
                 let _ = r;
@@ -257,7 +265,7 @@ impl ProxyHttp for Gateway {
             (Some(Forward::Upstream(who)), Some(Route::App(pool, app))) => {
                 app.strip.strip(upstream, ctx.trusted_peer);
                 strip_gateway_cookies(upstream);
-                headers::set_forwarded(upstream, peer_ip(session), proto, &host)?;
+                headers::set_forwarded(upstream, peer_ip(session), proto, host)?;
                 if let Some(who) = who {
                     let headers = identity::headers(pool, app, &who.principal, &self.sessions, now());
                     identity::apply(upstream, &headers);
@@ -265,7 +273,7 @@ impl ProxyHttp for Gateway {
             }
             _ => return Err(Error::explain(ErrorType::InternalError, "no route to proxy to")),
         }
-        upstream.insert_header("x-request-id", ctx.request_id.as_str())?;
+        upstream.insert_header(REQUEST_ID, ctx.request_id.clone())?;
         Ok(())
     }
 
@@ -281,7 +289,7 @@ impl ProxyHttp for Gateway {
         if let Some(started) = ctx.upstream_started {
             ctx.upstream_time.get_or_insert(started.elapsed());
         }
-        resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+        resp.insert_header(REQUEST_ID, ctx.request_id.clone())?;
         if let Some(cookie) = ctx.set_cookie.take() {
             resp.append_header(http::header::SET_COOKIE, cookie)?;
         }
@@ -348,37 +356,48 @@ impl ProxyHttp for Gateway {
         if let Some(started) = ctx.upstream_started {
             ctx.upstream_time.get_or_insert(started.elapsed());
         }
-        self.metrics
-            .request_finished(pool, app, status, ctx.upstream_time, ctx.counted_active);
+        match &ctx.route {
+            Some(Route::App(p, a)) => self
+                .app_metrics(p, a)
+                .finished(status, ctx.upstream_time, ctx.counted_active),
+            _ => self.metrics.request_finished(pool, app, status, ctx.upstream_time),
+        }
         let req = session.req_header();
         tracing::info!(
             target: "access",
             pool,
             app,
-            host = ctx.host.as_deref().unwrap_or(""),
+            host = ctx.host.as_ref().map_or("", |h| h.as_str()),
             method = req.method.as_str(),
             path = req.uri.path(),
             status,
             duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
             upstream_ms = ctx.upstream_time.map(|d| d.as_secs_f64() * 1000.0),
             bytes = session.body_bytes_sent(),
-            request_id = ctx.request_id.as_str(),
+            request_id = ctx.request_id.to_str().unwrap_or_default(),
             client = peer_ip(session).map(|ip| ip.to_string()).unwrap_or_default(),
             error = error.map(|e| e.etype().as_str()),
         );
     }
 }
 
-/// A request id: this process's random prefix and a counter. Unique per process start,
-/// with no system call per request (a v4 UUID costs a `getrandom`).
-fn request_id() -> String {
+const REQUEST_ID: &str = "x-request-id";
+
+/// A request id: this process's random prefix and a counter, 32 hex digits. Unique per
+/// process start, with no system call per request (a v4 UUID costs a `getrandom`).
+fn request_id() -> HeaderValue {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
     static PREFIX: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix =
         PREFIX.get_or_init(|| u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or_default()));
-    format!("{prefix:016x}{:016x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+    let id = (u128::from(*prefix) << 64) | u128::from(COUNTER.fetch_add(1, Ordering::Relaxed));
+    let mut hex = [0u8; 32];
+    for (i, digit) in hex.iter_mut().enumerate() {
+        *digit = b"0123456789abcdef"[((id >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    HeaderValue::from_maybe_shared(Bytes::copy_from_slice(&hex)).expect("hex digits are a valid header value")
 }
 
 fn now() -> i64 {
@@ -406,6 +425,12 @@ fn strip_gateway_cookies(req: &mut RequestHeader) {
 // === impl Gateway: the app's guard ===
 
 impl Gateway {
+    /// The app's metric handles, resolved on its route's first request.
+    fn app_metrics<'a>(&self, pool: &PoolRoute, app: &'a AppRoute) -> &'a AppMetrics {
+        app.metrics
+            .get_or_init(|| self.metrics.for_app(pool.id.as_str(), app.id.as_str()))
+    }
+
     /// Decides what happens to a request for an app: portal, preflight, public, or who.
     async fn guard_app(
         &self,
@@ -561,7 +586,18 @@ fn is_public(path: &str, public: &[String]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_public;
+    use super::{is_public, request_id};
+
+    #[test]
+    fn request_ids_are_32_hex_digits_and_never_repeat() {
+        let (a, b) = (request_id(), request_id());
+        for id in [&a, &b] {
+            assert_eq!(id.len(), 32);
+            assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit), "{id:?}");
+        }
+        assert_ne!(a, b);
+        assert_eq!(a.as_bytes()[..16], b.as_bytes()[..16], "one process, one prefix");
+    }
 
     #[test]
     fn public_paths_match_whole_segments_and_refuse_tricks() {

@@ -8,12 +8,13 @@ mod upstream;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
+use crate::admin::metrics::AppMetrics;
 use crate::config::{
     AccessPolicy, Branding, Claim, Config, ConfigErrors, Cors, Extra, HealthCheck, IdentityHeaders, LockoutPolicy,
     MfaPolicy, SessionPolicy,
@@ -129,6 +130,10 @@ pub struct AppRoute {
     pub identity_headers: Vec<(Claim, Bytes)>,
     /// What to strip from client requests, built once per snapshot.
     pub strip: StripSet,
+    /// What the app's session cookies are sealed to (`session::app_binding`).
+    pub cookie_binding: String,
+    /// The app's metric handles, resolved by its first request.
+    pub metrics: OnceLock<AppMetrics>,
 }
 
 fn wire_names(headers: &IdentityHeaders) -> Vec<(Claim, Bytes)> {
@@ -215,6 +220,8 @@ impl Snapshot {
                     https_redirect: app.https_redirect,
                     identity_headers: wire_names(&app.headers),
                     strip: StripSet::new(&app.headers),
+                    metrics: OnceLock::new(),
+                    cookie_binding: crate::session::app_binding(pool.id.as_str(), app.id.as_str()),
                 });
                 apps.insert(app.id.to_string(), app_route);
             }
