@@ -168,26 +168,26 @@ async fn load_revocations(registry: &Registry, sessions: &Sessions) -> anyhow::R
 }
 
 /// Other nodes sharing the store announce changes by bumping generations: `routes` and
-/// `keys` (this node reloads), `revocations` (this node learns which sessions ended).
+/// `keys` (this node reloads, unless its snapshot already reflects them), `revocations`
+/// (this node learns which sessions ended).
 async fn follow_store(registry: Arc<Registry>, metrics: Arc<Metrics>, sessions: Arc<Sessions>) {
     let store = registry.store().clone();
-    let generation = |name: &'static str| {
-        let store = store.clone();
-        async move { store.generation(name).await.unwrap_or(0) }
-    };
-    let mut seen_routes = generation("routes").await + generation("keys").await;
-    let mut seen_revocations = generation("revocations").await;
+    let mut seen_config = store.config_generation().await.unwrap_or(0);
+    let mut seen_revocations = store.generation("revocations").await.unwrap_or(0);
     let mut since = store.now() - 5;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
-        let routes = generation("routes").await + generation("keys").await;
-        if routes != seen_routes {
-            seen_routes = routes;
-            metrics.reloaded(registry.reload_logged("store change").await.is_ok());
+        // Each generation is tried once: a refused reload waits for the next change.
+        if let Ok(generation) = store.config_generation().await {
+            if generation != seen_config && generation != registry.reflects() {
+                metrics.reloaded(registry.reload_logged("store change").await.is_ok());
+            }
+            seen_config = generation;
         }
-        let revocations = generation("revocations").await;
-        if revocations != seen_revocations {
+        if let Ok(revocations) = store.generation("revocations").await
+            && revocations != seen_revocations
+        {
             seen_revocations = revocations;
             // A little overlap: a revocation stamped in the same second is read twice, never missed.
             let from = since - 2;

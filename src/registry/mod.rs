@@ -8,6 +8,7 @@ mod upstream;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -301,6 +302,8 @@ pub struct Registry {
     store: Store,
     master: MasterKey,
     current: ArcSwap<Snapshot>,
+    /// The store's config generation the snapshot in force was read at (see `reflects`).
+    generation: AtomicI64,
     /// One reload at a time, so two triggers cannot interleave their swaps.
     reloading: tokio::sync::Mutex<()>,
 }
@@ -324,6 +327,7 @@ fn extras(fragments: Vec<Fragment>) -> Vec<Extra> {
 
 impl Registry {
     pub async fn load(path: &Path, store: Store, master: MasterKey) -> Result<Registry, ReloadError> {
+        let generation = store.config_generation().await?;
         let config = Config::load_with(path, &extras(store.fragments().await?))?;
         let keys = Registry::prepare(&store, &master, &config, None).await?;
         let snapshot = Snapshot::build(config, None, keys)?;
@@ -332,6 +336,7 @@ impl Registry {
             store,
             master,
             current: ArcSwap::from_pointee(snapshot),
+            generation: AtomicI64::new(generation),
             reloading: tokio::sync::Mutex::new(()),
         })
     }
@@ -400,6 +405,9 @@ impl Registry {
     /// atomically; an invalid one is refused and the snapshot in force stays.
     pub async fn reload(&self) -> Result<(), ReloadError> {
         let _one_at_a_time = self.reloading.lock().await;
+        // Read before what it stamps: a change landing meanwhile leaves the stamp behind,
+        // so the store poll reloads once more rather than never.
+        let generation = self.store.config_generation().await?;
         let config = Config::load_with(&self.path, &extras(self.store.fragments().await?))?;
         let old = self.current.load_full();
         if config.listen != old.config.listen || config.admin.listen != old.config.admin.listen {
@@ -411,7 +419,15 @@ impl Registry {
         let keys = Registry::prepare(&self.store, &self.master, &config, Some(&old)).await?;
         let snapshot = Snapshot::build(config, Some(&old), keys)?;
         self.current.store(Arc::new(snapshot));
+        self.generation.store(generation, Ordering::Release);
         Ok(())
+    }
+
+    /// The store's config generation (`Store::config_generation`) the snapshot in force
+    /// reflects: a node that changed the store and reloaded need not reload again when its
+    /// poll sees its own change.
+    pub fn reflects(&self) -> i64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Reloads and logs the outcome; the shape every trigger wants.

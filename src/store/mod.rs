@@ -189,6 +189,12 @@ impl Store {
         self.generation(name).await
     }
 
+    /// What a snapshot is built from changes with this: run-time objects (`routes`) and
+    /// signing keys (`keys`).
+    pub async fn config_generation(&self) -> Result<i64> {
+        Ok(self.generation("routes").await? + self.generation("keys").await?)
+    }
+
     pub async fn generation(&self, name: &str) -> Result<i64> {
         let row = sqlx::query("SELECT value FROM generations WHERE name = $1")
             .bind(name)

@@ -457,4 +457,15 @@ async fn a_second_node_sharing_the_store_follows_changes() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(served, "the second node never served the new app:\n{}", two.log());
+    // The node that made the change reloaded as it answered. Its own poll of the store
+    // (every 500 ms) sees a generation its snapshot already reflects and does not reload
+    // again; the other node reloads for it.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let store_reloads = |log: String| {
+        log.lines()
+            .filter(|l| l.contains("PG0100") && l.contains("store change"))
+            .count()
+    };
+    assert_eq!(store_reloads(one.log()), 0, "{}", one.log());
+    assert_eq!(store_reloads(two.log()), 1, "{}", two.log());
 }
