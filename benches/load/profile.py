@@ -7,9 +7,12 @@ overhead does not inflate the figures. Prints µs per request: kernel (and in it
 the task a send is for), user space, and poolgate's user space by phase of a request.
 Also the upstream's sleeps per request: each is a wake-up its sender pays for.
 
-    benches/load/profile        (needs what benches/load/run installs, and perf)
+    benches/load/profile                    (needs what benches/load/run installs, and perf)
+    benches/load/profile --folded DIR       also writes each target's folded stacks, the
+                                            input of a flame graph (inferno, speedscope)
 """
 
+import argparse
 import collections
 import re
 import shutil
@@ -47,11 +50,20 @@ def samples(perf_data):
             yield frames
 
 
-def divide(perf_data):
-    """Shares of the samples: kernel, kernel waking a receiver, and user space by phase."""
-    shares, total = collections.Counter(), 0
+def function(frame):
+    """`7f12ab <name>+0x1c (object)` → `<name>`."""
+    m = re.match(r"[0-9a-f]+ (.+?)(\+0x[0-9a-f]+)? \(", frame)
+    return m.group(1) if m else frame
+
+
+def divide(perf_data, folded=None):
+    """Shares of the samples: kernel, kernel waking a receiver, and user space by phase.
+    With `folded`, also writes the stacks there, root first, one line per distinct stack."""
+    shares, total, stacks = collections.Counter(), 0, collections.Counter()
     for frames in samples(perf_data):
         total += 1
+        if folded:
+            stacks[";".join(function(f).replace(";", ":") for f in reversed(frames))] += 1
         if frames[0].startswith("ffffffff"):
             shares["kernel"] += 1
             if any("sock_def_readable" in f for f in frames):
@@ -60,10 +72,12 @@ def divide(perf_data):
         shares["user"] += 1
         phase = next((name for f in frames for name, pats in PHASES if any(p in f for p in pats)), "other")
         shares[f"user: {phase}"] += 1
+    if folded:
+        folded.write_text("".join(f"{stack} {n}\n" for stack, n in stacks.most_common()))
     return {k: v / max(total, 1) for k, v in shares.items()}
 
 
-def measure(target, perf_data, upstream):
+def measure(target, perf_data, upstream, folded):
     name, port, host, path, headers, server = target
     pids = lambda: ",".join(str(p) for p in harness.descendants(server.proc.pid))  # noqa: E731
     harness.settle([server])
@@ -77,10 +91,16 @@ def measure(target, perf_data, upstream):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     harness.oha(port, host, path, headers, SECONDS)
     perf.wait()
-    return {"rps": plain["rps"], "cpu_us": cpu_us, "upstream_sleeps": sleeps, "shares": divide(perf_data)}
+    return {"rps": plain["rps"], "cpu_us": cpu_us, "upstream_sleeps": sleeps, "shares": divide(perf_data, folded),
+            "phases": "poolgate" in name}
 
 
 def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--folded", type=Path, help="a folder for each target's folded stacks")
+    args = ap.parse_args()
+    if args.folded:
+        args.folded.mkdir(parents=True, exist_ok=True)
     if not shutil.which("perf"):
         raise SystemExit("needs perf (Debian: linux-perf)")
     d = Path(tempfile.mkdtemp(prefix="poolgate-profile-"))
@@ -106,7 +126,8 @@ def main():
         results = {}
         for i, t in enumerate(targets):
             harness.log(f"profiling {t[0]}")
-            results[t[0]] = measure(t, d / f"perf-{i}.data", upstream)
+            folded = args.folded / f"{t[0].split(',')[0].replace(' ', '-')}.folded" if args.folded else None
+            results[t[0]] = measure(t, d / f"perf-{i}.data", upstream, folded)
         report(results)
     finally:
         for s in servers:
@@ -123,14 +144,14 @@ def report(results):
             ("kernel", lambda r: f"{us(r, 'kernel'):.1f}"),
             ("… of it waking the receiver of a send", lambda r: f"{us(r, 'kernel: waking the receiver'):.1f}"),
             ("user space", lambda r: f"{us(r, 'user'):.1f}")]
-    # nginx's user space is one undivided "other": its rows of phases stay empty.
-    phase = lambda r, k: f"{us(r, k):.1f}" if r["shares"].get("user: other", 0) < r["shares"].get("user", 0) else "–"  # noqa: E731
+    # The phases are poolgate's (Pingora's) functions: other proxies' rows of them stay empty.
+    phase = lambda r, k: f"{us(r, k):.1f}" if r["phases"] else "–"  # noqa: E731
     rows += [(f"… {name}", lambda r, name=name: phase(r, "user: " + name)) for name, _ in PHASES]
     rows += [("… other", lambda r: phase(r, "user: other")),
              ("upstream sleeps per request", lambda r: f"{r['upstream_sleeps']:.2f}")]
     for label, cell in rows:
         print(f"| {label} | " + " | ".join(cell(results[n]) for n in names) + " |")
-    print("\nnginx's user space has no symbols in Debian's build, so it is not divided by phase.")
+    print("\nThe phases are those of Pingora's request path; nginx's user space is not divided.")
 
 
 if __name__ == "__main__":
