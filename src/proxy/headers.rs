@@ -4,9 +4,8 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::net::IpAddr;
-
 use std::io::Write;
+use std::net::IpAddr;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};

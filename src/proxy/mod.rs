@@ -179,8 +179,9 @@ impl ProxyHttp for Gateway {
                 return Ok(true);
             }
         };
-        let Some(route) = snapshot.resolve(host.as_str()).cloned() else {
-            ctx.host = Some(host);
+        let route = snapshot.resolve(host.as_str()).cloned();
+        let host = ctx.host.insert(host);
+        let Some(route) = route else {
             pages::respond(session, 421, "Misdirected request", "no pool is served at this host").await?;
             return Ok(true);
         };
@@ -188,7 +189,6 @@ impl ProxyHttp for Gateway {
 
         match &route {
             Route::Portal(pool) => {
-                ctx.host = Some(host);
                 ctx.forward = Some(Forward::Portal(format!("portal/{}", pool.id)));
                 Ok(false)
             }
@@ -204,11 +204,9 @@ impl ProxyHttp for Gateway {
                     };
                     let target = session.req_header().uri.path_and_query().map_or("/", |pq| pq.as_str());
                     let location = format!("https://{host}{port}{target}");
-                    ctx.host = Some(host);
                     pages::redirect(session, 308, &location).await?;
                     return Ok(true);
                 }
-                ctx.host = Some(host);
                 self.app_metrics(pool, app).started();
                 ctx.counted_active = true;
                 self.guard_app(session, ctx, pool, app).await
