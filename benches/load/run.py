@@ -694,8 +694,11 @@ def report(results, rate, rounds):
     out.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     machine = f"{os.cpu_count()} CPUs, {open('/proc/cpuinfo').read().split('model name')[1].split(':')[1].splitlines()[0].strip()}"
-    (out / f"{stamp}.json").write_text(json.dumps({"machine": machine, "rate": rate, "rounds": rounds, "results": results}, indent=2))
-    print(f"\nmachine: {machine}; proxies pinned to CPU 0, load + upstream to CPU 1; median of {rounds} rounds\n")
+    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()  # noqa: E731
+    build = git("rev-parse", "--short", "HEAD") + (" with uncommitted changes" if git("status", "--porcelain", "--", "src") else "")
+    (out / f"{stamp}.json").write_text(json.dumps({"machine": machine, "build": build, "rate": rate, "rounds": rounds,
+                                                   "results": results}, indent=2))
+    print(f"\nbuild {build}; machine: {machine}; proxies pinned to CPU 0, load + upstream to CPU 1; median of {rounds} rounds\n")
     print("| target | req/s | ×(1) | ×(2) | CPU µs/req | upstream sleeps/req | p50 ms @ {:.0f}/s | p99 ms @ {:.0f}/s |".format(rate, rate))
     print("|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
