@@ -11,7 +11,7 @@ use super::context::Ctx;
 use super::oidc::{self, audit, equal, open, pkce_challenge, random_token, seal};
 use super::pages;
 use crate::session::cookie::Cookie;
-use crate::session::{SessionId, Ticket, app_binding};
+use crate::session::{SessionId, Ticket};
 
 /// A sign-in in progress, kept sealed in a cookie on the app host between leaving for the
 /// portal and coming back: it binds the callback to this browser.
@@ -190,10 +190,7 @@ pub(super) async fn callback(
         source: grant.source.clone(),
     };
     let value = ticket
-        .seal(
-            &ctx.pool.keys.cookies,
-            &app_binding(ctx.pool.id.as_str(), app.id.as_str()),
-        )
+        .seal(&ctx.pool.keys.cookies, &app.cookie_binding)
         .unwrap_or_default();
     audit(
         &state,
@@ -230,11 +227,7 @@ pub(super) async fn logout(
         Err(r) => return r.into_response(),
     };
     if let Some(value) = Cookie::App.read(&headers, ctx.tls)
-        && let Some(t) = Ticket::open(
-            value,
-            &ctx.pool.keys.cookies,
-            &app_binding(ctx.pool.id.as_str(), app.id.as_str()),
-        )
+        && let Some(t) = Ticket::open(value, &ctx.pool.keys.cookies, &app.cookie_binding)
     {
         state.sessions.revocations.revoke(t.sid, t.expires);
         oidc::end_sso_session(&state, &ctx, &t).await;
