@@ -72,16 +72,14 @@ fn http(gw: &Gateway, host: &str, path: &str) -> String {
     gw.url(host, path)
 }
 
+/// What the admin API answers to a GET of `path`.
+async fn api_get(gw: &Gateway, path: &str) -> Value {
+    gw.api(Method::GET, path).send().await.unwrap().json().await.unwrap()
+}
+
 /// The actions in a pool's audit log, newest first.
 async fn audit_actions(gw: &Gateway, pool: &str) -> Vec<String> {
-    let audit: Value = gw
-        .api(Method::GET, &format!("/pools/{pool}/audit?limit=100"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let audit = api_get(gw, &format!("/pools/{pool}/audit?limit=100")).await;
     audit["items"]
         .as_array()
         .unwrap()
@@ -354,14 +352,7 @@ async fn the_session_id_changes_at_every_sign_in() {
         .cookie(&http(&gw, "login.employees.localhost", "/"), "poolgate-sso")
         .unwrap();
     assert_ne!(first, second);
-    let sessions: Value = gw
-        .api(Method::GET, "/pools/employees/sessions")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sessions = api_get(&gw, "/pools/employees/sessions").await;
     assert_eq!(
         sessions["items"].as_array().unwrap().len(),
         1,
@@ -501,14 +492,7 @@ async fn lockout_after_failures_until_unlocked() {
         .await;
     assert_eq!(locked.status, 401);
     assert!(locked.is_login_page());
-    let user: Value = gw
-        .api(Method::GET, &format!("/pools/employees/users/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let user = api_get(&gw, &format!("/pools/employees/users/{id}")).await;
     assert!(user["locked_until"].as_i64().is_some(), "{user}");
 
     // An admin unlocks.
