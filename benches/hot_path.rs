@@ -13,7 +13,7 @@ use poolgate::crypto::MasterKey;
 use poolgate::ids::{PoolId, Serial};
 use poolgate::proxy::{StripSet, apply_identity};
 use poolgate::registry::{PoolKeys, Route, Snapshot};
-use poolgate::session::{Principal, SessionId, Sessions, Ticket, app_binding};
+use poolgate::session::{Bearer, Principal, SessionId, Sessions, Ticket, app_binding};
 
 /// One pool with `apps` apps, one host each.
 fn snapshot(apps: usize, master: &MasterKey) -> Snapshot {
@@ -120,7 +120,12 @@ fn bearer(c: &mut Criterion) {
         serial: Serial::next(),
     });
     let key = format!("bench\0a0\0{token}");
-    sessions.remember_bearer(&key, principal, 4_000_000_000);
+    // A cached token is still checked against revocations (its SSO session and grant).
+    let bearer = Bearer {
+        principal,
+        sessions: [Some(SessionId::random()), Some(SessionId::random())],
+    };
+    sessions.remember_bearer(&key, bearer, 4_000_000_000);
     c.bench_function("bearer_verify_cached", |b| {
         b.iter(|| black_box(sessions.bearer(black_box(&key), 1_800_000_000).is_some()))
     });

@@ -269,7 +269,7 @@ pub async fn user(config: &Path, cmd: UserCommand) -> anyhow::Result<()> {
             let Some(p) = read_password(password_stdin)? else {
                 bail!("no password given: use a terminal or --password-stdin");
             };
-            store.set_password_hash(&pool, &u.id, Some(hash(p).await?)).await?;
+            store.change_password(&pool, &u.id, Some(hash(p).await?)).await?;
             audit(&store, &pool, "user.password", &u.id, String::new()).await;
             println!("password set for {username}");
         }

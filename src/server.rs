@@ -21,7 +21,7 @@ use crate::crypto::MasterKey;
 use crate::portal::{self, InternalKey, PortalState};
 use crate::proxy::{Gateway, PortalLink};
 use crate::registry::Registry;
-use crate::session::{SessionId, Sessions};
+use crate::session::Sessions;
 use crate::store::Store;
 use crate::tls;
 
@@ -59,7 +59,7 @@ pub fn serve(config_path: &Path) -> anyhow::Result<()> {
         .context("starting the portal's internal listener")?;
     control.block_on(load_revocations(&registry, &sessions))?;
 
-    let state = AdminState::new(registry.clone(), metrics.clone(), token);
+    let state = AdminState::new(registry.clone(), metrics.clone(), token, sessions.clone());
     let listen = settings.admin.listen;
     control.spawn(async move {
         if let Err(e) = admin::serve(listen, state).await {
@@ -130,13 +130,23 @@ async fn check_health(registry: Arc<Registry>) {
     }
 }
 
+/// How long a used authorization code is remembered after it expired: a replay within
+/// this time revokes the tokens of its first redemption.
+const CODE_REPLAY_MEMORY_SECS: i64 = 600;
+
 /// Every half minute, drops cached profiles, identity headers and bearer tokens that
-/// have expired: a node's memory follows its recently active users.
+/// have expired: a node's memory follows its recently active users. Expired
+/// authorization codes go from the store.
 async fn prune_caches(registry: Arc<Registry>, sessions: Arc<Sessions>) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     loop {
         tick.tick().await;
-        sessions.prune(registry.store().now());
+        let now = registry.store().now();
+        sessions.prune(now);
+        // Used codes stay a while past their expiry, so a late replay is still seen as one.
+        if let Err(e) = registry.store().prune_codes(now - CODE_REPLAY_MEMORY_SECS).await {
+            tracing::warn!(code = "PG0406", error = %e, "cannot prune expired authorization codes");
+        }
     }
 }
 
@@ -157,14 +167,7 @@ async fn reload_on_hangup(registry: Arc<Registry>, metrics: Arc<Metrics>) {
 
 /// Sessions revoked in the store that have not expired yet, into this node's cache.
 async fn load_revocations(registry: &Registry, sessions: &Sessions) -> anyhow::Result<()> {
-    let now = registry.store().now();
-    for (_, id, until) in registry.store().revoked_since(0).await? {
-        if let Some(sid) = SessionId::from_hex(&id) {
-            sessions.revocations.revoke(sid, until);
-        }
-    }
-    sessions.revocations.prune(now);
-    Ok(())
+    Ok(sessions.revocations.pull(registry.store(), 0).await?)
 }
 
 /// Other nodes sharing the store announce changes by bumping generations: `routes` and
@@ -192,17 +195,9 @@ async fn follow_store(registry: Arc<Registry>, metrics: Arc<Metrics>, sessions: 
             // A little overlap: a revocation stamped in the same second is read twice, never missed.
             let from = since - 2;
             since = store.now();
-            match store.revoked_since(from).await {
-                Ok(ids) => {
-                    for (_, id, until) in ids {
-                        if let Some(sid) = SessionId::from_hex(&id) {
-                            sessions.revocations.revoke(sid, until);
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(code = "PG0403", error = %e, "cannot read revocations from the store"),
+            if let Err(e) = sessions.revocations.pull(&store, from).await {
+                tracing::warn!(code = "PG0403", error = %e, "cannot read revocations from the store");
             }
-            sessions.revocations.prune(store.now());
         }
     }
 }

@@ -16,6 +16,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::registry::Registry;
+use crate::session::Sessions;
 use metrics::Metrics;
 pub use token::AdminToken;
 
@@ -25,14 +26,30 @@ pub struct AdminState {
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     token: Arc<AdminToken>,
+    sessions: Arc<Sessions>,
 }
 
 impl AdminState {
-    pub fn new(registry: Arc<Registry>, metrics: Arc<Metrics>, token: AdminToken) -> AdminState {
+    pub fn new(
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
+        token: AdminToken,
+        sessions: Arc<Sessions>,
+    ) -> AdminState {
         AdminState {
             registry,
             metrics,
             token: Arc::new(token),
+            sessions,
+        }
+    }
+
+    /// Sessions were revoked through the API: this node stops honouring them (cookies and
+    /// cached bearer tokens alike) before the call returns; other nodes follow the store.
+    async fn sessions_ended(&self) {
+        let store = self.registry.store();
+        if let Err(e) = self.sessions.revocations.pull(store, store.now() - 2).await {
+            tracing::warn!(code = "PG0403", error = %e, "cannot read revocations from the store");
         }
     }
 }
@@ -44,7 +61,42 @@ pub fn router(state: AdminState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(api::openapi))
         .nest("/api", api::router(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), known_host))
         .with_state(state)
+}
+
+/// Answers only requests whose `Host` is an IP literal, `localhost` or a name of
+/// `[admin] hosts`: a browser tricked into calling the admin address under another name
+/// (DNS rebinding) is refused before any handler runs.
+async fn known_host(
+    State(state): State<AdminState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let host = req
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| crate::ids::Host::from_authority(v).ok());
+    let allowed = host.is_some_and(|h| {
+        let name = h.as_str();
+        name == "localhost"
+            || name
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok()
+            || state.registry.snapshot().config.admin.hosts.contains(&h)
+    });
+    if allowed {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::MISDIRECTED_REQUEST,
+            "this admin listener does not answer to that host name\n",
+        )
+            .into_response()
+    }
 }
 
 /// Serves the admin router until the process ends.

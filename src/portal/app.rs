@@ -27,10 +27,13 @@ struct LoginState {
 /// Where to go after sign-in: a path of this same app, never anywhere else.
 pub fn safe_return_to(raw: Option<&str>) -> String {
     let Some(raw) = raw else { return "/".into() };
-    let ok = raw.starts_with('/')
+    // Printable ASCII only: what arrives here was percent-decoded, and a control
+    // character, a space or a byte past ASCII has no place in a `Location` header.
+    let ok = raw.bytes().all(|b| b.is_ascii_graphic())
+        && raw.starts_with('/')
         && !raw.starts_with("//")
         && !raw.starts_with("/\\")
-        && !raw.contains(['\\', '\r', '\n', '\t'])
+        && !raw.contains('\\')
         && !raw.starts_with("/.poolgate/")
         && raw.len() <= 2048;
     if ok { raw.to_owned() } else { "/".into() }
@@ -60,6 +63,18 @@ pub(super) async fn start(
         Ok(a) => a.clone(),
         Err(r) => return r.into_response(),
     };
+    if p.return_to
+        .as_deref()
+        .is_some_and(|r| r.bytes().any(|b| b.is_ascii_control()))
+    {
+        return pages::message(
+            StatusCode::BAD_REQUEST,
+            &ctx.pool,
+            "This sign-in link is not valid",
+            "The address to return to holds characters no address can.",
+            Some(("/", "Go to the application")),
+        );
+    }
     let login = LoginState {
         state: random_token(16),
         nonce: random_token(16),
@@ -116,7 +131,6 @@ pub(super) async fn callback(
                 &ctx.pool,
                 "Sign-in did not complete",
                 why,
-                None,
                 Some(("/", "Try again")),
             ),
         )
@@ -124,16 +138,22 @@ pub(super) async fn callback(
     };
     let store = state.registry.store();
     let now = store.now();
+    let purpose = login_purpose(&ctx, app.id.as_str());
     let login = Cookie::Login
-        .read(&headers, ctx.tls)
-        .and_then(|v| open::<LoginState>(&ctx.pool, &login_purpose(&ctx, app.id.as_str()), v))
-        .filter(|l| l.exp > now);
-    let Some(login) = login else {
+        .values(&headers, ctx.tls)
+        .filter_map(|v| open::<LoginState>(&ctx.pool, &purpose, v))
+        .filter(|l| l.exp > now)
+        .collect::<Vec<_>>();
+    if login.is_empty() {
         return failed("This sign-in was not started in this browser, or it took too long.");
-    };
-    if !p.state.as_deref().is_some_and(|s| equal(s, &login.state)) {
-        return failed("The sign-in answer does not belong to this sign-in.");
     }
+    // Of several sign-ins in progress (two tabs), the one this answer is for.
+    let Some(login) = login
+        .into_iter()
+        .find(|l| p.state.as_deref().is_some_and(|s| equal(s, &l.state)))
+    else {
+        return failed("The sign-in answer does not belong to this sign-in.");
+    };
     if p.iss.as_deref().is_some_and(|i| i != ctx.pool.issuer) {
         return failed("The sign-in answer came from another issuer.");
     }
@@ -143,7 +163,7 @@ pub(super) async fn callback(
     let Some(code) = p.code else {
         return failed("The sign-in answer has no code.");
     };
-    let grant = match oidc::redeem(
+    let redeemed = match oidc::redeem(
         &state,
         &ctx.pool,
         &code,
@@ -153,9 +173,10 @@ pub(super) async fn callback(
     )
     .await
     {
-        Ok(g) => g,
+        Ok(r) => r,
         Err(oidc::InvalidGrant(why)) => return failed(why),
     };
+    let oidc::Redeemed { grant, sid, expires } = redeemed;
     if grant.nonce.as_deref() != Some(login.nonce.as_str()) {
         return failed("The sign-in answer does not belong to this sign-in.");
     }
@@ -163,22 +184,6 @@ pub(super) async fn callback(
         return failed("The sign-in answer is damaged.");
     };
     let policy = ctx.pool.sessions;
-    let sid = SessionId::random();
-    let expires = (now + policy.max.as_secs() as i64).min(grant.sso_expires);
-    if let Err(e) = store
-        .create_app_session(
-            ctx.pool.id.as_str(),
-            &sid.hex(),
-            app.id.as_str(),
-            &grant.sso,
-            &grant.uid,
-            expires,
-        )
-        .await
-    {
-        tracing::error!(code = "PG0508", error = %e, "could not store an app session");
-        return failed("Sign-in is unavailable; please try again in a moment.");
-    }
     let ticket = Ticket {
         sid,
         sso,
@@ -211,31 +216,6 @@ pub(super) async fn callback(
             (header::SET_COOKIE, Cookie::Login.clear(ctx.tls)),
         ]),
         Redirect::to(&safe_return_to(Some(&login.return_to))),
-    )
-        .into_response()
-}
-
-/// `/.poolgate/logout`: ends the SSO session this app session came from — and with it
-/// every app session of it, here and on every node — then the portal clears its cookie.
-pub(super) async fn logout(
-    State(state): State<PortalState>,
-    Extension(ctx): Extension<Ctx>,
-    headers: HeaderMap,
-) -> Response {
-    let app = match ctx.app() {
-        Ok(a) => a.clone(),
-        Err(r) => return r.into_response(),
-    };
-    if let Some(value) = Cookie::App.read(&headers, ctx.tls)
-        && let Some(t) = Ticket::open(value, &ctx.pool.keys.cookies, &app.cookie_binding)
-    {
-        state.sessions.revocations.revoke(t.sid, t.expires);
-        oidc::end_sso_session(&state, &ctx, &t).await;
-    }
-    let portal_logout = format!("{}/logout", ctx.pool.issuer);
-    (
-        [(header::SET_COOKIE, Cookie::App.clear(ctx.tls))],
-        Redirect::to(&portal_logout),
     )
         .into_response()
 }

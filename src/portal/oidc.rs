@@ -20,7 +20,7 @@ use super::{login, pages};
 use crate::registry::{AppRoute, PoolRoute};
 use crate::session::cookie::Cookie;
 use crate::session::{SessionId, Ticket, sso_binding};
-use crate::store::{NewAuditEvent, StoreError};
+use crate::store::{CodeUse, NewAuditEvent, StoreError};
 
 /// Random bytes as base64url: codes, states, verifiers, CSRF tokens.
 pub(super) fn random_token(bytes: usize) -> String {
@@ -133,10 +133,12 @@ pub(super) fn valid_redirect(state: &PortalState, app: &AppRoute, uri: &str) -> 
 
 /// The live SSO session of this browser at the portal, if any.
 pub(super) fn current_sso(state: &PortalState, ctx: &Ctx, headers: &HeaderMap) -> Option<Ticket> {
-    let value = Cookie::Sso.read(headers, ctx.tls)?;
-    let ticket = Ticket::open(value, &ctx.pool.keys.cookies, &sso_binding(ctx.pool.id.as_str()))?;
+    let binding = sso_binding(ctx.pool.id.as_str());
     let now = state.registry.store().now();
-    (ticket.live_at(now) && !state.sessions.revocations.is_revoked(&ticket.sso)).then_some(ticket)
+    Cookie::Sso
+        .values(headers, ctx.tls)
+        .filter_map(|v| Ticket::open(v, &ctx.pool.keys.cookies, &binding))
+        .find(|t| t.live_at(now) && !state.sessions.revocations.is_revoked(&t.sso))
 }
 
 pub(super) async fn audit(
@@ -237,7 +239,6 @@ pub(super) async fn authorize(
             "This sign-in link is not valid",
             why,
             None,
-            None,
         )
     };
     let Some(app) = p.client_id.as_deref().and_then(|c| ctx.pool.apps.get(c)).cloned() else {
@@ -312,7 +313,6 @@ pub(super) async fn issue_code(state: &PortalState, ctx: &Ctx, request: &AuthReq
             "Sign-in is unavailable",
             "Please try again in a moment.",
             None,
-            None,
         );
     }
     let mut u = match url::Url::parse(&request.redirect_uri) {
@@ -330,8 +330,16 @@ pub(super) async fn issue_code(state: &PortalState, ctx: &Ctx, request: &AuthReq
 #[derive(Debug)]
 pub(super) struct InvalidGrant(pub &'static str);
 
+/// A redeemed code: what it grants, and the app session its tokens (or cookie) belong to.
+pub(super) struct Redeemed {
+    pub grant: Grant,
+    pub sid: SessionId,
+    pub expires: i64,
+}
+
 /// Redeems a code once, checking client, redirect URI, PKCE and that the SSO session it
-/// came from still stands.
+/// came from still stands, and records the app session it opens. A code presented again
+/// revokes what its first redemption gave (RFC 6749 §4.1.2).
 pub(super) async fn redeem(
     state: &PortalState,
     pool: &PoolRoute,
@@ -339,11 +347,22 @@ pub(super) async fn redeem(
     client_id: &str,
     redirect_uri: &str,
     verifier: &str,
-) -> Result<Grant, InvalidGrant> {
-    let body = match state.registry.store().take_code(pool.id.as_str(), code).await {
-        Ok(Some(b)) => b,
-        Ok(None) => return Err(InvalidGrant("unknown, used or expired code")),
-        Err(_) => return Err(InvalidGrant("the store is unavailable")),
+) -> Result<Redeemed, InvalidGrant> {
+    let store = state.registry.store();
+    let sid = SessionId::random();
+    let body = match store.take_code(pool.id.as_str(), code, &sid.hex()).await {
+        Ok(CodeUse::Redeemed(b)) => b,
+        Ok(CodeUse::Unknown) => return Err(InvalidGrant("unknown, used or expired code")),
+        Ok(CodeUse::Replayed(first)) => {
+            if let Some(first) = first.as_deref().and_then(SessionId::from_hex) {
+                revoke_replayed(state, pool, first).await;
+            }
+            return Err(InvalidGrant("unknown, used or expired code"));
+        }
+        Err(e) => {
+            tracing::error!(code = "PG0509", error = %e, pool = %pool.id, "could not redeem an authorization code");
+            return Err(InvalidGrant("the store is unavailable"));
+        }
     };
     let grant: Grant = serde_json::from_str(&body).map_err(|_| InvalidGrant("damaged code"))?;
     if grant.client_id != client_id || grant.redirect_uri != redirect_uri {
@@ -356,7 +375,31 @@ pub(super) async fn redeem(
     if state.sessions.revocations.is_revoked(&sso) {
         return Err(InvalidGrant("the session has ended"));
     }
-    Ok(grant)
+    let expires = (store.now() + pool.sessions.max.as_secs() as i64).min(grant.sso_expires);
+    if let Err(e) = store
+        .create_app_session(pool.id.as_str(), &sid.hex(), client_id, &grant.sso, &grant.uid, expires)
+        .await
+    {
+        tracing::error!(code = "PG0508", error = %e, pool = %pool.id, "could not store an app session");
+        return Err(InvalidGrant("the store is unavailable"));
+    }
+    Ok(Redeemed { grant, sid, expires })
+}
+
+/// A code was replayed: the app session (cookie or tokens) of its first redemption ends,
+/// here at once and on every node within the store poll.
+async fn revoke_replayed(state: &PortalState, pool: &PoolRoute, first: SessionId) {
+    let store = state.registry.store();
+    state
+        .sessions
+        .revocations
+        .revoke(first, store.now() + pool.sessions.max.as_secs() as i64);
+    match store.revoke_app_session(pool.id.as_str(), &first.hex()).await {
+        Ok(()) | Err(StoreError::NotFound) => {}
+        Err(e) => {
+            tracing::error!(code = "PG0505", error = %e, pool = %pool.id, "could not revoke a replayed code's session")
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -389,6 +432,9 @@ pub struct AccessClaims {
     pub exp: i64,
     pub iat: i64,
     pub sid: String,
+    /// The grant (app session) this token was issued in: a replayed code revokes it.
+    #[serde(default)]
+    pub jti: String,
     pub scope: String,
     pub preferred_username: String,
     pub name: String,
@@ -441,8 +487,9 @@ pub(super) async fn token(
             "code, redirect_uri, client_id and code_verifier are required",
         );
     };
-    let grant = match redeem(&state, &ctx.pool, &code, &client_id, &redirect_uri, &verifier).await {
-        Ok(g) => g,
+    let Redeemed { grant, sid, .. } = match redeem(&state, &ctx.pool, &code, &client_id, &redirect_uri, &verifier).await
+    {
+        Ok(r) => r,
         Err(InvalidGrant(why)) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", why),
     };
     let user = match state.registry.store().user(ctx.pool.id.as_str(), &grant.uid).await {
@@ -480,6 +527,7 @@ pub(super) async fn token(
         exp: now + ACCESS_TOKEN_SECS,
         iat: now,
         sid: grant.sso.clone(),
+        jti: sid.hex(),
         scope: "openid profile email groups".into(),
         preferred_username: user.username.clone(),
         name: user.name.clone(),
@@ -538,7 +586,11 @@ pub(super) async fn userinfo(
         Ok(c) => c,
         Err(_) => return unauthorized(),
     };
-    if SessionId::from_hex(&claims.sid).is_some_and(|s| state.sessions.revocations.is_revoked(&s)) {
+    let revoked = [&claims.sid, &claims.jti]
+        .into_iter()
+        .filter_map(|id| SessionId::from_hex(id))
+        .any(|s| state.sessions.revocations.is_revoked(&s));
+    if revoked {
         return unauthorized();
     }
     Json(json!({
@@ -549,85 +601,4 @@ pub(super) async fn userinfo(
         "groups": claims.groups,
     }))
     .into_response()
-}
-
-#[derive(Deserialize)]
-pub(super) struct LogoutParams {
-    post_logout_redirect_uri: Option<String>,
-    state: Option<String>,
-}
-
-/// Ends the SSO session (and every app session made from it, on every node), then shows a
-/// signed-out page or returns to an app's own address.
-pub(super) async fn logout(
-    State(state): State<PortalState>,
-    Extension(ctx): Extension<Ctx>,
-    headers: HeaderMap,
-    Query(p): Query<LogoutParams>,
-) -> Response {
-    if let Some(value) = Cookie::Sso.read(&headers, ctx.tls)
-        && let Some(t) = Ticket::open(value, &ctx.pool.keys.cookies, &sso_binding(ctx.pool.id.as_str()))
-    {
-        end_sso_session(&state, &ctx, &t).await;
-    }
-    let target = p.post_logout_redirect_uri.filter(|u| valid_post_logout(&ctx.pool, u));
-    let clear = [(header::SET_COOKIE, Cookie::Sso.clear(ctx.tls))];
-    match target {
-        Some(mut u) => {
-            if let Some(s) = p.state {
-                u = format!(
-                    "{u}{}state={}",
-                    if u.contains('?') { '&' } else { '?' },
-                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
-                );
-            }
-            (clear, Redirect::to(&u)).into_response()
-        }
-        None => (
-            clear,
-            pages::message(
-                StatusCode::OK,
-                &ctx.pool,
-                "You are signed out",
-                "You are signed out of every application of this pool.",
-                None,
-                None,
-            ),
-        )
-            .into_response(),
-    }
-}
-
-/// A post-logout address must be on one of the pool's app hosts.
-fn valid_post_logout(pool: &PoolRoute, uri: &str) -> bool {
-    url::Url::parse(uri).is_ok_and(|u| {
-        matches!(u.scheme(), "http" | "https")
-            && u.username().is_empty()
-            && u.host_str()
-                .is_some_and(|h| pool.apps.values().any(|a| a.hosts.iter().any(|x| x.as_str() == h)))
-    })
-}
-
-/// Revokes an SSO session in the store and in this node's cache; other nodes follow.
-pub(super) async fn end_sso_session(state: &PortalState, ctx: &Ctx, t: &Ticket) {
-    state.sessions.revocations.revoke(t.sso, t.expires);
-    match state
-        .registry
-        .store()
-        .revoke_sso_session(ctx.pool.id.as_str(), &t.sso.hex())
-        .await
-    {
-        Ok(()) | Err(StoreError::NotFound) => {}
-        Err(e) => tracing::error!(code = "PG0505", error = %e, "could not record a sign-out"),
-    }
-    audit(
-        state,
-        ctx,
-        &format!("user:{}", t.uid),
-        "signout",
-        &t.sso.hex()[..8],
-        "ok",
-        String::new(),
-    )
-    .await;
 }

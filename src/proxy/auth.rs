@@ -12,7 +12,7 @@ use crate::ids::{PoolId, Serial};
 use crate::portal::AccessClaims;
 use crate::registry::{AppRoute, PoolRoute};
 use crate::session::cookie::Cookie;
-use crate::session::{PROFILE_SECS, Principal, SessionId, Sessions, Ticket};
+use crate::session::{Bearer, PROFILE_SECS, Principal, SessionId, Sessions, Ticket};
 use crate::store::Store;
 
 /// What authentication found.
@@ -52,10 +52,10 @@ pub async fn from_cookie(
         store,
         control,
     } = *state;
-    let Some(value) = Cookie::App.read(&req.headers, tls) else {
-        return Authn::None;
-    };
-    let Some(ticket) = Ticket::open(value, &pool.keys.cookies, &app.cookie_binding) else {
+    let ticket = Cookie::App
+        .values(&req.headers, tls)
+        .find_map(|v| Ticket::open(v, &pool.keys.cookies, &app.cookie_binding));
+    let Some(ticket) = ticket else {
         return Authn::None;
     };
     if !ticket.live_at(now)
@@ -143,9 +143,6 @@ pub fn from_bearer(req: &RequestHeader, pool: &PoolRoute, app: &AppRoute, sessio
     else {
         return Authn::None;
     };
-    if SessionId::from_hex(&claims.sid).is_some_and(|s| sessions.revocations.is_revoked(&s)) {
-        return Authn::None;
-    }
     let p = Arc::new(Principal {
         sub: claims.sub,
         username: claims.preferred_username,
@@ -156,7 +153,15 @@ pub fn from_bearer(req: &RequestHeader, pool: &PoolRoute, app: &AppRoute, sessio
         mfa: claims.mfa,
         serial: Serial::next(),
     });
-    sessions.remember_bearer(&cache_key, p.clone(), claims.exp.min(now + 300));
+    let bearer = Bearer {
+        principal: p.clone(),
+        sessions: [SessionId::from_hex(&claims.sid), SessionId::from_hex(&claims.jti)],
+    };
+    if bearer.revoked(&sessions.revocations) {
+        return Authn::None;
+    }
+    // Served from the cache from now on, still checked against revocations at every use.
+    sessions.remember_bearer(&cache_key, bearer, claims.exp.min(now + 300));
     Authn::Bearer { principal: p }
 }
 

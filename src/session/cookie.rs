@@ -59,8 +59,10 @@ impl Cookie {
         self.set(tls, "", Some(0))
     }
 
-    /// This cookie's value in a request, under the name for this connection's scheme.
-    pub fn read(self, headers: &HeaderMap, tls: bool) -> Option<&str> {
+    /// This cookie's values in a request, under the name for this connection's scheme. A
+    /// request may carry several (one planted for a parent domain, say): a caller takes the
+    /// one that opens for it, never simply the first.
+    pub fn values(self, headers: &HeaderMap, tls: bool) -> impl Iterator<Item = &str> {
         let name = self.name(tls);
         headers
             .get_all(http::header::COOKIE)
@@ -68,7 +70,7 @@ impl Cookie {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(n, _)| *n == name)
+            .filter(move |(n, _)| *n == name)
             .map(|(_, v)| v)
     }
 }
@@ -76,6 +78,13 @@ impl Cookie {
 /// Whether a cookie name is one of the gateway's (either spelling).
 pub fn is_gateway_cookie(name: &str) -> bool {
     ALL.iter().any(|c| c.name(true) == name || c.name(false) == name)
+}
+
+/// The same, in any case: what an upstream may not set, since some clients and servers
+/// read cookie names without regard to case.
+pub fn is_gateway_cookie_name(name: &str) -> bool {
+    ALL.iter()
+        .any(|c| c.name(true).eq_ignore_ascii_case(name) || c.name(false).eq_ignore_ascii_case(name))
 }
 
 /// A `Cookie` header value without the gateway's cookies; `None` when nothing is left.

@@ -45,6 +45,18 @@ pub struct Revocations {
 }
 
 impl Revocations {
+    /// Takes in what the store says was revoked since `from` (other nodes' sign-outs, an
+    /// admin's revocation): every node polls this, and the admin API calls it at once.
+    pub async fn pull(&self, store: &crate::store::Store, from: i64) -> Result<(), crate::store::StoreError> {
+        for (_, id, until) in store.revoked_since(from).await? {
+            if let Some(sid) = SessionId::from_hex(&id) {
+                self.revoke(sid, until);
+            }
+        }
+        self.prune(store.now());
+        Ok(())
+    }
+
     pub fn revoke(&self, id: SessionId, until: i64) {
         self.revoked.insert(id.0, until);
     }
@@ -64,6 +76,22 @@ impl Revocations {
 
     pub fn is_empty(&self) -> bool {
         self.revoked.is_empty()
+    }
+}
+
+/// A verified bearer token: who it speaks for, and the sessions it lives by. A cached
+/// token is checked against revocations on every use, as a cookie is.
+#[derive(Clone)]
+pub struct Bearer {
+    pub principal: Arc<Principal>,
+    /// The SSO session it was issued in, and the grant (app session) of the redemption
+    /// that issued it.
+    pub sessions: [Option<SessionId>; 2],
+}
+
+impl Bearer {
+    pub fn revoked(&self, revocations: &Revocations) -> bool {
+        self.sessions.iter().flatten().any(|s| revocations.is_revoked(s))
     }
 }
 
@@ -87,7 +115,7 @@ pub struct Sessions {
     /// devices) share one signature, and a profile fetched again is told afresh.
     identities: DashMap<(Serial, Serial), Cached<PreparedHeaders>>,
     /// bearer token → who it speaks for, once its signature was checked.
-    bearers: DashMap<Box<str>, Cached<Arc<Principal>>>,
+    bearers: DashMap<Box<str>, Cached<Bearer>>,
 }
 
 fn get<K, Q, T: Clone>(map: &DashMap<K, Cached<T>>, key: &Q, now: i64) -> Option<T>
@@ -134,12 +162,15 @@ impl Sessions {
         put(&self.identities, (principal, app), headers, until);
     }
 
+    /// A token verified before, unless a session it lives by has been revoked since.
     pub fn bearer(&self, token: &str, now: i64) -> Option<Arc<Principal>> {
         get(&self.bearers, token, now)
+            .filter(|b| !b.revoked(&self.revocations))
+            .map(|b| b.principal)
     }
 
-    pub fn remember_bearer(&self, token: &str, p: Arc<Principal>, until: i64) {
-        put(&self.bearers, token.into(), p, until);
+    pub fn remember_bearer(&self, token: &str, bearer: Bearer, until: i64) {
+        put(&self.bearers, token.into(), bearer, until);
     }
 }
 
@@ -170,12 +201,21 @@ mod tests {
         s.remember_principal("pool/old".into(), principal(), 100);
         s.remember_principal("pool/fresh".into(), principal(), 200);
         s.remember_identity(Serial::next(), Serial::next(), Vec::new().into(), 100);
-        s.remember_bearer("token", principal(), 300);
+        let bearer = Bearer {
+            principal: principal(),
+            sessions: [Some(SessionId::random()), None],
+        };
+        s.remember_bearer("token", bearer.clone(), 300);
         assert_eq!(cached(&s), 4);
         s.prune(150);
         assert_eq!(cached(&s), 2);
         assert!(s.principal("pool/fresh", 150).is_some());
         assert!(s.principal("pool/old", 50).is_none(), "pruned, not merely hidden");
         assert!(s.bearer("token", 150).is_some());
+        s.revocations.revoke(bearer.sessions[0].unwrap(), 1000);
+        assert!(
+            s.bearer("token", 150).is_none(),
+            "a revoked session's token is not served from the cache"
+        );
     }
 }

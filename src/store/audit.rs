@@ -33,8 +33,36 @@ pub struct AuditEvent {
     pub detail: String,
 }
 
+/// The most one field of an audit row holds, in bytes: what a client sends (a username
+/// typed at the login page, say) cannot grow the log, and a page of `Page`'s largest size
+/// (1,000 rows) stays under 2 MB.
+const FIELD_MAX: usize = 256;
+const DETAIL_MAX: usize = 1024;
+
+/// `s` cut to at most `max` bytes, on a character boundary, marked when cut.
+fn bounded(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max - '…'.len_utf8();
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
 impl Store {
     pub async fn audit(&self, e: NewAuditEvent) -> Result<()> {
+        let e = NewAuditEvent {
+            pool: e.pool,
+            actor: bounded(e.actor, FIELD_MAX),
+            action: bounded(e.action, FIELD_MAX),
+            target: bounded(e.target, FIELD_MAX),
+            outcome: bounded(e.outcome, FIELD_MAX),
+            client: bounded(e.client, FIELD_MAX),
+            detail: bounded(e.detail, DETAIL_MAX),
+        };
         sqlx::query(
             "INSERT INTO audit_events (id, at, pool_id, actor, action, target, outcome, client, detail) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -88,5 +116,18 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded;
+
+    #[test]
+    fn fields_are_cut_on_a_character_boundary() {
+        assert_eq!(bounded("short".into(), 256), "short");
+        let long = "é".repeat(1000);
+        let cut = bounded(long, 256);
+        assert!(cut.len() <= 256 && cut.ends_with('…'), "{}", cut.len());
     }
 }

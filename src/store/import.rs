@@ -252,7 +252,7 @@ impl Store {
         .map_err(StoreError::Invalid)?;
 
         if atomic {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin().await?;
             for p in &pending {
                 if let Err(e) = self.insert_user(&mut tx, pool, p.user.clone()).await {
                     report.errors.push(ImportRowError {

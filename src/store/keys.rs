@@ -83,7 +83,7 @@ impl Store {
             .map_err(|e| StoreError::Crypto(e.to_string()))?;
         let jwk = serde_json::to_string(&key.jwk).map_err(|e| StoreError::Crypto(e.to_string()))?;
         let now = self.now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(
             "UPDATE signing_keys SET status = 'retired', retired_at = $1 WHERE pool_id = $2 AND status = 'active'",
         )

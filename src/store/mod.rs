@@ -27,6 +27,7 @@ pub use import::{ImportFormat, ImportReport, ImportRowError};
 pub use keys::KeyRecord;
 pub use objects::{Fragment, FragmentKind, PoolRecord};
 pub use sessions::{AppSessionRecord, SsoSessionRecord};
+pub use signin::CodeUse;
 pub use users::{Group, Link, NewUser, User, UserPatch};
 
 /// Why a store operation did not happen. Nothing is half-written in any case.
@@ -87,6 +88,7 @@ impl Default for Page {
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_init.sql")),
     (2, include_str!("../../migrations/0002_signin.sql")),
+    (3, include_str!("../../migrations/0003_code_reuse.sql")),
 ];
 
 #[derive(Clone)]
@@ -151,6 +153,17 @@ impl Store {
         self.clock.now()
     }
 
+    /// Begins a transaction that may write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so writers queue on the busy timeout: a deferred transaction
+    /// that reads first and then writes cannot upgrade its lock while another writer has
+    /// committed, and fails at once with "database is locked" under contention.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     async fn migrate(&self) -> Result<()> {
         sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY)")
             .execute(&self.pool)
@@ -163,7 +176,7 @@ impl Store {
             if current.is_some_and(|c| c >= *version) {
                 continue;
             }
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin().await?;
             sqlx::raw_sql(sql).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
                 .bind(*version)

@@ -82,7 +82,7 @@ impl Store {
         if changed.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for p in changed {
             sqlx::query(
                 "INSERT INTO pools (id, name, plan, config_managed, created_at) VALUES ($1, $2, $3, 1, $4) \
@@ -135,7 +135,7 @@ impl Store {
 
     /// Stores a run-time object; a pool also gets its pool record. Both or neither.
     pub async fn put_fragment(&self, fragment: &Fragment, pool: Option<(&str, Plan)>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let outcome = async {
             if let Some((name, plan)) = pool {
                 sqlx::query(
@@ -174,7 +174,7 @@ impl Store {
     /// Deletes a run-time object. Deleting a pool takes its apps and sources with it, and
     /// is refused while it still has users.
     pub async fn delete_fragment(&self, pool_id: &str, kind: FragmentKind, id: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let outcome = async {
             if kind == FragmentKind::Pool {
                 let users: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE pool_id = $1")

@@ -172,7 +172,7 @@ impl Store {
     /// Revokes an SSO session and every app session derived from it.
     pub async fn revoke_sso_session(&self, pool: &str, id: &str) -> Result<()> {
         let now = self.now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let outcome = async {
             let done = sqlx::query(
                 "UPDATE sso_sessions SET revoked_at = $1 WHERE pool_id = $2 AND id = $3 AND revoked_at IS NULL",
@@ -199,6 +199,22 @@ impl Store {
         Ok(())
     }
 
+    /// Revokes one app session (the tokens of a replayed code's first redemption, say).
+    pub async fn revoke_app_session(&self, pool: &str, id: &str) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE app_sessions SET revoked_at = $1 WHERE pool_id = $2 AND id = $3 AND revoked_at IS NULL",
+        )
+        .bind(self.now())
+        .bind(pool)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        found(&done)?;
+        self.bump("revocations").await?;
+        Ok(())
+    }
+
+    /// Revokes every live session of a user: after a password change, say.
     pub(super) async fn revoke_user_sessions(&self, pool: &str, user_id: &str) -> Result<()> {
         let now = self.now();
         for sql in REVOKE_USER_SESSIONS {

@@ -31,17 +31,16 @@ impl Store {
     /// Returns whether the user is now locked.
     pub async fn record_login_failure(&self, pool: &str, user_id: &str, attempts: i64, lock_secs: i64) -> Result<bool> {
         let now = self.now();
-        sqlx::query("UPDATE users SET failed_logins = failed_logins + 1 WHERE pool_id = $1 AND id = $2")
-            .bind(pool)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
-        let row = sqlx::query("SELECT failed_logins FROM users WHERE pool_id = $1 AND id = $2")
-            .bind(pool)
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        // One statement counts the failure and reads the count: concurrent failures each
+        // see their own count, and no read-then-write transaction contends for a lock.
+        let row = sqlx::query(
+            "UPDATE users SET failed_logins = failed_logins + 1 WHERE pool_id = $1 AND id = $2 RETURNING failed_logins",
+        )
+        .bind(pool)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
         let failures: i64 = row.try_get("failed_logins")?;
         if failures >= attempts {
             sqlx::query("UPDATE users SET locked_until = $1, failed_logins = 0 WHERE pool_id = $2 AND id = $3")
@@ -114,7 +113,7 @@ impl Store {
 
     /// Replaces the user's recovery codes.
     pub async fn set_recovery_codes(&self, pool: &str, user_id: &str, codes: &[String]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM recovery_codes WHERE pool_id = $1 AND user_id = $2")
             .bind(pool)
             .bind(user_id)
@@ -161,25 +160,57 @@ impl Store {
         Ok(())
     }
 
-    /// Redeems a code once: the row is deleted by whoever reads it first.
-    pub async fn take_code(&self, pool: &str, code: &str) -> Result<Option<String>> {
+    /// Presents a code. The first presenter marks it used, names the session its tokens
+    /// will belong to (`grant_sid`) and reads what it grants, in one statement: there is
+    /// no read-then-write for concurrent redemptions to contend over.
+    pub async fn take_code(&self, pool: &str, code: &str, grant_sid: &str) -> Result<CodeUse> {
         let hash = sha256_hex(&[code.as_bytes()]);
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("SELECT body, expires_at FROM oidc_codes WHERE code_hash = $1 AND pool_id = $2")
-            .bind(&hash)
-            .bind(pool)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let done = sqlx::query("DELETE FROM oidc_codes WHERE code_hash = $1 AND pool_id = $2")
-            .bind(&hash)
-            .bind(pool)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        let Some(row) = row else { return Ok(None) };
-        if done.rows_affected() != 1 || row.try_get::<i64, _>("expires_at")? <= self.now() {
-            return Ok(None);
+        let now = self.now();
+        let row = sqlx::query(
+            "UPDATE oidc_codes SET used_at = $1, grant_sid = $2 \
+             WHERE code_hash = $3 AND pool_id = $4 AND used_at IS NULL AND expires_at > $5 RETURNING body",
+        )
+        .bind(now)
+        .bind(grant_sid)
+        .bind(&hash)
+        .bind(pool)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = row {
+            return Ok(CodeUse::Redeemed(row.try_get("body")?));
         }
-        Ok(Some(row.try_get("body")?))
+        let used = sqlx::query(
+            "SELECT grant_sid FROM oidc_codes WHERE code_hash = $1 AND pool_id = $2 AND used_at IS NOT NULL",
+        )
+        .bind(&hash)
+        .bind(pool)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match used {
+            Some(r) => CodeUse::Replayed(r.try_get("grant_sid")?),
+            None => CodeUse::Unknown,
+        })
     }
+
+    /// Forgets codes that expired before `before`. Used codes are kept until then, so a
+    /// replay is recognised as one.
+    pub async fn prune_codes(&self, before: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM oidc_codes WHERE expires_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// What presenting an authorization code found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CodeUse {
+    /// The first use: what the code grants.
+    Redeemed(String),
+    /// A code used before, with the session its first redemption's tokens belong to.
+    Replayed(Option<String>),
+    /// No such code, or it expired unused.
+    Unknown,
 }

@@ -74,15 +74,29 @@ pub struct Link {
     pub created_at: i64,
 }
 
-/// Lower-cases and checks a username.
+/// Normalises and checks a username: Unicode NFKC and lower case (so a full-width
+/// `ａｌｉｃｅ` is `alice`), letters, digits and printable ASCII only (no space, control,
+/// invisible or symbol character), and letters of one script, or of the script mixes
+/// UTS #39 calls highly restrictive (Latin with Han and kana, say): `аlice`, with a
+/// Cyrillic `а`, cannot sit beside `alice` unnoticed.
 pub fn normalize_username(raw: &str) -> Result<String> {
-    let u = raw.trim().to_lowercase();
-    let ok = !u.is_empty() && u.chars().count() <= 64 && !u.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_security::{RestrictionLevel, RestrictionLevelDetection};
+    let u: String = raw.trim().nfkc().collect::<String>().to_lowercase().nfkc().collect();
+    let plain = u
+        .chars()
+        .all(|c| c.is_alphabetic() || c.is_numeric() || c.is_ascii_graphic());
+    let letters: String = u.chars().filter(|c| c.is_alphabetic()).collect();
+    let one_script = letters
+        .as_str()
+        .check_restriction_level(RestrictionLevel::HighlyRestrictive);
+    if !u.is_empty() && u.chars().count() <= 64 && plain && one_script {
         Ok(u)
     } else {
         Err(StoreError::Invalid(format!(
-            "`{raw}` is not a valid username: 1-64 characters, no spaces"
+            "`{}` is not a valid username: 1-64 letters, digits or punctuation, no spaces or \
+             invisible characters, letters of one script",
+            raw.escape_debug()
         )))
     }
 }
@@ -146,7 +160,7 @@ impl Store {
 
     /// Creates a user, checking the pool's plan; nothing is written if any check fails.
     pub async fn create_user(&self, pool: &str, user: NewUser) -> Result<User> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let outcome = self.insert_user(&mut tx, pool, user).await;
         let id = finish(tx, outcome).await?;
         self.user(pool, &id).await
@@ -303,7 +317,7 @@ impl Store {
             .map(|gs| gs.iter().map(|g| group_name(g)).collect::<Result<Vec<_>>>())
             .transpose()?;
         let now = self.now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let outcome = async {
         sqlx::query("UPDATE users SET username = $1, email = $2, email_verified = $3, name = $4, updated_at = $5 WHERE pool_id = $6 AND id = $7")
             .bind(&username)
@@ -356,6 +370,13 @@ impl Store {
         found(&done)
     }
 
+    /// A new password set for the user (an admin's reset, `user passwd`): every session
+    /// they have ends, so whoever knew the old password is signed out everywhere.
+    pub async fn change_password(&self, pool: &str, id: &str, hash: Option<String>) -> Result<()> {
+        self.set_password_hash(pool, id, hash).await?;
+        self.revoke_user_sessions(pool, id).await
+    }
+
     pub async fn set_disabled(&self, pool: &str, id: &str, disabled: bool) -> Result<()> {
         self.update_user_flags(pool, id, if disabled { "disabled = 1" } else { "disabled = 0" })
             .await?;
@@ -374,7 +395,7 @@ impl Store {
     /// Deletes a user with their memberships and links, and revokes their sessions.
     pub async fn delete_user(&self, pool: &str, id: &str) -> Result<()> {
         let now = self.now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let outcome = async {
             for sql in [
                 "DELETE FROM memberships WHERE pool_id = $1 AND user_id = $2",
@@ -433,7 +454,7 @@ impl Store {
     }
 
     pub async fn delete_group(&self, pool: &str, name: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let outcome = async {
             sqlx::query("DELETE FROM memberships WHERE pool_id = $1 AND group_name = $2")
                 .bind(pool)
@@ -563,5 +584,36 @@ impl Store {
             out.push(user_row(row, self.groups_of(pool, &id).await?)?);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_username;
+
+    #[test]
+    fn usernames_are_normalised_and_confusables_refused() {
+        assert_eq!(normalize_username(" Alice ").unwrap(), "alice");
+        assert_eq!(
+            normalize_username("\u{ff21}\u{ff4c}ice").unwrap(),
+            "alice",
+            "full-width folds"
+        );
+        assert_eq!(normalize_username("j.doe@example.com").unwrap(), "j.doe@example.com");
+        assert_eq!(normalize_username("José").unwrap(), "josé");
+        assert_eq!(normalize_username("Пётр").unwrap(), "пётр");
+        assert_eq!(normalize_username("山田taro").unwrap(), "山田taro");
+        for bad in [
+            "\u{430}lice",   // Cyrillic а + Latin
+            "al\u{200b}ice", // zero-width space
+            "ali\u{200d}ce", // zero-width joiner
+            "\u{202e}ecila", // right-to-left override
+            "al ice",
+            "al\u{7}ice",
+            "alice\u{fe0f}",
+            "",
+        ] {
+            assert!(normalize_username(bad).is_err(), "{bad:?}");
+        }
     }
 }

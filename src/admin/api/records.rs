@@ -46,6 +46,7 @@ pub(super) async fn revoke_session(
     Path((pool, id)): PoolIdPath,
 ) -> ApiResult<StatusCode> {
     state.registry.store().revoke_sso_session(&pool, &id).await?;
+    state.sessions_ended().await;
     caller
         .audit(&state, Some(&pool), "session.revoke", &id, String::new())
         .await;

@@ -105,6 +105,7 @@ pub(super) async fn remove(
     Path((pool, id)): PoolIdPath,
 ) -> ApiResult<StatusCode> {
     state.registry.store().delete_user(&pool, &id).await?;
+    state.sessions_ended().await;
     caller
         .audit(&state, Some(&pool), "user.delete", &id, String::new())
         .await;
@@ -129,7 +130,8 @@ pub(super) async fn set_password(
         Some(p) => Some(hash(p).await?),
         None => None,
     };
-    state.registry.store().set_password_hash(&pool, &id, hashed).await?;
+    state.registry.store().change_password(&pool, &id, hashed).await?;
+    state.sessions_ended().await;
     caller
         .audit(&state, Some(&pool), "user.password", &id, String::new())
         .await;
@@ -142,6 +144,7 @@ pub(super) async fn disable(
     Path((pool, id)): PoolIdPath,
 ) -> ApiResult<Json<User>> {
     state.registry.store().set_disabled(&pool, &id, true).await?;
+    state.sessions_ended().await;
     caller
         .audit(&state, Some(&pool), "user.disable", &id, String::new())
         .await;
