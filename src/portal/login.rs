@@ -11,6 +11,7 @@ use totp_rs::{Algorithm, Secret, TOTP};
 
 use super::PortalState;
 use super::context::Ctx;
+use super::forms::{form_page, limits, post_ok, refuse_oversized, unreadable_form};
 use super::oidc::{self, AuthRequest, audit, current_sso, equal, open, random_token, seal};
 use super::pages;
 use crate::config::MfaPolicy;
@@ -23,31 +24,6 @@ const WRONG: &str = "The username or password is not right, or this account cann
 /// Verified against when the username is unknown, so a miss costs what a hit costs.
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Kl1QHxuhVDzMYsnt0Wo3F4+YM9T3HVFr+oVk8pFxQPo";
-
-/// The CSRF token of this browser, and a `Set-Cookie` if it had none.
-fn csrf(ctx: &Ctx, headers: &HeaderMap) -> (String, Option<String>) {
-    match Cookie::Csrf.read(headers, ctx.tls) {
-        Some(t) if t.len() >= 32 => (t.to_owned(), None),
-        _ => {
-            let t = random_token(24);
-            let set = Cookie::Csrf.set(ctx.tls, &t, None);
-            (t, Some(set))
-        }
-    }
-}
-
-fn csrf_ok(ctx: &Ctx, headers: &HeaderMap, presented: &str) -> bool {
-    Cookie::Csrf
-        .read(headers, ctx.tls)
-        .is_some_and(|c| c.len() >= 32 && equal(c, presented))
-}
-
-fn with_cookie(resp: Response, set: Option<String>) -> Response {
-    match set {
-        Some(c) => ([(header::SET_COOKIE, c)], resp).into_response(),
-        None => resp,
-    }
-}
 
 pub(super) fn login_page(
     ctx: &Ctx,
@@ -68,14 +44,6 @@ pub(super) fn login_page(
     )
 }
 
-/// A page with a form: the browser's CSRF token goes in as `csrf`, and a CSRF cookie is set
-/// if it had none.
-fn form_page(ctx: &Ctx, headers: &HeaderMap, status: StatusCode, template: &str, values: minijinja::Value) -> Response {
-    let (token, set) = csrf(ctx, headers);
-    let page = pages::render(status, &ctx.pool, template, context! { csrf => token, ..values });
-    with_cookie(page, set)
-}
-
 /// A second-factor form answered wrongly is a 401; shown fresh, a 200.
 fn status_for(error: Option<&str>) -> StatusCode {
     if error.is_some() {
@@ -92,16 +60,24 @@ fn throttled(ctx: &Ctx, wait_secs: i64) -> Response {
         "Too many failed sign-ins from your network. Try again in {} minutes.",
         (wait_secs + 59) / 60
     );
+    let mut page = pages::message(StatusCode::TOO_MANY_REQUESTS, &ctx.pool, "Please wait", &msg, None);
+    page.headers_mut()
+        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(wait_secs.max(1)));
+    page
+}
+
+/// 503 when too many passwords are being checked: the person (or script) tries again
+/// shortly, and nothing was counted against the account.
+fn busy_page(ctx: &Ctx, retry_after: u64) -> Response {
     let mut page = pages::message(
-        StatusCode::TOO_MANY_REQUESTS,
+        StatusCode::SERVICE_UNAVAILABLE,
         &ctx.pool,
-        "Please wait",
-        &msg,
-        None,
+        "Please try again",
+        "Sign-in is busy right now. Try again in a few seconds.",
         None,
     );
     page.headers_mut()
-        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(wait_secs.max(1)));
+        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(retry_after));
     page
 }
 
@@ -247,6 +223,17 @@ pub(super) async fn password(
     headers: HeaderMap,
     Form(f): Form<PasswordForm>,
 ) -> Response {
+    if let Some(refused) = refuse_oversized(
+        &ctx,
+        &[
+            (&f.username, limits::LOGIN),
+            (&f.password, limits::PASSWORD),
+            (&f.csrf, limits::CSRF),
+            (&f.request, limits::SEALED),
+        ],
+    ) {
+        return refused;
+    }
     let store = state.registry.store();
     let now = store.now();
     let request: Option<AuthRequest> = (!f.request.is_empty())
@@ -260,10 +247,9 @@ pub(super) async fn password(
             "This sign-in has expired",
             "Go back to the application and try again.",
             None,
-            None,
         );
     }
-    if !csrf_ok(&ctx, &headers, &f.csrf) {
+    if !post_ok(&ctx, &headers, &f.csrf) {
         return login_page(
             &ctx,
             &headers,
@@ -292,15 +278,20 @@ pub(super) async fn password(
         .and_then(|u| u.password_hash.clone())
         .unwrap_or_else(|| DUMMY_HASH.to_owned());
     let given = f.password.clone();
-    let (matches, rehash) = tokio::task::spawn_blocking(move || {
-        let ok = password::verify(&given, &hash);
-        let rehash = (ok && password::needs_rehash(&hash))
-            .then(|| password::hash(&given).ok())
-            .flatten();
-        (ok, rehash)
-    })
-    .await
-    .unwrap_or((false, None));
+    let checked = state
+        .hashing
+        .run(ctx.client, move || {
+            let ok = password::verify(&given, &hash);
+            let rehash = (ok && password::needs_rehash(&hash))
+                .then(|| password::hash(&given).ok())
+                .flatten();
+            (ok, rehash)
+        })
+        .await;
+    let (matches, rehash) = match checked {
+        Ok(c) => c,
+        Err(busy) => return busy_page(&ctx, busy.retry_after),
+    };
 
     let pool = ctx.pool.id.as_str();
     let outcome = match &user {
@@ -441,7 +432,6 @@ async fn open_session(
                     "Sign-in is unavailable",
                     "Please try again in a moment.",
                     None,
-                    None,
                 ));
             }
             (sid, expires)
@@ -480,6 +470,26 @@ pub(super) struct CodeForm {
     code: String,
 }
 
+/// 400 for a second-factor form whose fields cannot be what they claim: a code is six
+/// digits or a recovery code (letters, digits, `-`, spaces), never long.
+fn refuse_oversized_code(ctx: &Ctx, f: &CodeForm) -> Option<Response> {
+    let shaped = f
+        .code
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ' ');
+    if !shaped {
+        return Some(unreadable_form(ctx));
+    }
+    refuse_oversized(
+        ctx,
+        &[
+            (&f.code, limits::CODE),
+            (&f.csrf, limits::CSRF),
+            (&f.pending, limits::SEALED),
+        ],
+    )
+}
+
 /// Accepts a TOTP code (each time step once) or a recovery code (each code once).
 async fn check_second_factor(state: &PortalState, ctx: &Ctx, user: &User, code: &str) -> bool {
     let store = state.registry.store();
@@ -509,6 +519,9 @@ pub(super) async fn second_factor(
     headers: HeaderMap,
     Form(f): Form<CodeForm>,
 ) -> Response {
+    if let Some(refused) = refuse_oversized_code(&ctx, &f) {
+        return refused;
+    }
     let now = state.registry.store().now();
     let Some(pending) = open::<Pending>(&ctx.pool, "pending", &f.pending).filter(|p| p.exp > now) else {
         return pages::message(
@@ -516,11 +529,10 @@ pub(super) async fn second_factor(
             &ctx.pool,
             "This sign-in has expired",
             "Please sign in again.",
-            None,
             Some(("/", "Sign in")),
         );
     };
-    if !csrf_ok(&ctx, &headers, &f.csrf) {
+    if !post_ok(&ctx, &headers, &f.csrf) {
         return mfa_page(
             &ctx,
             &headers,
@@ -583,6 +595,9 @@ pub(super) async fn enroll(
     headers: HeaderMap,
     Form(f): Form<CodeForm>,
 ) -> Response {
+    if let Some(refused) = refuse_oversized_code(&ctx, &f) {
+        return refused;
+    }
     let store = state.registry.store();
     let now = store.now();
     let Some(enrollment) = open::<Enrollment>(&ctx.pool, "enroll", &f.pending).filter(|p| p.exp > now) else {
@@ -591,7 +606,6 @@ pub(super) async fn enroll(
             &ctx.pool,
             "This setup has expired",
             "Please sign in again.",
-            None,
             Some(("/", "Sign in")),
         );
     };
@@ -608,7 +622,7 @@ pub(super) async fn enroll(
             );
         }
     };
-    if !csrf_ok(&ctx, &headers, &f.csrf) {
+    if !post_ok(&ctx, &headers, &f.csrf) {
         return enroll_page(
             &ctx,
             &headers,
@@ -727,15 +741,15 @@ pub(super) async fn home(
                 .await;
             let name = user.as_ref().map(|u| u.username.clone()).unwrap_or_default();
             let offer_mfa = ctx.pool.mfa != MfaPolicy::Off && user.as_ref().is_ok_and(|u| !u.mfa_enrolled);
-            let link = offer_mfa.then_some(("/mfa", "Set up two-factor sign-in"));
-            pages::message(
-                StatusCode::OK,
-                &ctx.pool,
-                &ctx.pool.name,
-                &format!("You are signed in as {name}."),
-                Some("/logout"),
-                link,
-            )
+            let link = offer_mfa.then_some("/mfa");
+            let values = context! {
+                title => ctx.pool.name,
+                message => format!("You are signed in as {name}."),
+                action => "/logout",
+                link => link,
+                link_text => "Set up two-factor sign-in",
+            };
+            form_page(&ctx, &headers, StatusCode::OK, "signout.html", values)
         }
         None => login_page(&ctx, &headers, None, "", None, StatusCode::OK),
     }

@@ -5,9 +5,12 @@
 
 mod app;
 mod context;
+mod forms;
+mod hashing;
 mod login;
 mod oidc;
 mod pages;
+mod signout;
 mod throttle;
 
 use std::net::SocketAddr;
@@ -23,6 +26,9 @@ pub use app::safe_return_to;
 pub use context::{InternalKey, KEY_HEADER, ROUTE_HEADER};
 pub use oidc::{ACCESS_TOKEN_SECS, AccessClaims};
 
+/// The largest request body the portal reads (its forms hold a few short fields).
+const FORM_BODY_LIMIT: usize = 64 * 1024;
+
 /// What the portal's handlers share.
 #[derive(Clone)]
 pub struct PortalState {
@@ -30,6 +36,7 @@ pub struct PortalState {
     sessions: Arc<Sessions>,
     key: Arc<InternalKey>,
     throttle: Arc<throttle::Throttle>,
+    hashing: Arc<hashing::HashGate>,
 }
 
 impl PortalState {
@@ -39,6 +46,7 @@ impl PortalState {
             sessions,
             key,
             throttle: Arc::new(throttle::Throttle::default()),
+            hashing: Arc::new(hashing::HashGate::default()),
         }
     }
 }
@@ -52,8 +60,8 @@ fn router(state: PortalState) -> Router {
         .route("/oidc/authorize", get(oidc::authorize))
         .route("/oidc/token", post(oidc::token))
         .route("/oidc/userinfo", get(oidc::userinfo))
-        .route("/oidc/logout", get(oidc::logout).post(oidc::logout))
-        .route("/logout", get(oidc::logout).post(oidc::logout))
+        .route("/oidc/logout", get(signout::portal_page).post(signout::portal_submit))
+        .route("/logout", get(signout::portal_page).post(signout::portal_submit))
         .route("/login", post(login::password))
         .route("/login/mfa", post(login::second_factor))
         .route("/login/enroll", post(login::enroll))
@@ -61,8 +69,10 @@ fn router(state: PortalState) -> Router {
         // Every app host.
         .route("/.poolgate/login", get(app::start))
         .route("/.poolgate/callback", get(app::callback))
-        .route("/.poolgate/logout", get(app::logout).post(app::logout))
+        .route("/.poolgate/logout", get(signout::app_page).post(signout::app_submit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), context::resolve))
+        // Every portal form is small: a larger body is refused before it is read.
+        .layer(axum::extract::DefaultBodyLimit::max(FORM_BODY_LIMIT))
         .with_state(state)
 }
 

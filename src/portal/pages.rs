@@ -20,6 +20,7 @@ fn env() -> &'static Environment<'static> {
             ("enroll.html", include_str!("templates/enroll.html")),
             ("recovery.html", include_str!("templates/recovery.html")),
             ("message.html", include_str!("templates/message.html")),
+            ("signout.html", include_str!("templates/signout.html")),
         ] {
             if let Err(e) = env.add_template(name, text) {
                 tracing::error!(code = "PG0502", template = name, error = %e, "a page template does not parse");
@@ -64,7 +65,6 @@ pub fn message(
     pool: &PoolRoute,
     title: &str,
     message: &str,
-    signout: Option<&str>,
     link: Option<(&str, &str)>,
 ) -> Response {
     render(
@@ -74,7 +74,6 @@ pub fn message(
         context! {
             title => title,
             message => message,
-            signout => signout,
             link => link.map(|l| l.0),
             link_text => link.map(|l| l.1),
         },

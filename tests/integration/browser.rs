@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::cookie::{CookieStore, Jar};
-use reqwest::header::{ACCEPT, LOCATION};
+use reqwest::header::{ACCEPT, LOCATION, ORIGIN};
 use serde_json::Value;
 
 use crate::support::Gateway;
@@ -105,7 +105,7 @@ impl Browser {
     /// Submits a form of `page` (the one posting to `action`) with `fields` filled in.
     pub async fn submit(&self, page: &Page, action: &str, fields: &[(&str, &str)]) -> Page {
         let mut form: Vec<(String, String)> = Vec::new();
-        for hidden in ["csrf", "request", "pending"] {
+        for hidden in ["csrf", "request", "pending", "post_logout_redirect_uri", "state"] {
             if let Some(v) = page.input(hidden) {
                 form.push((hidden.into(), v));
             }
@@ -115,11 +115,30 @@ impl Browser {
         }
         let base = url::Url::parse(&page.url).unwrap();
         let target = base.join(action).unwrap().to_string();
+        // A browser says where a form was posted from.
+        let origin = base.origin().ascii_serialization();
         self.follow(
-            self.client.post(&target).header(ACCEPT, "text/html").form(&form),
+            self.client
+                .post(&target)
+                .header(ACCEPT, "text/html")
+                .header(ORIGIN, origin)
+                .form(&form),
             &target,
         )
         .await
+    }
+
+    /// Signs out as a person does: opens the sign-out address, which asks, and presses
+    /// the button. Returns the page that ends on.
+    pub async fn sign_out(&self, url: &str) -> Page {
+        let page = self.open(url).await;
+        match ["/.poolgate/logout", "/logout"]
+            .into_iter()
+            .find(|a| html_unescape(&page.body).contains(&format!("action=\"{a}\"")))
+        {
+            Some(action) => self.submit(&page, action, &[]).await,
+            None => page,
+        }
     }
 
     async fn follow(&self, first: reqwest::RequestBuilder, url: &str) -> Page {

@@ -200,7 +200,7 @@ async fn sign_in_single_sign_on_and_single_sign_out() {
     assert!(orders.is_login_page(), "{:?}", orders.hops);
 
     // Single sign-out from one app ends both app sessions.
-    let out = b.open(&wiki_url(&gw, "/.poolgate/logout")).await;
+    let out = b.sign_out(&wiki_url(&gw, "/.poolgate/logout")).await;
     assert_eq!(out.status, 200);
     assert!(out.body.contains("signed out"), "{}", out.body);
     for host in ["wiki.employees.localhost", "crm.employees.localhost"] {
@@ -345,7 +345,7 @@ async fn the_session_id_changes_at_every_sign_in() {
     let first = b
         .cookie(&http(&gw, "login.employees.localhost", "/"), "poolgate-sso")
         .unwrap();
-    let portal = b.open(&http(&gw, "login.employees.localhost", "/logout")).await;
+    let portal = b.sign_out(&http(&gw, "login.employees.localhost", "/logout")).await;
     assert_eq!(portal.status, 200);
     sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
     let second = b
@@ -421,8 +421,8 @@ async fn return_to_never_leaves_the_app() {
         .await;
     assert_eq!(
         (out.status, out.hops.len()),
-        (200, 1),
-        "signed out in place, not sent away"
+        (400, 1),
+        "refused in place, not sent away"
     );
 }
 
@@ -639,13 +639,13 @@ async fn mfa_enrollment_step_up_and_sign_in() {
     assert_eq!(seen(&echo, "x-poolgate-username"), ["alice"]);
 
     // Next sign-in: password, then a second factor — a recovery code works once.
-    let out = b.open(&wiki_url(&gw, "/.poolgate/logout")).await;
+    let out = b.sign_out(&wiki_url(&gw, "/.poolgate/logout")).await;
     assert_eq!(out.status, 200, "sign-out: {:?}\n{}", out.hops, out.body);
     let mfa = sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
     assert!(mfa.body.contains("Two-factor check"), "{}", mfa.body);
     let landed = b.submit(&mfa, "/login/mfa", &[("code", &codes[0])]).await;
     assert_eq!(landed.status, 200, "{:?}", landed.hops);
-    let out = b.open(&wiki_url(&gw, "/.poolgate/logout")).await;
+    let out = b.sign_out(&wiki_url(&gw, "/.poolgate/logout")).await;
     assert_eq!(out.status, 200, "sign-out: {:?}\n{}", out.hops, out.body);
     let mfa = sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
     let reused = b.submit(&mfa, "/login/mfa", &[("code", &codes[0])]).await;
@@ -684,7 +684,7 @@ async fn a_revocation_on_one_node_is_honoured_by_another() {
         "any node serves the session"
     );
     let out = b
-        .open(&http(&one, "wiki.employees.localhost", "/.poolgate/logout"))
+        .sign_out(&http(&one, "wiki.employees.localhost", "/.poolgate/logout"))
         .await;
     assert_eq!(out.status, 200);
     assert_eq!(
@@ -752,8 +752,6 @@ async fn bearer_tokens_cors_and_access_policy() {
         .await
         .unwrap();
     let access = tokens["access_token"].as_str().expect("an access token").to_owned();
-    let again = gw.client().post(&token_url).form(&form).send().await.unwrap();
-    assert_eq!(again.status(), 400, "a code is redeemed once");
 
     let call = |host: &'static str, token: String| {
         let gw = &gw;
@@ -783,6 +781,15 @@ async fn bearer_tokens_cors_and_access_policy() {
     let mut forged = access.clone();
     forged.pop();
     assert_eq!(call("wiki.employees.localhost", forged).await.status(), 401);
+
+    // A code is redeemed once; presenting it again revokes what it gave (RFC 6749 §4.1.2).
+    let again = gw.client().post(&token_url).form(&form).send().await.unwrap();
+    assert_eq!(again.status(), 400, "a code is redeemed once");
+    assert_eq!(
+        call("wiki.employees.localhost", access.clone()).await.status(),
+        401,
+        "the replayed code's token is revoked, though it was cached"
+    );
 
     // CORS preflights are answered from the app's config, never redirected.
     let preflight = |origin: &'static str| {

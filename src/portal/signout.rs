@@ -1,0 +1,262 @@
+//! Signing out: of a pool at its portal (`/logout`, and OpenID Connect's `/oidc/logout`),
+//! or from an app host (`/.poolgate/logout`). A GET only asks, with a page whose button
+//! posts, so a link or an image on another site signs no one out; a post is honoured only
+//! from this very origin with this browser's CSRF token.
+
+use axum::extract::{Extension, Form, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use serde::Deserialize;
+
+use super::PortalState;
+use super::context::Ctx;
+use super::forms::{form_page, limits, same_origin_post};
+use super::oidc::{audit, current_sso};
+use super::pages;
+use crate::registry::PoolRoute;
+use crate::session::cookie::Cookie;
+use crate::session::{Ticket, sso_binding};
+use crate::store::StoreError;
+
+#[derive(Deserialize)]
+pub(super) struct SignOutParams {
+    #[serde(default)]
+    csrf: String,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+}
+
+/// Where to go once signed out: an address on one of the pool's app hosts, or nowhere.
+/// Anything else is refused (with the reason), never followed nor echoed.
+fn after_signout(ctx: &Ctx, p: &SignOutParams) -> Result<Option<url::Url>, &'static str> {
+    if p.state.as_ref().is_some_and(|s| s.len() > limits::URL) {
+        return Err("Its state is too long.");
+    }
+    let Some(raw) = p.post_logout_redirect_uri.as_deref() else {
+        return Ok(None);
+    };
+    let mut target = post_logout_target(&ctx.pool, raw)
+        .ok_or("It would send you to an address that is not an application of this pool.")?;
+    if let Some(state) = &p.state {
+        target.query_pairs_mut().append_pair("state", state);
+    }
+    Ok(Some(target))
+}
+
+/// 400 for a sign-out link that names a place it may not go.
+fn invalid_link(ctx: &Ctx, why: &str) -> Response {
+    pages::message(
+        StatusCode::BAD_REQUEST,
+        &ctx.pool,
+        "This sign-out link is not valid",
+        why,
+        None,
+    )
+}
+
+/// A post-logout address: absolute http(s), printable ASCII with no backslash (a browser
+/// would read one as a slash), no credentials, on one of the pool's app hosts.
+fn post_logout_target(pool: &PoolRoute, raw: &str) -> Option<url::Url> {
+    let printable = raw.len() <= limits::URL && raw.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    let u = url::Url::parse(raw).ok().filter(|_| printable)?;
+    let on_app_host = u
+        .host_str()
+        .is_some_and(|h| pool.apps.values().any(|a| a.hosts.iter().any(|x| x.as_str() == h)));
+    (matches!(u.scheme(), "http" | "https") && u.username().is_empty() && u.password().is_none() && on_app_host)
+        .then_some(u)
+}
+
+/// The page that asks, with the button that posts.
+fn confirm(ctx: &Ctx, headers: &HeaderMap, action: &str, message: &str, p: &SignOutParams) -> Response {
+    let values = context! {
+        title => format!("Sign out of {}?", ctx.pool.name),
+        message => message,
+        action => action,
+        post_logout_redirect_uri => p.post_logout_redirect_uri,
+        state => p.state,
+    };
+    form_page(ctx, headers, StatusCode::OK, "signout.html", values)
+}
+
+/// 403 for a sign-out posted from elsewhere, or without this browser's token.
+fn refused(ctx: &Ctx, retry: &str) -> Response {
+    pages::message(
+        StatusCode::FORBIDDEN,
+        &ctx.pool,
+        "Sign-out not confirmed",
+        "This sign-out did not come from this site's own page. Use the button on the sign-out page.",
+        Some((retry, "Sign out")),
+    )
+}
+
+/// The portal clears its cookie and says so, or returns to the app that asked.
+fn signed_out(ctx: &Ctx, target: Option<url::Url>) -> Response {
+    let clear = [(header::SET_COOKIE, Cookie::Sso.clear(ctx.tls))];
+    match target {
+        Some(u) => (clear, Redirect::to(u.as_str())).into_response(),
+        None => (
+            clear,
+            pages::message(
+                StatusCode::OK,
+                &ctx.pool,
+                "You are signed out",
+                "You are signed out of every application of this pool.",
+                None,
+            ),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /logout`, `GET /oidc/logout`: asks, when there is a session to end.
+pub(super) async fn portal_page(
+    State(state): State<PortalState>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+    Query(p): Query<SignOutParams>,
+) -> Response {
+    let target = match after_signout(&ctx, &p) {
+        Ok(t) => t,
+        Err(why) => return invalid_link(&ctx, why),
+    };
+    let Some(sso) = current_sso(&state, &ctx, &headers) else {
+        return signed_out(&ctx, target);
+    };
+    let name = state
+        .registry
+        .store()
+        .user(ctx.pool.id.as_str(), &sso.uid.to_string())
+        .await
+        .map(|u| u.username)
+        .unwrap_or_default();
+    let message = format!(
+        "You are signed in as {name}. Signing out ends your session in every application of {}.",
+        ctx.pool.name
+    );
+    confirm(&ctx, &headers, "/logout", &message, &p)
+}
+
+/// `POST /logout`, `POST /oidc/logout`: ends the SSO session and every app session made
+/// from it, on every node.
+pub(super) async fn portal_submit(
+    State(state): State<PortalState>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+    Form(p): Form<SignOutParams>,
+) -> Response {
+    let target = match after_signout(&ctx, &p) {
+        Ok(t) => t,
+        Err(why) => return invalid_link(&ctx, why),
+    };
+    if !same_origin_post(&ctx, &headers, &p.csrf) {
+        return refused(&ctx, "/logout");
+    }
+    let binding = sso_binding(ctx.pool.id.as_str());
+    let ticket = Cookie::Sso
+        .values(&headers, ctx.tls)
+        .find_map(|v| Ticket::open(v, &ctx.pool.keys.cookies, &binding));
+    if let Some(t) = ticket {
+        end_sso_session(&state, &ctx, &t).await;
+    }
+    signed_out(&ctx, target)
+}
+
+/// `GET /.poolgate/logout` on an app host: asks, when this app has a session; otherwise
+/// on to the portal, which asks about the pool's.
+pub(super) async fn app_page(
+    State(state): State<PortalState>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+) -> Response {
+    let app = match ctx.app() {
+        Ok(a) => a.clone(),
+        Err(r) => return r.into_response(),
+    };
+    let now = state.registry.store().now();
+    let live = Cookie::App
+        .values(&headers, ctx.tls)
+        .filter_map(|v| Ticket::open(v, &ctx.pool.keys.cookies, &app.cookie_binding))
+        .any(|t| t.live_at(now) && !state.sessions.revocations.is_revoked(&t.sso));
+    if !live {
+        return to_portal(&ctx);
+    }
+    let message = format!(
+        "Signing out ends your session here and in every other application of {}.",
+        ctx.pool.name
+    );
+    let none = SignOutParams {
+        csrf: String::new(),
+        post_logout_redirect_uri: None,
+        state: None,
+    };
+    confirm(&ctx, &headers, "/.poolgate/logout", &message, &none)
+}
+
+/// `POST /.poolgate/logout`: ends the SSO session this app session came from, and with
+/// it every app session of it, here and on every node; then the portal clears its cookie.
+pub(super) async fn app_submit(
+    State(state): State<PortalState>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+    Form(p): Form<SignOutParams>,
+) -> Response {
+    let app = match ctx.app() {
+        Ok(a) => a.clone(),
+        Err(r) => return r.into_response(),
+    };
+    if !same_origin_post(&ctx, &headers, &p.csrf) {
+        return refused(&ctx, "/.poolgate/logout");
+    }
+    let ticket = Cookie::App
+        .values(&headers, ctx.tls)
+        .find_map(|v| Ticket::open(v, &ctx.pool.keys.cookies, &app.cookie_binding));
+    if let Some(t) = ticket {
+        state.sessions.revocations.revoke(t.sid, t.expires);
+        end_sso_session(&state, &ctx, &t).await;
+    }
+    to_portal(&ctx)
+}
+
+/// Clears the app cookie and sends the browser to the portal's sign-out.
+fn to_portal(ctx: &Ctx) -> Response {
+    (
+        [(header::SET_COOKIE, Cookie::App.clear(ctx.tls))],
+        Redirect::to(&format!("{}/logout", ctx.pool.issuer)),
+    )
+        .into_response()
+}
+
+/// Revokes an SSO session in the store and in this node's cache; other nodes follow.
+async fn end_sso_session(state: &PortalState, ctx: &Ctx, t: &Ticket) {
+    state.sessions.revocations.revoke(t.sso, t.expires);
+    match state
+        .registry
+        .store()
+        .revoke_sso_session(ctx.pool.id.as_str(), &t.sso.hex())
+        .await
+    {
+        Ok(()) | Err(StoreError::NotFound) => {}
+        Err(e) => tracing::error!(code = "PG0505", error = %e, "could not record a sign-out"),
+    }
+    audit(
+        state,
+        ctx,
+        &format!("user:{}", t.uid),
+        "signout",
+        &t.sso.hex()[..8],
+        "ok",
+        String::new(),
+    )
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn printable_only() {
+        for bad in ["http://a/\u{1}", "http://a/\\x", "http://a/ b", "http://a/\u{7f}"] {
+            assert!(!bad.bytes().all(|b| b.is_ascii_graphic() && b != b'\\'), "{bad:?}");
+        }
+    }
+}
