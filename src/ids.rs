@@ -156,8 +156,9 @@ fn is_port_suffix(s: &str) -> bool {
     s.strip_prefix(':').is_some_and(is_port)
 }
 
+/// A TCP port as an authority may name one: 1 to 65535, in decimal digits.
 fn is_port(p: &str) -> bool {
-    !p.is_empty() && p.len() <= 5 && p.bytes().all(|c| c.is_ascii_digit())
+    !p.is_empty() && p.len() <= 5 && p.bytes().all(|c| c.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n != 0)
 }
 
 impl fmt::Display for Host {
@@ -185,6 +186,11 @@ mod tests {
         assert!(h("a b").is_err());
         assert!(h("host:port").is_err());
         assert!(h("host:").is_err());
+        assert!(h("host:0").is_err(), "port 0");
+        assert!(h("host:99999").is_err(), "past 65535");
+        assert!(h("host:65536").is_err());
+        assert!(h("[::1]:0").is_err());
+        assert_eq!(h("host:65535").unwrap(), "host");
         assert!(h("evil.com/x").is_err());
         assert!(h("-bad.localhost").is_err());
     }

@@ -40,6 +40,9 @@ pub struct Admin {
     pub listen: Option<S<String>>,
     pub token_file: Option<S<String>>,
     pub token_env: Option<S<String>>,
+    /// Names the admin listener answers to beyond IP literals and `localhost`.
+    #[serde(default)]
+    pub hosts: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,6 +106,9 @@ pub struct App {
     pub connect_timeout: Option<S<String>>,
     #[serde(default)]
     pub https_redirect: bool,
+    /// `Cache-Control: private` on signed-in responses that set no cache policy.
+    #[serde(default = "yes")]
+    pub cache_private: bool,
     pub health_check: Option<S<HealthCheck>>,
     pub headers: Option<S<Headers>>,
     #[serde(default)]
@@ -173,4 +179,8 @@ pub struct Source {
     pub issuer: Option<S<String>>,
     pub client_id: Option<S<String>>,
     pub client_secret_env: Option<S<String>>,
+}
+
+fn yes() -> bool {
+    true
 }

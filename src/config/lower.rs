@@ -115,6 +115,24 @@ impl Lowering<'_> {
             _ => SecretSource::File(base.join(DEFAULT_ADMIN_TOKEN)),
         };
 
+        let admin_hosts = f
+            .admin
+            .as_ref()
+            .map(|a| {
+                a.get_ref()
+                    .hosts
+                    .iter()
+                    .filter_map(|h| match Host::parse(h.get_ref()) {
+                        Ok(host) => Some(host),
+                        Err(e) => {
+                            self.err(h.span(), format!("admin.hosts: {e}"));
+                            None
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+
         let store = match &f.store {
             Some(s) => self.store_url(&s.get_ref().url, base),
             None => StoreUrl(format!(
@@ -146,6 +164,7 @@ impl Lowering<'_> {
             admin: Admin {
                 listen: admin_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))),
                 token: admin_token,
+                hosts: admin_hosts,
             },
             store,
             master_key,
@@ -607,6 +626,7 @@ impl Lowering<'_> {
             timeout,
             connect_timeout,
             https_redirect: a.https_redirect,
+            cache_private: a.cache_private,
             health_check,
             headers,
             policy,

@@ -101,6 +101,10 @@ pub struct Admin {
     pub listen: SocketAddr,
     /// The bearer token of the admin API.
     pub token: SecretSource,
+    /// Host names the listener answers to, beyond IP literals and `localhost`: any other
+    /// `Host` is refused, so a web page whose name was rebound to the admin address
+    /// (DNS rebinding) cannot call the API from a browser on the same machine.
+    pub hosts: Vec<Host>,
 }
 
 /// Where state lives: `sqlite:<path>` (embedded, the default) or `postgres://…`.
@@ -223,6 +227,9 @@ pub struct App {
     pub connect_timeout: Duration,
     /// Redirect plain-HTTP requests to HTTPS.
     pub https_redirect: bool,
+    /// Mark signed-in responses that set no `Cache-Control` as `private`, so no shared
+    /// cache keeps one person's page for another.
+    pub cache_private: bool,
     pub health_check: HealthCheck,
     pub headers: IdentityHeaders,
     pub policy: AccessPolicy,

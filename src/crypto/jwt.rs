@@ -58,8 +58,15 @@ impl Verifier {
         Verifier { keys }
     }
 
-    /// Checks signature (by `kid`), `alg`, `iss`, `aud` and `exp`.
+    /// Checks signature (by `kid`), `alg`, `iss`, `aud`, `exp` and `nbf`; a token whose
+    /// header names critical extensions (`crit`) is refused, since none is understood here
+    /// (RFC 7515 §4.1.11).
     pub fn verify<T: DeserializeOwned>(&self, token: &str, issuer: &str, audience: &str) -> Result<T, JwtError> {
+        if names_critical_extensions(token) {
+            return Err(JwtError::Invalid(
+                "critical header extensions are not understood".into(),
+            ));
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|e| JwtError::Invalid(e.to_string()))?;
         if header.alg != Algorithm::ES256 {
             return Err(JwtError::Invalid("algorithm not allowed".into()));
@@ -73,9 +80,71 @@ impl Verifier {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.leeway = 30;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         jsonwebtoken::decode::<T>(token, key, &validation)
             .map(|d| d.claims)
             .map_err(|e| JwtError::Invalid(e.to_string()))
+    }
+}
+
+/// Whether the token's protected header carries `crit` (or cannot be read at all, in which
+/// case the decoder refuses it anyway).
+fn names_critical_extensions(token: &str) -> bool {
+    use base64::Engine;
+    let Some(header) = token.split('.').next() else {
+        return false;
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|h| h.get("crit").is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::crypto::signing::{NewKey, generate_es256};
+
+    /// Signs exactly this header and these claims (a header the `jsonwebtoken` encoder
+    /// would not write, say).
+    fn signed(header: Value, claims: Value, key: &NewKey) -> String {
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &key.pkcs8, &rng).unwrap();
+        let h = URL_SAFE_NO_PAD.encode(header.to_string());
+        let c = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let input = format!("{h}.{c}");
+        let sig = pair.sign(&rng, input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+    }
+
+    #[test]
+    fn not_before_and_critical_extensions_are_honoured() {
+        let key = generate_es256().unwrap();
+        let verifier = Verifier::new(std::slice::from_ref(&key.jwk));
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let claims = |nbf: i64| json!({"iss": "i", "aud": "a", "sub": "s", "exp": now + 300, "nbf": nbf});
+        let header = json!({"alg": "ES256", "kid": key.jwk.kid, "typ": "JWT"});
+        let ok = signed(header.clone(), claims(now - 10), &key);
+        assert!(verifier.verify::<Value>(&ok, "i", "a").is_ok());
+        let early = signed(header.clone(), claims(now + 3600), &key);
+        assert!(
+            verifier.verify::<Value>(&early, "i", "a").is_err(),
+            "not valid before nbf"
+        );
+        let mut crit = header;
+        crit["crit"] = json!(["exp-ext"]);
+        crit["exp-ext"] = json!(true);
+        let critical = signed(crit, claims(now - 10), &key);
+        assert!(
+            verifier.verify::<Value>(&critical, "i", "a").is_err(),
+            "an unknown crit is refused"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! gateway's own unless the peer is a trusted proxy.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::IpAddr;
 
@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use ipnet::IpNet;
 use pingora::OrErr;
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 
 use crate::config::IdentityHeaders;
 
@@ -23,6 +23,16 @@ pub fn header_key(name: &str) -> String {
         .collect()
 }
 
+/// What a client may not tell the upstream, as `StripSet` sorts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strip {
+    /// Never from anyone: the gateway's own word.
+    Always,
+    /// Only a trusted proxy's copy is kept: it is that proxy's word.
+    Untrusted,
+}
+
+/// Where the request came from, as proxies say it.
 const FORWARDED: [&str; 5] = [
     "x-forwarded-for",
     "x-forwarded-proto",
@@ -31,25 +41,65 @@ const FORWARDED: [&str; 5] = [
     "forwarded",
 ];
 
+/// Names that apps and auth proxies conventionally read as "who is signed in" (Apache's
+/// `REMOTE_USER`, oauth2-proxy, Authelia, Grafana…): a legacy app may trust them even
+/// when it was never configured with them, so a client's copy never reaches it.
+const CONVENTIONAL: [&str; 14] = [
+    "remote-user",
+    "remote-email",
+    "remote-groups",
+    "remote-name",
+    "x-remote-user",
+    "x-remote-email",
+    "x-remote-groups",
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-preferred-username",
+    "x-forwarded-groups",
+    "x-forwarded-access-token",
+    "x-authenticated-user",
+    "x-authenticated-email",
+];
+
+/// Families of such names (`X-Auth-Request-User`, `X-WEBAUTH-USER`, …).
+const CONVENTIONAL_PREFIXES: [&str; 2] = ["x-auth-request-", "x-webauth-"];
+
+/// Headers some servers take as the request's real path (IIS, Symfony): a public path
+/// with one of these could reach any page. Never from anyone.
+const PATH_OVERRIDES: [&str; 2] = ["x-original-url", "x-rewrite-url"];
+
 /// Header keys no client may send upstream on a route: the identity headers the app is
 /// configured with, plus poolgate's defaults (so renaming a header never reopens the old
-/// name), the request id and the proxy's word to the portal, plus the `X-Forwarded-*`
-/// family when the peer is not trusted.
+/// name), the request id, the proxy's word to the portal and path overrides; and, unless
+/// the peer is a trusted proxy, the `X-Forwarded-*` family and the conventional identity
+/// names.
 pub struct StripSet {
-    identity: HashSet<String>,
+    names: HashMap<String, Strip>,
 }
 
 impl StripSet {
     pub fn new(headers: &IdentityHeaders) -> StripSet {
-        let identity = headers
+        let untrusted = FORWARDED
+            .iter()
+            .chain(&CONVENTIONAL)
+            .map(|n| ((*n).to_owned(), Strip::Untrusted));
+        let defaults = IdentityHeaders::default();
+        let always = headers
             .all_names()
-            .chain(IdentityHeaders::default().all_names())
+            .chain(defaults.all_names())
             .map(|h| header_key(h.as_str()))
-            .chain(["x-request-id", crate::portal::KEY_HEADER, crate::portal::ROUTE_HEADER].map(str::to_owned))
-            .collect();
-        StripSet { identity }
+            .chain(
+                ["x-request-id", crate::portal::KEY_HEADER, crate::portal::ROUTE_HEADER]
+                    .iter()
+                    .chain(&PATH_OVERRIDES)
+                    .map(|n| (*n).to_owned()),
+            )
+            .map(|n| (n, Strip::Always));
+        // Later entries win: a conventional name the app uses as an alias is always ours.
+        StripSet {
+            names: untrusted.chain(always).collect(),
+        }
     }
-
     /// What no client may send to the portal: poolgate's identity headers and the headers
     /// the proxy uses to vouch for a portal request.
     pub fn portal() -> StripSet {
@@ -97,7 +147,35 @@ impl StripSet {
         } else {
             Cow::Borrowed(name)
         };
-        self.identity.contains(key.as_ref()) || (!trusted_peer && FORWARDED.contains(&key.as_ref()))
+        match self.names.get(key.as_ref()) {
+            Some(Strip::Always) => true,
+            Some(Strip::Untrusted) => !trusted_peer,
+            None => !trusted_peer && CONVENTIONAL_PREFIXES.iter().any(|p| key.starts_with(p)),
+        }
+    }
+}
+
+/// Removes every `Set-Cookie` of an upstream's response that names one of the gateway's
+/// cookies, in any case and with any attributes: an app cannot sign its users in or out,
+/// nor plant a cookie on the portal or a sibling app through a parent `Domain`.
+pub fn drop_gateway_set_cookies(resp: &mut ResponseHeader) {
+    let ours = |v: &HeaderValue| {
+        let name = v.as_bytes().split(|b| *b == b'=').next().unwrap_or_default();
+        std::str::from_utf8(name).is_ok_and(|n| crate::session::cookie::is_gateway_cookie_name(n.trim()))
+    };
+    if !resp.headers.get_all(http::header::SET_COOKIE).iter().any(ours) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = resp
+        .headers
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .filter(|v| !ours(v))
+        .cloned()
+        .collect();
+    resp.remove_header(&http::header::SET_COOKIE);
+    for v in kept {
+        let _ = resp.append_header(http::header::SET_COOKIE, v);
     }
 }
 
@@ -161,6 +239,61 @@ mod tests {
         let names: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["accept", "connection"]);
         assert_eq!(req.headers["connection"], "keep-alive");
+    }
+
+    #[test]
+    fn an_upstream_cannot_set_the_gateway_cookies() {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        for v in [
+            "poolgate=forged; Path=/",
+            "PoolGate-SSO=x; Domain=.employees.localhost",
+            " __host-poolgate = y",
+            "__Host-poolgate-login=z; Path=/other",
+            "app=1; Path=/",
+            "poolgatex=2",
+        ] {
+            resp.append_header("set-cookie", v).unwrap();
+        }
+        drop_gateway_set_cookies(&mut resp);
+        let left: Vec<&str> = resp
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(left, ["app=1; Path=/", "poolgatex=2"]);
+    }
+
+    #[test]
+    fn conventional_identity_names_and_path_overrides_are_stripped() {
+        let set = StripSet::new(&IdentityHeaders::default());
+        let spoofed = [
+            ("Remote-User", "admin"),
+            ("REMOTE_USER", "admin"),
+            ("X-Remote-User", "admin"),
+            ("X-Forwarded-User", "admin"),
+            ("X-Forwarded-Email", "admin@x"),
+            ("X-Forwarded-Preferred-Username", "admin"),
+            ("X-Forwarded-Groups", "admins"),
+            ("X-Auth-Request-User", "admin"),
+            ("x_auth_request_email", "admin@x"),
+            ("X-Authenticated-User", "admin"),
+            ("X-WEBAUTH-USER", "admin"),
+            ("X-Original-URL", "/admin"),
+            ("X-Rewrite-URL", "/admin"),
+            ("Accept", "*/*"),
+        ];
+        let mut req = request(&spoofed);
+        set.strip(&mut req, false);
+        let names: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["accept"]);
+        // A trusted proxy's word on who is signed in is its own; a path override never is.
+        let mut req = request(&spoofed);
+        set.strip(&mut req, true);
+        assert!(req.headers.contains_key("x-forwarded-user"));
+        assert!(req.headers.contains_key("x-auth-request-user"));
+        assert!(!req.headers.contains_key("x-original-url"));
+        assert!(!req.headers.contains_key("x-rewrite-url"));
     }
 
     #[test]

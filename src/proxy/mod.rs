@@ -143,6 +143,19 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut RequestCtx) -> pingora::Result<()> {
+        // HTTP/1.1 pipelining: requests a client sent before reading our answers are kept
+        // and answered in order. Without this, Pingora drops the bytes already read past the
+        // first request and resets the connection.
+        session.set_pipelining_enabled(true);
+        // A keep-alive connection waits at most a minute for its next request (Pingora
+        // otherwise waits without bound once a client asked for keep-alive).
+        if session.get_keepalive().is_some() {
+            session.set_keepalive(Some(60));
+        }
+        Ok(())
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<bool> {
         let (tls, sni) = sni(session);
         ctx.tls = tls;
@@ -288,6 +301,27 @@ impl ProxyHttp for Gateway {
             ctx.upstream_time.get_or_insert(started.elapsed());
         }
         resp.insert_header(REQUEST_ID, ctx.request_id.clone())?;
+        match &ctx.forward {
+            // The portal is ours: nothing it says is for a shared cache or for sniffing.
+            Some(Forward::Portal(_)) => {
+                if !resp.headers.contains_key(http::header::CACHE_CONTROL) {
+                    resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+                }
+                resp.insert_header(http::header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
+            }
+            Some(Forward::Upstream(who)) => {
+                // An app may not set (or overwrite, or plant on a sibling host) our cookies.
+                headers::drop_gateway_set_cookies(resp);
+                if who.is_some()
+                    && let Some(Route::App(_, app)) = &ctx.route
+                    && app.cache_private
+                    && !resp.headers.contains_key(http::header::CACHE_CONTROL)
+                {
+                    resp.insert_header(http::header::CACHE_CONTROL, "private")?;
+                }
+            }
+            None => {}
+        }
         if let Some(cookie) = ctx.set_cookie.take() {
             resp.append_header(http::header::SET_COOKIE, cookie)?;
         }
@@ -311,7 +345,11 @@ impl ProxyHttp for Gateway {
     {
         use ErrorType::*;
         let upstream = e.esource() == &ErrorSource::Upstream;
+        let downstream = e.esource() == &ErrorSource::Downstream;
         let (code, title, detail) = match e.etype() {
+            // The client's side failed (it hung up, or sent what it should not): not the app's.
+            ReadError | WriteError | ConnectionClosed | ConnectError if downstream => (0, "", ""),
+            _ if downstream => (400, "Bad request", "the request could not be read"),
             HTTPStatus(502) => (502, "Bad gateway", "the app has no healthy server right now"),
             ConnectTimedout => (502, "Bad gateway", "the app did not accept a connection in time"),
             ConnectRefused | ConnectNoRoute | ConnectError | TLSHandshakeFailure => {
@@ -321,7 +359,6 @@ impl ProxyHttp for Gateway {
             HTTPStatus(c) => (*c, "Error", "the request could not be served"),
             _ if upstream => (502, "Bad gateway", "the app's answer was broken"),
             ReadError | WriteError | ConnectionClosed => (0, "", ""),
-            _ if e.esource() == &ErrorSource::Downstream => (400, "Bad request", "the request could not be read"),
             _ => (500, "Internal error", "poolgate could not serve this request"),
         };
         if let Some(started) = ctx.upstream_started {
@@ -553,24 +590,13 @@ impl Gateway {
 }
 
 /// Whether `path` is under one of the app's public paths. A path a server could read
-/// differently than we do (dot segments, doubled or encoded slashes, backslashes) is
-/// never public.
+/// differently than we do is never public: dot segments, doubled or encoded slashes,
+/// backslashes, `;` parameters, and any escape that decodes to something other than a
+/// plain printable ASCII character (`%25` for a second decoding, `%00`, bytes of UTF-8
+/// that a lenient backend might fold — overlong forms, dot look-alikes — or `%u` escapes),
+/// and any raw byte outside printable ASCII.
 fn is_public(path: &str, public: &[String]) -> bool {
-    if public.is_empty() {
-        return false;
-    }
-    let lower = path.to_ascii_lowercase();
-    let ambiguous = lower.contains("//")
-        || lower.contains("/./")
-        || lower.contains("/../")
-        || lower.ends_with("/.")
-        || lower.ends_with("/..")
-        || lower.contains('\\')
-        || lower.contains("%2e")
-        || lower.contains("%2f")
-        || lower.contains("%5c")
-        || lower.contains(';');
-    if ambiguous {
+    if public.is_empty() || !plain_path(path) {
         return false;
     }
     public.iter().any(|p| {
@@ -580,6 +606,36 @@ fn is_public(path: &str, public: &[String]) -> bool {
             path == p || path.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/'))
         }
     })
+}
+
+/// A path that every server reads the same way.
+fn plain_path(path: &str) -> bool {
+    let b = path.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                let (Some(hi), Some(lo)) = (b.get(i + 1).and_then(|c| hex(*c)), b.get(i + 2).and_then(|c| hex(*c)))
+                else {
+                    return false; // `%u002e`, a lone `%`
+                };
+                let decoded = (hi * 16 + lo) as u8;
+                if (!decoded.is_ascii_graphic() && decoded != b' ') || b"%./\\;".contains(&decoded) {
+                    return false;
+                }
+                i += 3;
+            }
+            b'\\' | b';' => return false,
+            c if !c.is_ascii_graphic() => return false,
+            _ => i += 1,
+        }
+    }
+    !(path.contains("//")
+        || path.contains("/./")
+        || path.contains("/../")
+        || path.ends_with("/.")
+        || path.ends_with("/.."))
 }
 
 #[cfg(test)]
@@ -600,7 +656,13 @@ mod tests {
     #[test]
     fn public_paths_match_whole_segments_and_refuse_tricks() {
         let public = vec!["/health".to_owned(), "/static/".to_owned()];
-        for yes in ["/health", "/health/deep", "/static/app.js"] {
+        for yes in [
+            "/health",
+            "/health/deep",
+            "/static/app.js",
+            "/static/my%20file.css",
+            "/static/%41.js",
+        ] {
             assert!(is_public(yes, &public), "{yes}");
         }
         for no in [
@@ -613,6 +675,21 @@ mod tests {
             "/static/./x",
             "/health;x",
             "/admin",
+            "/static/%252e%252e/secret",
+            "/static/%25",
+            "/static/%00/../secret",
+            "/static/%00",
+            "/static/x%01",
+            "/static/%7f",
+            "/static/%c0%ae%c0%ae/secret",
+            "/static/%e2%80%a5/secret",
+            "/static/%ef%bc%8e%ef%bc%8e/secret",
+            "/static/%u002e%u002e/secret",
+            "/static/%zz",
+            "/static/%",
+            "/static/\u{2025}/secret",
+            "/static/\u{ff0e}\u{ff0e}/secret",
+            "/static/caf\u{e9}",
         ] {
             assert!(!is_public(no, &public), "{no}");
         }

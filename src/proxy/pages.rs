@@ -41,7 +41,7 @@ pub async fn denied(session: &mut Session, pool_name: &str, detail: &str) -> pin
         403,
         "Access denied",
         &format!(
-            "<p>{}</p><form method=\"post\" action=\"/.poolgate/logout\"><button type=\"submit\">Sign out of {}</button></form>",
+            "<p>{}</p><form method=\"get\" action=\"/.poolgate/logout\"><button type=\"submit\">Sign out of {}</button></form>",
             escape(detail),
             escape(pool_name)
         ),
@@ -86,13 +86,19 @@ async fn send(
 
 /// A redirect with an empty body.
 pub async fn redirect(session: &mut Session, status: u16, location: &str) -> pingora::Result<()> {
-    let mut resp = ResponseHeader::build(status, Some(3))?;
+    let mut resp = ResponseHeader::build(status, Some(6))?;
     resp.insert_header(http::header::LOCATION, location)?;
+    resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
     resp.insert_header(http::header::CONTENT_LENGTH, 0)?;
     write(session, resp, Bytes::new()).await
 }
 
-async fn write(session: &mut Session, resp: ResponseHeader, body: Bytes) -> pingora::Result<()> {
+async fn write(session: &mut Session, mut resp: ResponseHeader, body: Bytes) -> pingora::Result<()> {
+    // Every answer of the gateway's own: not to be sniffed into another type, nor framed
+    // by another site (a page with a sign-out button included).
+    resp.insert_header(http::header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
+    resp.insert_header(http::header::X_FRAME_OPTIONS, "DENY")?;
+    resp.insert_header(http::header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'")?;
     let head_only = session.req_header().method == http::Method::HEAD;
     session.write_response_header(Box::new(resp), false).await?;
     session

@@ -126,6 +126,7 @@ pub struct AppRoute {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub https_redirect: bool,
+    pub cache_private: bool,
     /// The identity headers the app is told (names, then aliases) with the claim each
     /// carries; names as they go on the wire, made once and shared by every user's copy.
     pub identity_headers: Vec<(Claim, Bytes)>,
@@ -219,6 +220,7 @@ impl Snapshot {
                     timeout: app.timeout,
                     connect_timeout: app.connect_timeout,
                     https_redirect: app.https_redirect,
+                    cache_private: app.cache_private,
                     identity_headers: wire_names(&app.headers),
                     strip: StripSet::new(&app.headers),
                     metrics: OnceLock::new(),

@@ -83,7 +83,8 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match presented {
-        Some(t) if state.token.matches(t.trim()) => next.run(req).await,
+        // Exactly the token: no trimming, no second spelling.
+        Some(t) if state.token.matches(t) => next.run(req).await,
         _ => {
             let mut resp = ApiError::new(
                 StatusCode::UNAUTHORIZED,
