@@ -121,8 +121,14 @@ test('sign in, single sign-on to the second app, sign out of both', async () => 
   const docs = await identityHeaders(page);
   assert.equal(docs['x-poolgate-user'], wiki['x-poolgate-user']);
 
-  // Sign out from the wiki: both apps are signed out.
+  // Sign out from the wiki: the page asks first (a link alone signs no one out), and
+  // its button signs out of both apps.
   await page.goto(http('wiki.employees.localhost', '/.poolgate/logout'));
+  await page.getByRole('heading', { name: 'Sign out of Employees?' }).waitFor();
+  await page.goto(http('docs.employees.localhost', '/'));
+  await page.getByRole('heading', { name: 'What the app received' }).waitFor();
+  await page.goto(http('wiki.employees.localhost', '/.poolgate/logout'));
+  await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByRole('heading', { name: 'You are signed out' }).waitFor();
   for (const host of ['docs.employees.localhost', 'wiki.employees.localhost']) {
     await page.goto(http(host, '/'));

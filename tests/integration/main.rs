@@ -5,6 +5,7 @@ mod browser;
 mod support;
 
 mod admin;
+mod attacks;
 mod check;
 mod cli;
 mod proxying;

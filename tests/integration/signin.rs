@@ -68,12 +68,12 @@ pub async fn sign_in(b: &Browser, url: &str, username: &str, password: &str) -> 
         .await
 }
 
-fn http(gw: &Gateway, host: &str, path: &str) -> String {
+pub fn http(gw: &Gateway, host: &str, path: &str) -> String {
     gw.url(host, path)
 }
 
 /// What the admin API answers to a GET of `path`.
-async fn api_get(gw: &Gateway, path: &str) -> Value {
+pub async fn api_get(gw: &Gateway, path: &str) -> Value {
     gw.api(Method::GET, path).send().await.unwrap().json().await.unwrap()
 }
 
@@ -89,10 +89,10 @@ async fn audit_actions(gw: &Gateway, pool: &str) -> Vec<String> {
 }
 
 /// The password every test user is given.
-const PASSWORD: &str = "correct horse battery";
+pub const PASSWORD: &str = "correct horse battery";
 
 /// A URL of the employees' wiki, the app most tests sign in to.
-fn wiki_url(gw: &Gateway, path: &str) -> String {
+pub fn wiki_url(gw: &Gateway, path: &str) -> String {
     gw.url("wiki.employees.localhost", path)
 }
 

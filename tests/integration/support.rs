@@ -108,6 +108,9 @@ pub struct Options {
     pub preamble: String,
     /// The store URL; an in-memory SQLite database by default.
     pub store: Option<String>,
+    /// The plain-HTTP listener; a free port on 127.0.0.1 by default. Two nodes of one
+    /// deployment share a port (so an issuer) on two loopback addresses.
+    pub http: Option<SocketAddr>,
 }
 
 /// A `poolgate serve` child process with its own config file, ports and log.
@@ -128,7 +131,9 @@ impl Gateway {
 
     pub async fn start_with(pools: &str, opts: Options) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
-        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let http: SocketAddr = opts
+            .http
+            .unwrap_or_else(|| format!("127.0.0.1:{}", free_port()).parse().unwrap());
         let https: Option<SocketAddr> = opts
             .https
             .then(|| format!("127.0.0.1:{}", free_port()).parse().unwrap());
@@ -228,6 +233,11 @@ impl Gateway {
             .status()
             .unwrap();
         assert!(ok.success());
+    }
+
+    /// The gateway process's id (to read its memory from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn is_running(&mut self) -> bool {
