@@ -86,8 +86,11 @@ pub enum Provenance {
     Unsaid,
 }
 
+/// `Origin: null` says nothing by itself: browsers send it for a form posted from a page
+/// with `Referrer-Policy: no-referrer` (as the portal's pages are), and from sandboxed or
+/// opaque origins; `Sec-Fetch-Site`, sent beside it, tells those apart.
 pub fn provenance(ctx: &Ctx, headers: &HeaderMap) -> Provenance {
-    if let Some(origin) = headers.get(header::ORIGIN) {
+    if let Some(origin) = headers.get(header::ORIGIN).filter(|o| o.as_bytes() != b"null") {
         let own = format!("{}://{}", ctx.scheme(), ctx.authority);
         return match origin.to_str() {
             Ok(o) if o.eq_ignore_ascii_case(&own) => Provenance::SameOrigin,
@@ -211,6 +214,18 @@ mod tests {
         h.insert(header::ORIGIN, HeaderValue::from_static("http://evil.localhost:8080"));
         assert_eq!(provenance(&here, &h), Provenance::CrossOrigin);
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
-        assert_eq!(provenance(&here, &h), Provenance::CrossOrigin);
+        assert_eq!(
+            provenance(&here, &h),
+            Provenance::CrossOrigin,
+            "null, from another site"
+        );
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert_eq!(
+            provenance(&here, &h),
+            Provenance::SameOrigin,
+            "null under no-referrer, from this site"
+        );
+        h.remove("sec-fetch-site");
+        assert_eq!(provenance(&here, &h), Provenance::Unsaid);
     }
 }
