@@ -61,8 +61,13 @@ pub fn serve(config_path: &Path) -> anyhow::Result<()> {
 
     let state = AdminState::new(registry.clone(), metrics.clone(), token, sessions.clone());
     let listen = settings.admin.listen;
+    // Bound before anything is served: a port already taken stops the start, rather than
+    // leaving a gateway whose admin address answers for another process.
+    let admin_listener = control
+        .block_on(tokio::net::TcpListener::bind(listen))
+        .with_context(|| format!("binding the admin listener {listen}"))?;
     control.spawn(async move {
-        if let Err(e) = admin::serve(listen, state).await {
+        if let Err(e) = admin::serve(admin_listener, state).await {
             tracing::error!(code = "PG0201", %listen, error = %e, "admin listener stopped");
         }
     });

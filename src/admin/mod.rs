@@ -99,9 +99,8 @@ async fn known_host(
     }
 }
 
-/// Serves the admin router until the process ends.
-pub async fn serve(listen: SocketAddr, state: AdminState) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+/// Serves the admin router on a bound listener until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, state: AdminState) -> std::io::Result<()> {
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),

@@ -130,6 +130,17 @@ impl Gateway {
     }
 
     pub async fn start_with(pools: &str, opts: Options) -> Gateway {
+        // A port picked free may be taken by a concurrent test before the gateway binds it:
+        // the gateway then refuses to start, and is started again on new ports.
+        for _ in 0..3 {
+            if let Some(gw) = Gateway::try_start(pools, &opts).await {
+                return gw;
+            }
+        }
+        panic!("the gateway did not start in three tries");
+    }
+
+    async fn try_start(pools: &str, opts: &Options) -> Option<Gateway> {
         let dir = tempfile::tempdir().unwrap();
         let http: SocketAddr = opts
             .http
@@ -174,8 +185,7 @@ impl Gateway {
             child,
             client,
         };
-        gw.wait_ready().await;
-        gw
+        gw.wait_ready().await.then_some(gw)
     }
 
     pub fn config_text(
@@ -192,15 +202,26 @@ impl Gateway {
         )
     }
 
-    async fn wait_ready(&mut self) {
+    /// Whether the gateway came up; false when a port it was given was taken meanwhile.
+    async fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("gateway exited with {status} before it was ready:\n{}", self.log());
+                let log = self.log();
+                assert!(
+                    log.contains("in use"),
+                    "gateway exited with {status} before it was ready:\n{log}"
+                );
+                return false;
             }
             let ready = reqwest::get(format!("http://{}/readyz", self.admin)).await;
-            if ready.is_ok_and(|r| r.status() == 200) {
-                return;
+            // Ready, and this gateway's own listener (not another test's on a reused port).
+            // (its log says it started, which it does once its admin listener is bound).
+            if ready.is_ok_and(|r| r.status() == 200)
+                && self.log().contains("PG0001")
+                && self.child.try_wait().unwrap().is_none()
+            {
+                return true;
             }
             assert!(Instant::now() < deadline, "gateway not ready in 30 s:\n{}", self.log());
             tokio::time::sleep(Duration::from_millis(50)).await;
