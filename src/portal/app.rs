@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::PortalState;
 use super::context::Ctx;
+use super::forms::printable_url;
 use super::oidc::{self, audit, equal, open, pkce_challenge, random_token, seal};
 use super::pages;
 use crate::session::cookie::Cookie;
@@ -27,13 +28,10 @@ struct LoginState {
 /// Where to go after sign-in: a path of this same app, never anywhere else.
 pub fn safe_return_to(raw: Option<&str>) -> String {
     let Some(raw) = raw else { return "/".into() };
-    // Printable ASCII only: what arrives here was percent-decoded, and a control
-    // character, a space or a byte past ASCII has no place in a `Location` header.
-    let ok = raw.bytes().all(|b| b.is_ascii_graphic())
+    // What arrives here was percent-decoded: it must still be fit for a `Location`.
+    let ok = printable_url(raw)
         && raw.starts_with('/')
         && !raw.starts_with("//")
-        && !raw.starts_with("/\\")
-        && !raw.contains('\\')
         && !raw.starts_with("/.poolgate/")
         && raw.len() <= 2048;
     if ok { raw.to_owned() } else { "/".into() }

@@ -104,6 +104,12 @@ pub fn provenance(ctx: &Ctx, headers: &HeaderMap) -> Provenance {
     }
 }
 
+/// A URL or path fit to send back in `Location`: printable ASCII (no control character,
+/// no space, nothing past ASCII) and no backslash, which a browser reads as a slash.
+pub fn printable_url(raw: &str) -> bool {
+    raw.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+}
+
 /// The longest value each kind of form field may hold. Checked before any work is done
 /// (no lookup, no password hash, no audit row), so an oversized field costs nothing.
 pub mod limits {
@@ -197,6 +203,21 @@ mod tests {
             !csrf_ok(&elsewhere, &with_cookie(&token), &token),
             "another host's token"
         );
+    }
+
+    #[test]
+    fn printable_urls_only() {
+        assert!(printable_url("https://wiki.p.localhost/a?b=c%20d"));
+        for bad in [
+            "http://a/\u{1}",
+            "http://a/\\x",
+            "http://a/ b",
+            "http://a/\u{7f}",
+            "/caf\u{e9}",
+            "/a\r\n",
+        ] {
+            assert!(!printable_url(bad), "{bad:?}");
+        }
     }
 
     #[test]

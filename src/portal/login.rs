@@ -60,25 +60,33 @@ fn throttled(ctx: &Ctx, wait_secs: i64) -> Response {
         "Too many failed sign-ins from your network. Try again in {} minutes.",
         (wait_secs + 59) / 60
     );
-    let mut page = pages::message(StatusCode::TOO_MANY_REQUESTS, &ctx.pool, "Please wait", &msg, None);
+    retry_later(
+        ctx,
+        StatusCode::TOO_MANY_REQUESTS,
+        "Please wait",
+        &msg,
+        wait_secs.max(1),
+    )
+}
+
+/// A page saying to come back, with `Retry-After` for a script.
+fn retry_later(ctx: &Ctx, status: StatusCode, title: &str, message: &str, secs: i64) -> Response {
+    let mut page = pages::message(status, &ctx.pool, title, message, None);
     page.headers_mut()
-        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(wait_secs.max(1)));
+        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
     page
 }
 
 /// 503 when too many passwords are being checked: the person (or script) tries again
 /// shortly, and nothing was counted against the account.
 fn busy_page(ctx: &Ctx, retry_after: u64) -> Response {
-    let mut page = pages::message(
+    retry_later(
+        ctx,
         StatusCode::SERVICE_UNAVAILABLE,
-        &ctx.pool,
         "Please try again",
         "Sign-in is busy right now. Try again in a few seconds.",
-        None,
-    );
-    page.headers_mut()
-        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(retry_after));
-    page
+        retry_after as i64,
+    )
 }
 
 /// A sign-in between its password and its second factor.

@@ -135,9 +135,7 @@ pub(super) fn valid_redirect(state: &PortalState, app: &AppRoute, uri: &str) -> 
 pub(super) fn current_sso(state: &PortalState, ctx: &Ctx, headers: &HeaderMap) -> Option<Ticket> {
     let binding = sso_binding(ctx.pool.id.as_str());
     let now = state.registry.store().now();
-    Cookie::Sso
-        .values(headers, ctx.tls)
-        .filter_map(|v| Ticket::open(v, &ctx.pool.keys.cookies, &binding))
+    Ticket::in_cookies(Cookie::Sso, headers, ctx.tls, &ctx.pool.keys.cookies, &binding)
         .find(|t| t.live_at(now) && !state.sessions.revocations.is_revoked(&t.sso))
 }
 

@@ -52,9 +52,7 @@ pub async fn from_cookie(
         store,
         control,
     } = *state;
-    let ticket = Cookie::App
-        .values(&req.headers, tls)
-        .find_map(|v| Ticket::open(v, &pool.keys.cookies, &app.cookie_binding));
+    let ticket = Ticket::in_cookies(Cookie::App, &req.headers, tls, &pool.keys.cookies, &app.cookie_binding).next();
     let Some(ticket) = ticket else {
         return Authn::None;
     };

@@ -161,7 +161,7 @@ impl StripSet {
 pub fn drop_gateway_set_cookies(resp: &mut ResponseHeader) {
     let ours = |v: &HeaderValue| {
         let name = v.as_bytes().split(|b| *b == b'=').next().unwrap_or_default();
-        std::str::from_utf8(name).is_ok_and(|n| crate::session::cookie::is_gateway_cookie_name(n.trim()))
+        std::str::from_utf8(name).is_ok_and(|n| crate::session::cookie::is_gateway_cookie(n.trim()))
     };
     if !resp.headers.get_all(http::header::SET_COOKIE).iter().any(ours) {
         return;

@@ -5,6 +5,9 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use http::HeaderMap;
+
+use super::cookie::Cookie;
 use crate::crypto::Sealer;
 
 /// 16 random bytes naming a session; stored as 32 hex characters.
@@ -119,6 +122,20 @@ impl Ticket {
     pub fn open(value: &str, sealer: &Sealer, binding: &str) -> Option<Ticket> {
         let bytes = URL_SAFE_NO_PAD.decode(value).ok()?;
         Ticket::decode(&sealer.open(&bytes, binding.as_bytes()).ok()?)
+    }
+
+    /// The tickets a request's `cookie`s hold that open with this key and binding, in the
+    /// order sent: a cookie planted beside the real one opens nowhere and is passed over.
+    pub fn in_cookies<'a>(
+        cookie: Cookie,
+        headers: &'a HeaderMap,
+        tls: bool,
+        sealer: &'a Sealer,
+        binding: &'a str,
+    ) -> impl Iterator<Item = Ticket> + 'a {
+        cookie
+            .values(headers, tls)
+            .filter_map(move |v| Ticket::open(v, sealer, binding))
     }
 }
 
