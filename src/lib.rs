@@ -17,4 +17,5 @@ pub mod server;
 pub mod session;
 pub mod store;
 pub mod tls;
+pub mod web;
 pub mod whoami;

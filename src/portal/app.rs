@@ -10,9 +10,9 @@ use super::PortalState;
 use super::context::Ctx;
 use super::forms::printable_url;
 use super::oidc::{self, audit, equal, open, pkce_challenge, random_token, seal};
-use super::pages;
 use crate::session::cookie::Cookie;
 use crate::session::{SessionId, Ticket};
+use crate::web::pages;
 
 /// A sign-in in progress, kept sealed in a cookie on the app host between leaving for the
 /// portal and coming back: it binds the callback to this browser.

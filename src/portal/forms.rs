@@ -11,8 +11,8 @@ use minijinja::context;
 
 use super::context::Ctx;
 use super::oidc::{equal, open, random_token, seal};
-use super::pages;
 use crate::session::cookie::Cookie;
+use crate::web::pages;
 
 fn purpose(ctx: &Ctx) -> String {
     format!("csrf\0{}", ctx.authority.to_ascii_lowercase())

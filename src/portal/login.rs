@@ -13,12 +13,12 @@ use super::PortalState;
 use super::context::Ctx;
 use super::forms::{form_page, limits, post_ok, refuse_oversized, unreadable_form};
 use super::oidc::{self, AuthRequest, audit, current_sso, equal, open, random_token, seal};
-use super::pages;
 use crate::config::MfaPolicy;
 use crate::crypto::password;
 use crate::session::cookie::Cookie;
 use crate::session::{SessionId, Ticket, sso_binding};
 use crate::store::{StoreError, User};
+use crate::web::pages;
 
 const WRONG: &str = "The username or password is not right, or this account cannot sign in now.";
 /// Verified against when the username is unknown, so a miss costs what a hit costs.

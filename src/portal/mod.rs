@@ -9,7 +9,7 @@ mod forms;
 mod hashing;
 mod login;
 mod oidc;
-mod pages;
+
 mod signout;
 mod throttle;
 

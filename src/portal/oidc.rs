@@ -16,11 +16,12 @@ use subtle::ConstantTimeEq;
 
 use super::PortalState;
 use super::context::Ctx;
-use super::{login, pages};
+use super::login;
 use crate::registry::{AppRoute, PoolRoute};
 use crate::session::cookie::Cookie;
 use crate::session::{SessionId, Ticket, sso_binding};
 use crate::store::{CodeUse, NewAuditEvent, StoreError};
+use crate::web::pages;
 
 /// Random bytes as base64url: codes, states, verifiers, CSRF tokens.
 pub(super) fn random_token(bytes: usize) -> String {

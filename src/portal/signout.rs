@@ -13,11 +13,11 @@ use super::PortalState;
 use super::context::Ctx;
 use super::forms::{form_page, limits, printable_url, same_origin_post};
 use super::oidc::{audit, current_sso};
-use super::pages;
 use crate::registry::PoolRoute;
 use crate::session::cookie::Cookie;
 use crate::session::{Ticket, sso_binding};
 use crate::store::StoreError;
+use crate::web::pages;
 
 #[derive(Deserialize, Default)]
 pub(super) struct SignOutParams {
