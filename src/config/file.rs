@@ -98,6 +98,7 @@ pub struct Pool {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct App {
+    pub name: Option<S<String>>,
     pub hosts: Vec<S<String>>,
     pub upstreams: Vec<S<String>>,
     #[serde(default)]

@@ -17,8 +17,8 @@ const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
 const DEFAULT_STORE: &str = "sqlite:data/poolgate.db";
 const DEFAULT_MASTER_KEY: &str = "data/master.key";
 const DEFAULT_ADMIN_TOKEN: &str = "data/admin.token";
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_TIMEOUT: &str = "60s";
+const DEFAULT_CONNECT_TIMEOUT: &str = "5s";
 const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 const DEFAULT_SESSION_MAX: Duration = Duration::from_secs(10 * 3600);
@@ -554,8 +554,8 @@ impl Lowering<'_> {
                 );
             }
         }
-        let timeout = self.duration(a.timeout.as_ref(), &what, "timeout", DEFAULT_TIMEOUT);
-        let connect_timeout = self.duration(
+        let timeout = self.written(a.timeout.as_ref(), &what, "timeout", DEFAULT_TIMEOUT);
+        let connect_timeout = self.written(
             a.connect_timeout.as_ref(),
             &what,
             "connect_timeout",
@@ -617,8 +617,13 @@ impl Lowering<'_> {
                 );
             }
         }
+        let app_id = app_id?;
         Some(App {
-            id: app_id?,
+            name: a
+                .name
+                .as_ref()
+                .map_or_else(|| app_id.to_string(), |n| n.get_ref().clone()),
+            id: app_id,
             config_managed: true,
             hosts: app_hosts,
             upstreams,
@@ -708,6 +713,16 @@ impl Lowering<'_> {
                     d.get_ref()
                 ),
             );
+            default
+        })
+    }
+
+    /// A duration that keeps its text, for what is echoed back as written.
+    fn written(&mut self, d: Option<&Spanned<String>>, what: &str, field: &str, default: &str) -> Written {
+        let default = Written::parse(default).unwrap_or_else(|| unreachable!("a default duration parses"));
+        let Some(d) = d else { return default };
+        Written::parse(d.get_ref()).unwrap_or_else(|| {
+            self.duration(Some(d), what, field, default.get());
             default
         })
     }

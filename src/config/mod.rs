@@ -16,7 +16,7 @@ use ipnet::IpNet;
 
 use crate::ids::{AppId, Host, PoolId, SourceId};
 
-pub use duration::parse_duration;
+pub use duration::{Written, parse_duration};
 
 impl Plan {
     pub fn as_str(self) -> &'static str {
@@ -215,6 +215,8 @@ pub struct Cors {
 #[derive(Debug, Clone)]
 pub struct App {
     pub id: AppId,
+    /// What people are shown (the login page, error pages); the id when not set.
+    pub name: String,
     /// Declared in the config file (not created at run time).
     pub config_managed: bool,
     pub hosts: Vec<Host>,
@@ -223,8 +225,8 @@ pub struct App {
     /// Path prefixes served without sign-in.
     pub public_paths: Vec<String>,
     /// How long the upstream may take to answer (each read and write).
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
+    pub timeout: Written,
+    pub connect_timeout: Written,
     /// Redirect plain-HTTP requests to HTTPS.
     pub https_redirect: bool,
     /// Mark signed-in responses that set no `Cache-Control` as `private`, so no shared

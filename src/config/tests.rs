@@ -36,7 +36,8 @@ fn a_good_file_lowers_with_defaults() {
     assert_eq!(c.pools.len(), 1);
     let app = &c.pools[0].apps[0];
     assert_eq!(app.hosts[0].as_str(), "wiki.employees.localhost");
-    assert_eq!(app.timeout, std::time::Duration::from_secs(60));
+    assert_eq!(app.timeout.get(), std::time::Duration::from_secs(60));
+    assert_eq!(app.timeout.to_string(), "60s");
     assert_eq!(
         c.admin.listen.to_string(),
         "127.0.0.1:9090",

@@ -34,7 +34,10 @@ pub(super) fn login_page(
     status: StatusCode,
 ) -> Response {
     let sealed = request.map(|r| seal(&ctx.pool, "authreq", r)).unwrap_or_default();
-    let app = request.map(|r| r.client_id.clone());
+    // The app's display name; a third-party client (no app of the pool) is not named.
+    let app = request
+        .and_then(|r| ctx.pool.apps.get(&r.client_id))
+        .map(|a| a.name.clone());
     form_page(
         ctx,
         headers,
@@ -133,8 +136,14 @@ fn needs_second_factor(ctx: &Ctx, user: &User, request: Option<&AuthRequest>) ->
     user.mfa_enrolled || ctx.pool.mfa == MfaPolicy::Required || app_requires
 }
 
-fn mfa_page(ctx: &Ctx, headers: &HeaderMap, pending: &Pending, error: Option<&str>) -> Response {
-    let values = context! { pending => seal(&ctx.pool, "pending", pending), error => error };
+/// The second-factor form: an authenticator code (a numeric keypad on a phone), or, after
+/// "Use a recovery code", a text field for a recovery code (which has letters).
+fn mfa_page(ctx: &Ctx, headers: &HeaderMap, pending: &Pending, mode: CodeMode, error: Option<&str>) -> Response {
+    let values = context! {
+        pending => seal(&ctx.pool, "pending", pending),
+        error => error,
+        recovery => mode == CodeMode::Recovery,
+    };
     form_page(ctx, headers, status_for(error), "mfa.html", values)
 }
 
@@ -196,7 +205,7 @@ pub(super) async fn continue_with_session(
                 sso: Some(sso.sso.hex()),
                 exp: now + 300,
             };
-            return mfa_page(ctx, headers, &pending, None);
+            return mfa_page(ctx, headers, &pending, CodeMode::Totp, None);
         }
         let enrollment = new_enrollment(&user.id, Some(request), Some(sso.sso.hex()), now);
         return enroll_page(ctx, headers, &user, &enrollment, None);
@@ -369,7 +378,7 @@ pub(super) async fn password(
                 sso: None,
                 exp: now + 300,
             };
-            return mfa_page(&ctx, &headers, &pending, None);
+            return mfa_page(&ctx, &headers, &pending, CodeMode::Totp, None);
         }
         let enrollment = new_enrollment(&user.id, request, None, now);
         return enroll_page(&ctx, &headers, &user, &enrollment, None);
@@ -475,7 +484,22 @@ async fn open_session(
 pub(super) struct CodeForm {
     csrf: String,
     pending: String,
+    #[serde(default)]
     code: String,
+    /// Which field the page showed; kept when the page is shown again.
+    #[serde(default)]
+    mode: CodeMode,
+    /// Set by the "Use a recovery code" / "Use your authenticator app" buttons: show the
+    /// other field, check nothing.
+    switch: Option<CodeMode>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum CodeMode {
+    #[default]
+    Totp,
+    Recovery,
 }
 
 /// 400 for a second-factor form whose fields cannot be what they claim: a code is six
@@ -545,8 +569,12 @@ pub(super) async fn second_factor(
             &ctx,
             &headers,
             &pending,
+            f.mode,
             Some("The form had expired. Please enter a new code."),
         );
+    }
+    if let Some(mode) = f.switch {
+        return mfa_page(&ctx, &headers, &pending, mode, None);
     }
     if let Some(wait) = state.throttle.blocked(&ctx.pool.id, &ctx.pool.lockout, ctx.client, now) {
         return throttled(&ctx, wait);
@@ -587,12 +615,11 @@ pub(super) async fn second_factor(
             String::new(),
         )
         .await;
-        return mfa_page(
-            &ctx,
-            &headers,
-            &pending,
-            Some("That code is not right. Try the current code."),
-        );
+        let error = match f.mode {
+            CodeMode::Totp => "That code is not right. Try the current code.",
+            CodeMode::Recovery => "That recovery code is not right, or it was used before.",
+        };
+        return mfa_page(&ctx, &headers, &pending, f.mode, Some(error));
     }
     complete(&state, &ctx, &user, true, pending.request, pending.sso).await
 }
@@ -751,8 +778,8 @@ pub(super) async fn home(
             let offer_mfa = ctx.pool.mfa != MfaPolicy::Off && user.as_ref().is_ok_and(|u| !u.mfa_enrolled);
             let link = offer_mfa.then_some("/mfa");
             let values = context! {
-                title => ctx.pool.name,
-                message => format!("You are signed in as {name}."),
+                title => "Your account",
+                message => format!("You are signed in to {} as {name}.", ctx.pool.name),
                 action => "/logout",
                 link => link,
                 link_text => "Set up two-factor sign-in",

@@ -9,7 +9,6 @@ mod forms;
 mod hashing;
 mod login;
 mod oidc;
-
 mod signout;
 mod throttle;
 

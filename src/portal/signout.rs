@@ -25,6 +25,9 @@ pub(super) struct SignOutParams {
     csrf: String,
     post_logout_redirect_uri: Option<String>,
     state: Option<String>,
+    /// The app a sign-out started from (`/.poolgate/logout` on its host): the signed-out
+    /// page links back to it.
+    back: Option<String>,
 }
 
 /// Where to go once signed out: an address on one of the pool's app hosts, or nowhere.
@@ -67,6 +70,23 @@ fn post_logout_target(pool: &PoolRoute, raw: &str) -> Option<url::Url> {
         .then_some(u)
 }
 
+/// The signed-out page's next step: back to the app the sign-out started from (an address
+/// on one of the pool's app hosts, as a post-logout address must be), or to sign in again.
+fn way_back(ctx: &Ctx, p: &SignOutParams) -> (String, String) {
+    let back = p.back.as_deref().and_then(|raw| post_logout_target(&ctx.pool, raw));
+    let app = back.as_ref().and_then(|u| {
+        let host = u.host_str()?;
+        ctx.pool
+            .apps
+            .values()
+            .find(|a| a.hosts.iter().any(|h| h.as_str() == host))
+    });
+    match (back, app) {
+        (Some(u), Some(app)) => (u.to_string(), format!("Back to {}", app.name)),
+        _ => ("/".to_owned(), "Sign in again".to_owned()),
+    }
+}
+
 /// The page that asks, with the button that posts.
 fn confirm(ctx: &Ctx, headers: &HeaderMap, action: &str, message: &str, p: &SignOutParams) -> Response {
     let values = context! {
@@ -75,6 +95,7 @@ fn confirm(ctx: &Ctx, headers: &HeaderMap, action: &str, message: &str, p: &Sign
         action => action,
         post_logout_redirect_uri => p.post_logout_redirect_uri,
         state => p.state,
+        back => p.back,
     };
     form_page(ctx, headers, StatusCode::OK, "signout.html", values)
 }
@@ -90,22 +111,24 @@ fn refused(ctx: &Ctx, retry: &str) -> Response {
     )
 }
 
-/// The portal clears its cookie and says so, or returns to the app that asked.
-fn signed_out(ctx: &Ctx, target: Option<url::Url>) -> Response {
+/// The portal clears its cookie and says so, with a way back, or returns to the app that
+/// asked.
+fn signed_out(ctx: &Ctx, target: Option<url::Url>, p: &SignOutParams) -> Response {
     let clear = [(header::SET_COOKIE, Cookie::Sso.clear(ctx.tls))];
     match target {
         Some(u) => (clear, Redirect::to(u.as_str())).into_response(),
-        None => (
-            clear,
-            pages::message(
+        None => {
+            let (href, text) = way_back(ctx, p);
+            let message = format!("You are signed out of every application of {}.", ctx.pool.name);
+            let page = pages::message(
                 StatusCode::OK,
                 &ctx.pool,
                 "You are signed out",
-                "You are signed out of every application of this pool.",
-                None,
-            ),
-        )
-            .into_response(),
+                &message,
+                Some((&href, &text)),
+            );
+            (clear, page).into_response()
+        }
     }
 }
 
@@ -121,7 +144,7 @@ pub(super) async fn portal_page(
         Err(why) => return invalid_link(&ctx, why),
     };
     let Some(sso) = current_sso(&state, &ctx, &headers) else {
-        return signed_out(&ctx, target);
+        return signed_out(&ctx, target, &p);
     };
     let name = state
         .registry
@@ -156,7 +179,7 @@ pub(super) async fn portal_submit(
     if let Some(t) = Ticket::in_cookies(Cookie::Sso, &headers, ctx.tls, &ctx.pool.keys.cookies, &binding).next() {
         end_sso_session(&state, &ctx, &t).await;
     }
-    signed_out(&ctx, target)
+    signed_out(&ctx, target, &p)
 }
 
 /// `GET /.poolgate/logout` on an app host: asks, when this app has a session; otherwise
@@ -219,11 +242,14 @@ pub(super) async fn app_submit(
     to_portal(&ctx)
 }
 
-/// Clears the app cookie and sends the browser to the portal's sign-out.
+/// Clears the app cookie and sends the browser to the portal's sign-out, which links back
+/// to this app once signed out.
 fn to_portal(ctx: &Ctx) -> Response {
+    let back = format!("{}://{}/", ctx.scheme(), ctx.authority);
+    let back: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
     (
         [(header::SET_COOKIE, Cookie::App.clear(ctx.tls))],
-        Redirect::to(&format!("{}/logout", ctx.pool.issuer)),
+        Redirect::to(&format!("{}/logout?back={back}", ctx.pool.issuer)),
     )
         .into_response()
 }

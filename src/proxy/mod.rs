@@ -24,6 +24,7 @@ mod authority;
 mod headers;
 mod identity;
 mod pages;
+use pages::{Answer, Next};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -178,24 +179,27 @@ impl ProxyHttp for Gateway {
         let host = match authority::request_host(session.req_header(), sni.as_deref()) {
             Ok(h) => h,
             Err(authority::Reject::BadRequest(why)) => {
-                pages::respond(session, 400, "Bad request", why).await?;
+                pages::respond(session, Answer::new(400, "Bad request", why)).await?;
                 return Ok(true);
             }
             Err(authority::Reject::Misdirected) => {
-                pages::respond(
-                    session,
+                let answer = Answer::new(
                     421,
                     "Misdirected request",
                     "this connection was opened for another host",
-                )
-                .await?;
+                );
+                pages::respond(session, answer).await?;
                 return Ok(true);
             }
         };
         let route = snapshot.resolve(host.as_str()).cloned();
         let host = ctx.host.insert(host);
         let Some(route) = route else {
-            pages::respond(session, 421, "Misdirected request", "no pool is served at this host").await?;
+            pages::respond(
+                session,
+                Answer::new(421, "Misdirected request", "no pool is served at this host"),
+            )
+            .await?;
             return Ok(true);
         };
         ctx.route = Some(route.clone());
@@ -366,9 +370,13 @@ impl ProxyHttp for Gateway {
         }
         // The connection is not reused after a failure: say so, so the client opens a new one.
         session.set_keepalive(None);
+        let mut answer = Answer::new(code, title, detail);
+        if let Some(Route::App(pool, app)) = &ctx.route {
+            answer = answer.at(pool, Some(app));
+        }
         if code > 0
             && session.response_written().is_none()
-            && let Err(err) = pages::respond(session, code, title, detail).await
+            && let Err(err) = pages::respond(session, answer).await
         {
             tracing::debug!(error = %err, "could not send the error page");
         }
@@ -519,7 +527,10 @@ impl Gateway {
                     "You are signed in to {} as {}, but this application is not open to you.",
                     pool.name, principal.username
                 );
-                pages::denied(session, &pool.name, &detail).await?;
+                let answer = Answer::new(403, "Access denied", &detail)
+                    .at(pool, Some(app))
+                    .next(Next::SignOut);
+                pages::respond(session, answer).await?;
                 Ok(true)
             }
         }
@@ -535,14 +546,9 @@ impl Gateway {
             pages::redirect(session, 302, &format!("/.poolgate/login?return_to={encoded}")).await?;
         } else {
             let challenge = format!("Bearer realm=\"{}\"", pool.id);
-            pages::respond_with(
-                session,
-                401,
-                "Unauthorized",
-                "sign in, or send a bearer token of this pool",
-                &[("www-authenticate", challenge)],
-            )
-            .await?;
+            let answer =
+                Answer::new(401, "Unauthorized", "sign in, or send a bearer token of this pool").at(pool, None);
+            pages::respond_with(session, answer, &[("www-authenticate", challenge)]).await?;
         }
         Ok(true)
     }
@@ -551,25 +557,13 @@ impl Gateway {
     async fn answer_preflight(&self, session: &mut Session, app: &AppRoute) -> pingora::Result<bool> {
         let req = session.req_header();
         let Some(cors) = &app.cors else {
-            pages::respond_with(
-                session,
-                403,
-                "Forbidden",
-                "this application takes no cross-origin requests",
-                &[],
-            )
-            .await?;
+            let answer = Answer::new(403, "Forbidden", "this application takes no cross-origin requests");
+            pages::respond(session, answer).await?;
             return Ok(true);
         };
         let Some(origin) = auth::allowed_origin(req, cors).map(str::to_owned) else {
-            pages::respond_with(
-                session,
-                403,
-                "Forbidden",
-                "this origin may not call this application",
-                &[],
-            )
-            .await?;
+            let answer = Answer::new(403, "Forbidden", "this origin may not call this application");
+            pages::respond(session, answer).await?;
             return Ok(true);
         };
         let mut headers = vec![

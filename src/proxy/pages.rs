@@ -1,52 +1,88 @@
-//! The gateway's own answers (421, 502, 504, redirects…): short, honest, and never an
-//! echo of anything the client sent. HTML for browsers, plain text for everything else.
+//! The gateway's own answers (403, 421, 502, 504, redirects…): short, honest, and never an
+//! echo of anything the client sent. For browsers a page of the portal's templates in the
+//! pool's look (`web::pages`), plain text for everything else.
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
-/// Writes a complete response with a small page explaining `status`.
-pub async fn respond(session: &mut Session, status: u16, title: &str, detail: &str) -> pingora::Result<()> {
-    respond_with(session, status, title, detail, &[]).await
+use crate::registry::{AppRoute, PoolRoute};
+pub use crate::web::pages::Next;
+use crate::web::pages::{CONTENT_SECURITY_POLICY, notice};
+
+/// An answer of the gateway's own: a status, a title and a sentence; for a browser, a page
+/// in the look of the pool the request reached (the gateway's own before routing), with
+/// the next step a person can take.
+pub struct Answer<'a> {
+    status: u16,
+    title: &'a str,
+    detail: &'a str,
+    next: Next,
+    pool: Option<&'a PoolRoute>,
+    app: Option<&'a AppRoute>,
+}
+
+impl<'a> Answer<'a> {
+    pub fn new(status: u16, title: &'a str, detail: &'a str) -> Answer<'a> {
+        let next = if matches!(status, 502..=504) {
+            Next::TryAgain
+        } else {
+            Next::CheckAddress
+        };
+        Answer {
+            status,
+            title,
+            detail,
+            next,
+            pool: None,
+            app: None,
+        }
+    }
+
+    /// Worn in the look of the pool (and named for the app) the request reached.
+    pub fn at(mut self, pool: &'a PoolRoute, app: Option<&'a AppRoute>) -> Answer<'a> {
+        self.pool = Some(pool);
+        self.app = app;
+        self
+    }
+
+    pub fn next(mut self, next: Next) -> Answer<'a> {
+        self.next = next;
+        self
+    }
+}
+
+/// Writes a complete response: a page for a browser, a line of text for anything else.
+pub async fn respond(session: &mut Session, answer: Answer<'_>) -> pingora::Result<()> {
+    respond_with(session, answer, &[]).await
 }
 
 /// The same, with extra response headers.
-pub async fn respond_with(
-    session: &mut Session,
-    status: u16,
-    title: &str,
-    detail: &str,
-    extra: &[(&str, String)],
-) -> pingora::Result<()> {
+pub async fn respond_with(session: &mut Session, answer: Answer<'_>, extra: &[(&str, String)]) -> pingora::Result<()> {
     let wants_html = session
         .req_header()
         .headers
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
+    let Answer {
+        status,
+        title,
+        detail,
+        next,
+        pool,
+        app,
+    } = answer;
     let (body, content_type) = if wants_html {
+        let app = app.map(|a| a.name.as_str());
         (
-            page(status, title, &format!("<p>{}</p>", escape(detail))),
+            notice(pool, app, status, title, detail, next),
             "text/html; charset=utf-8",
         )
     } else {
         (format!("{status} {title}: {detail}\n"), "text/plain; charset=utf-8")
     };
     send(session, status, content_type, body, extra).await
-}
-
-/// 403 for a signed-in user the app's policy turns away, with a way to sign out.
-pub async fn denied(session: &mut Session, pool_name: &str, detail: &str) -> pingora::Result<()> {
-    let body = page(
-        403,
-        "Access denied",
-        &format!(
-            "<p>{}</p><form method=\"get\" action=\"/.poolgate/logout\"><button type=\"submit\">Sign out of {}</button></form>",
-            escape(detail),
-            escape(pool_name)
-        ),
-    );
-    send(session, 403, "text/html; charset=utf-8", body, &[]).await
 }
 
 /// A response with no body (a CORS preflight answer).
@@ -57,14 +93,6 @@ pub async fn empty(session: &mut Session, status: u16, headers: &[(&str, String)
     }
     resp.insert_header(http::header::CONTENT_LENGTH, 0)?;
     write(session, resp, Bytes::new()).await
-}
-
-fn page(status: u16, title: &str, body_html: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status} {title}</title></head>\
-         <body><main><h1>{title}</h1>{body_html}<p><small>poolgate</small></p></main></body></html>\n",
-        title = escape(title),
-    )
 }
 
 async fn send(
@@ -98,17 +126,10 @@ async fn write(session: &mut Session, mut resp: ResponseHeader, body: Bytes) -> 
     // by another site (a page with a sign-out button included).
     resp.insert_header(http::header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
     resp.insert_header(http::header::X_FRAME_OPTIONS, "DENY")?;
-    resp.insert_header(http::header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'")?;
+    resp.insert_header(http::header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY)?;
     let head_only = session.req_header().method == http::Method::HEAD;
     session.write_response_header(Box::new(resp), false).await?;
     session
         .write_response_body(if head_only { None } else { Some(body) }, true)
         .await
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

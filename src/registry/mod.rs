@@ -113,6 +113,8 @@ impl PoolKeys {
 
 pub struct AppRoute {
     pub id: AppId,
+    /// The app's display name (its id when the config gives none).
+    pub name: String,
     /// This snapshot's instance of the app: caches of what it is told key on it, so a
     /// reload (new header names, say) takes effect at once.
     pub serial: Serial,
@@ -217,8 +219,9 @@ impl Snapshot {
                     redirect_uris: app.redirect_uris.clone(),
                     upstream,
                     public_paths: app.public_paths.clone(),
-                    timeout: app.timeout,
-                    connect_timeout: app.connect_timeout,
+                    name: app.name.clone(),
+                    timeout: app.timeout.get(),
+                    connect_timeout: app.connect_timeout.get(),
                     https_redirect: app.https_redirect,
                     cache_private: app.cache_private,
                     identity_headers: wire_names(&app.headers),

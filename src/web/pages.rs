@@ -21,6 +21,7 @@ fn env() -> &'static Environment<'static> {
             ("recovery.html", include_str!("templates/recovery.html")),
             ("message.html", include_str!("templates/message.html")),
             ("signout.html", include_str!("templates/signout.html")),
+            ("notice.html", include_str!("templates/notice.html")),
         ] {
             if let Err(e) = env.add_template(name, text) {
                 tracing::error!(code = "PG0502", template = name, error = %e, "a page template does not parse");
@@ -30,24 +31,38 @@ fn env() -> &'static Environment<'static> {
     })
 }
 
+/// What every page may load: its own inline style, the pool's logo; no script; forms
+/// post to the gateway (or to an app host, for a sign-out's way back); never framed.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src https: 'self' data:; form-action 'self' https: http:; frame-ancestors 'none'";
+
+/// The page's look: the pool's name, logo and colour, or the gateway's own where no pool
+/// is known (a host no pool serves).
+fn branding(pool: Option<&PoolRoute>) -> Value {
+    match pool {
+        Some(pool) => context! {
+            pool_name => pool.name,
+            color => pool.branding.color,
+            logo => pool.branding.logo,
+        },
+        None => context! {},
+    }
+}
+
+fn html(pool: Option<&PoolRoute>, template: &str, ctx: Value) -> Result<String, minijinja::Error> {
+    let merged = context! { ..ctx, ..branding(pool) };
+    env().get_template(template).and_then(|t| t.render(merged))
+}
+
 /// Renders a page with the pool's branding merged into `ctx`.
 pub fn render(status: StatusCode, pool: &PoolRoute, template: &str, ctx: Value) -> Response {
-    let base = context! {
-        pool_name => pool.name,
-        color => pool.branding.color,
-        logo => pool.branding.logo,
-    };
-    let merged = context! { ..ctx, ..base };
-    match env().get_template(template).and_then(|t| t.render(merged)) {
+    match html(Some(pool), template, ctx) {
         Ok(html) => {
             let mut resp = (status, Html(html)).into_response();
             let h = resp.headers_mut();
             h.insert("cache-control", "no-store".parse().unwrap_or_else(|_| unreachable!()));
             h.insert(
                 "content-security-policy",
-                "default-src 'none'; style-src 'unsafe-inline'; img-src https: 'self' data:; form-action 'self' https: http:; frame-ancestors 'none'"
-                    .parse()
-                    .unwrap_or_else(|_| unreachable!()),
+                CONTENT_SECURITY_POLICY.parse().unwrap_or_else(|_| unreachable!()),
             );
             h.insert("x-frame-options", "DENY".parse().unwrap_or_else(|_| unreachable!()));
             resp
@@ -57,6 +72,44 @@ pub fn render(status: StatusCode, pool: &PoolRoute, template: &str, ctx: Value) 
             (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be shown").into_response()
         }
     }
+}
+
+/// The next step a page of the proxy's own offers.
+#[derive(Clone, Copy)]
+pub enum Next {
+    /// Load the same address again (a 502 or 504: the app may be back).
+    TryAgain,
+    /// Sign out of the pool, to come back as someone else (a 403).
+    SignOut,
+    /// Nothing the gateway can offer (a host no pool serves, a malformed request).
+    CheckAddress,
+}
+
+/// A page of the proxy's own (an error, a refusal): the pool's look where the request
+/// reached a pool, a next step, and nothing the client sent echoed back.
+pub fn notice(
+    pool: Option<&PoolRoute>,
+    app: Option<&str>,
+    status: u16,
+    title: &str,
+    message: &str,
+    next: Next,
+) -> String {
+    let ctx = context! {
+        status => status,
+        title => title,
+        message => message,
+        app_name => app,
+        next => match next {
+            Next::TryAgain => "try_again",
+            Next::SignOut => "sign_out",
+            Next::CheckAddress => "check_address",
+        },
+    };
+    html(pool, "notice.html", ctx).unwrap_or_else(|e| {
+        tracing::error!(code = "PG0503", template = "notice.html", error = %e, "a page failed to render");
+        format!("<!doctype html><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{status}</title><p>{status}</p>\n")
+    })
 }
 
 /// A short page with a title, a sentence and optional actions.

@@ -31,6 +31,7 @@ pub(super) struct PoolView {
 #[derive(Serialize)]
 pub(super) struct AppView {
     id: String,
+    name: String,
     hosts: Vec<String>,
     upstreams: Vec<String>,
     public_paths: Vec<String>,
@@ -47,8 +48,9 @@ impl From<&App> for AppView {
             hosts: a.hosts.iter().map(|h| h.to_string()).collect(),
             upstreams: a.upstreams.clone(),
             public_paths: a.public_paths.clone(),
-            timeout: format!("{}ms", a.timeout.as_millis()),
-            connect_timeout: format!("{}ms", a.connect_timeout.as_millis()),
+            name: a.name.clone(),
+            timeout: a.timeout.to_string(),
+            connect_timeout: a.connect_timeout.to_string(),
             https_redirect: a.https_redirect,
             config_managed: a.config_managed,
         }
