@@ -37,7 +37,8 @@ pub enum UserCommand {
         /// Read the password from the first line of stdin.
         #[arg(long)]
         password_stdin: bool,
-        /// Create the user without a password.
+        /// Create the user without a password: they can sign in only through an identity
+        /// source of the pool.
         #[arg(long, conflicts_with = "password_stdin")]
         no_password: bool,
     },
@@ -130,9 +131,10 @@ async fn audit(store: &Store, pool: &str, action: &str, target: &str, detail: St
     }
 }
 
-/// A password from stdin (first line) or an interactive prompt; `None` if neither is asked
-/// for and stdin is not a terminal.
-fn read_password(from_stdin: bool) -> anyhow::Result<Option<String>> {
+/// A password from stdin (first line) or an interactive prompt. Without a terminal and
+/// without `--password-stdin` there is no way to ask: that is an error, never a user
+/// quietly made without a password.
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     if from_stdin {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
@@ -140,17 +142,20 @@ fn read_password(from_stdin: bool) -> anyhow::Result<Option<String>> {
         if p.is_empty() {
             bail!("no password on stdin");
         }
-        return Ok(Some(p));
+        return Ok(p);
     }
     if !std::io::stdin().is_terminal() {
-        return Ok(None);
+        bail!(
+            "no password given: type it at a terminal, or pass --password-stdin and send it on stdin \
+             (--no-password makes a user who can sign in only through an identity source)"
+        );
     }
     let first = rpassword::prompt_password("Password: ")?;
     let second = rpassword::prompt_password("Again: ")?;
     if first != second {
         bail!("the passwords differ");
     }
-    Ok(Some(first))
+    Ok(first)
 }
 
 async fn hash(plain: String) -> anyhow::Result<String> {
@@ -190,13 +195,10 @@ pub async fn user(config: &Path, cmd: UserCommand) -> anyhow::Result<()> {
             password_stdin,
             no_password,
         } => {
-            let password_hash = match if no_password {
+            let password_hash = if no_password {
                 None
             } else {
-                read_password(password_stdin)?
-            } {
-                Some(p) => Some(hash(p).await?),
-                None => None,
+                Some(hash(read_password(password_stdin)?).await?)
             };
             let user = store
                 .create_user(
@@ -220,6 +222,12 @@ pub async fn user(config: &Path, cmd: UserCommand) -> anyhow::Result<()> {
             )
             .await;
             println!("added {} to pool {pool} (id {})", user.username, user.id);
+            if no_password {
+                println!(
+                    "{} has no password: they can sign in only through an identity source of the pool",
+                    user.username
+                );
+            }
         }
         UserCommand::List { pool, limit, offset } => {
             store.pool(&pool).await.with_context(|| format!("pool {pool}"))?;
@@ -266,9 +274,7 @@ pub async fn user(config: &Path, cmd: UserCommand) -> anyhow::Result<()> {
             password_stdin,
         } => {
             let u = store.user_by_username(&pool, &username).await?;
-            let Some(p) = read_password(password_stdin)? else {
-                bail!("no password given: use a terminal or --password-stdin");
-            };
+            let p = read_password(password_stdin)?;
             store.change_password(&pool, &u.id, Some(hash(p).await?)).await?;
             audit(&store, &pool, "user.password", &u.id, String::new()).await;
             println!("password set for {username}");

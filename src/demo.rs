@@ -3,14 +3,14 @@
 //! install.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::config::Config;
+use crate::config::{AccessLog, Config, LogFormat, SecretSource};
 use crate::crypto::password;
 use crate::store::{NewUser, Store};
-use crate::{clock, server, tls, whoami};
+use crate::{clock, logging, server, tls, whoami};
 
 /// The demo's people: (pool, username, password). Local demo only.
 pub const DEMO_USERS: [(&str, &str, &str); 2] = [
@@ -18,8 +18,17 @@ pub const DEMO_USERS: [(&str, &str, &str); 2] = [
     ("suppliers", "bob", "the-builder"),
 ];
 
-pub fn run(config_path: &Path) -> anyhow::Result<()> {
+pub fn run(config_path: &Path, log_format: Option<LogFormat>) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
+    // At a terminal the banner must not drown: the access log goes to a file beside the
+    // store, and the banner says where. Elsewhere (a script, CI) it stays on stdout.
+    let human = logging::is_human(log_format.unwrap_or(config.log.format));
+    let access = match (&config.log.access, &config.admin.token) {
+        (Some(a), _) => a.clone(),
+        (None, SecretSource::File(token)) if human => AccessLog::File(token.with_file_name("access.log")),
+        (None, _) => AccessLog::Stdout,
+    };
+    logging::init_gateway(human, &access)?;
     if config.listen.https.is_some() && !tls::dev::present(&config) {
         let made = tls::dev::issue(&config)?;
         println!(
@@ -60,7 +69,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
         }
     })?;
 
-    print_welcome(&config, addr);
+    print_welcome(&config, addr, &access);
     server::serve(config_path)
 }
 
@@ -88,7 +97,7 @@ fn add_demo_users(config: &Config) -> anyhow::Result<()> {
     })
 }
 
-fn print_welcome(config: &Config, whoami: SocketAddr) {
+fn print_welcome(config: &Config, whoami: SocketAddr, access: &AccessLog) {
     let http_port = config.listen.http.map(|a| a.port());
     let https_port = config.listen.https.map(|a| a.port());
     println!("\npoolgate demo — two pools and their apps, a whoami upstream on {whoami}\n");
@@ -119,5 +128,40 @@ fn print_welcome(config: &Config, whoami: SocketAddr) {
             config.certs_dir.display()
         );
     }
-    println!("\nAdmin: http://{}/metrics   Stop: Ctrl-C\n", config.admin.listen);
+    let admin = config.admin.listen;
+    print!("\nAdmin API on http://{admin}/api, with the token ");
+    match &config.admin.token {
+        SecretSource::File(path) => {
+            let path = shown(path);
+            println!("in {path} (made on first start):");
+            println!("  curl -H \"Authorization: Bearer $(cat {path})\" http://{admin}/api/pools");
+        }
+        SecretSource::Env(var) => {
+            println!("in ${var}:");
+            println!("  curl -H \"Authorization: Bearer ${var}\" http://{admin}/api/pools");
+        }
+    }
+    println!("Metrics: http://{admin}/metrics");
+    match access {
+        AccessLog::File(path) => println!("Access log (JSON lines): {}", shown(path)),
+        AccessLog::Stdout => println!("Access log: JSON lines on stdout"),
+        AccessLog::Off => println!("Access log: off"),
+    }
+    println!("Stop: Ctrl-C\n");
+}
+
+/// A path as a person would type it from here: `config/../data/x` is `data/x`.
+fn shown(path: &Path) -> String {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    out.strip_prefix(&cwd).unwrap_or(&out).display().to_string()
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod crypto;
 pub mod demo;
 pub mod ids;
+pub mod logging;
 pub mod portal;
 pub mod proxy;
 pub mod registry;

@@ -5,9 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
-
-use poolgate::cli;
+use poolgate::config::{AccessLog, LogFormat};
+use poolgate::{cli, logging};
 
 /// mimalloc: Pingora allocates per request across threads; glibc's allocator costs it
 /// measurably more CPU per request (see benches/load and the README).
@@ -32,6 +31,10 @@ enum Command {
     Serve {
         #[arg(long, short, default_value = "poolgate.toml")]
         config: PathBuf,
+        /// Log lines for a person or JSON; overrides `[log] format` (default: human on a
+        /// terminal, JSON otherwise).
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
     },
     /// Validate a config file and print every error with its line.
     Check {
@@ -42,6 +45,9 @@ enum Command {
     Demo {
         #[arg(long, short, default_value = "config/demo.toml")]
         config: PathBuf,
+        /// As for `serve`.
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
     },
     /// An upstream that answers with what it received (method, path, headers).
     Whoami {
@@ -87,13 +93,17 @@ enum CertsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // A running gateway logs JSON lines (the access log among them) to stdout; the
-    // one-shot commands keep stdout for their output and only warn on stderr.
-    let serving = matches!(
-        cli.command,
-        Command::Serve { .. } | Command::Demo { .. } | Command::Whoami { .. }
-    );
-    init_logging(serving);
+    // A running gateway sets up its log once its config is read (`[log]`); the one-shot
+    // commands keep stdout for their output and only warn on stderr.
+    match &cli.command {
+        Command::Serve { .. } | Command::Demo { .. } => {}
+        Command::Whoami { .. } => {
+            if let Err(e) = logging::init_gateway(logging::is_human(LogFormat::Auto), &AccessLog::Stdout) {
+                eprintln!("poolgate: {e:#}");
+            }
+        }
+        _ => logging::init_command(),
+    }
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -105,15 +115,28 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve { config } => {
+        Command::Serve { config, log_format } => {
+            let loaded = Config::load(&config)?;
+            let human = logging::is_human(log_format.unwrap_or(loaded.log.format));
+            let access = loaded.log.access.clone().unwrap_or(AccessLog::Stdout);
+            logging::init_gateway(human, &access)?;
             poolgate::server::serve(&config)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config } => {
+            // A host without a certificate is served over plain HTTP only, so `check`
+            // reports it (the gateway itself starts and logs it with PG0104).
             let loaded = Config::load(&config).map_err(|e| e.to_string()).and_then(|c| {
-                poolgate::tls::CertStore::load(&c)
-                    .map(|_| c)
-                    .map_err(|e| format!("{}: TLS: {e}", config.display()))
+                let (_, missing) = poolgate::tls::CertStore::load(&c, None);
+                if missing.is_empty() {
+                    Ok(c)
+                } else {
+                    Err(missing
+                        .iter()
+                        .map(|m| format!("{}: TLS: {m}", config.display()))
+                        .collect::<Vec<_>>()
+                        .join("\n"))
+                }
             });
             match loaded {
                 Ok(c) => {
@@ -127,8 +150,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Demo { config } => {
-            poolgate::demo::run(&config)?;
+        Command::Demo { config, log_format } => {
+            poolgate::demo::run(&config, log_format)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Whoami { listen } => {
@@ -173,22 +196,4 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()
-}
-
-/// `RUST_LOG` filters either way.
-fn init_logging(serving: bool) {
-    if serving {
-        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .with_current_span(false)
-            .init();
-    } else {
-        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
-    }
 }

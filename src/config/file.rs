@@ -24,6 +24,8 @@ pub struct File {
     #[serde(default)]
     pub proxy: Option<S<Proxy>>,
     #[serde(default)]
+    pub log: Option<S<Log>>,
+    #[serde(default)]
     pub pools: BTreeMap<S<String>, S<Pool>>,
 }
 
@@ -70,6 +72,15 @@ pub struct Proxy {
     #[serde(default)]
     pub trusted_proxies: Vec<S<String>>,
     pub threads: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    #[serde(default)]
+    pub format: super::LogFormat,
+    /// `stdout`, `off`, or a file path.
+    pub access: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -149,6 +149,17 @@ impl Lowering<'_> {
         };
 
         let proxy = self.proxy(f.proxy.as_ref());
+        let log = f.log.as_ref().map_or_else(Log::default, |l| {
+            let l = l.get_ref();
+            Log {
+                format: l.format,
+                access: l.access.as_ref().map(|a| match a.get_ref().as_str() {
+                    "stdout" => AccessLog::Stdout,
+                    "off" => AccessLog::Off,
+                    path => AccessLog::File(base.join(path)),
+                }),
+            }
+        });
 
         let mut hosts: HashMap<Host, HostOwner> = HashMap::new();
         let mut pools = Vec::new();
@@ -170,6 +181,7 @@ impl Lowering<'_> {
             master_key,
             certs_dir,
             proxy,
+            log,
             pools,
         }
     }

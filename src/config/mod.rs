@@ -86,7 +86,35 @@ pub struct Config {
     /// Directory of per-host certificates: `<certs>/<host>/cert.pem` and `key.pem`.
     pub certs_dir: PathBuf,
     pub proxy: ProxySettings,
+    pub log: Log,
     pub pools: Vec<Pool>,
+}
+
+/// How the gateway logs (`[log]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Log {
+    pub format: LogFormat,
+    /// Where the access log goes; `None`: the default for the format (see `logging`).
+    pub access: Option<AccessLog>,
+}
+
+/// The format of the gateway's own log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human on a terminal, JSON lines otherwise.
+    #[default]
+    Auto,
+    Json,
+    Human,
+}
+
+/// Where the access log (JSON lines, one per request) goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLog {
+    Stdout,
+    File(PathBuf),
+    Off,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -386,6 +386,13 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// An upstream that failed, or a client that hung up, is in the access log (with the
+    /// error's kind) and answered with a page: one line per request, not one more.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {
+        matches!(error.esource(), ErrorSource::Upstream | ErrorSource::Downstream)
+            || matches!(error.etype(), ErrorType::HTTPStatus(502))
+    }
+
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx)
     where
         RequestCtx: Send + Sync,

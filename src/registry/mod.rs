@@ -166,7 +166,15 @@ impl Snapshot {
         previous: Option<&Snapshot>,
         mut keys: HashMap<PoolId, Arc<PoolKeys>>,
     ) -> Result<Snapshot, ReloadError> {
-        let certs = CertStore::load(&config).map_err(ReloadError::Tls)?;
+        let (certs, missing) = CertStore::load(&config, previous.map(|p| &p.certs));
+        for m in &missing {
+            tracing::warn!(
+                code = "PG0104",
+                host = %m.host,
+                reason = %m.reason,
+                "no usable certificate: this host is not served over HTTPS until one is added and the config reloaded"
+            );
+        }
         let (scheme, port) = match (config.listen.https, config.listen.http) {
             (Some(a), _) => (
                 "https",
@@ -400,9 +408,21 @@ impl Registry {
     /// Validates the file and the run-time objects with one more, changing nothing.
     pub async fn trial(&self, extra: Extra) -> Result<Config, ReloadError> {
         let mut all = extras(self.store.fragments().await?);
+        let before = Config::load_with(&self.path, &all).ok();
         all.push(extra);
         let config = Config::load_with(&self.path, &all)?;
-        crate::tls::CertStore::load(&config).map_err(ReloadError::Tls)?;
+        // A host the change adds must come with its certificate: refused now, while the
+        // operator is there to add one. (Hosts already served without one are only logged.)
+        let (_, missing) = crate::tls::CertStore::load(&config, None);
+        let known = |h: &Host| before.as_ref().is_some_and(|c| c.hosts().any(|x| x == h));
+        let new: Vec<String> = missing
+            .iter()
+            .filter(|m| !known(&m.host))
+            .map(|m| m.to_string())
+            .collect();
+        if !new.is_empty() {
+            return Err(ReloadError::Tls(new.join("; ")));
+        }
         Ok(config)
     }
 

@@ -29,15 +29,31 @@ pub struct CertStore {
     by_host: HashMap<Host, Arc<CertifiedKey>>,
 }
 
+/// A host of the config with no usable certificate: it is not served over HTTPS.
+#[derive(Debug, Clone)]
+pub struct MissingCert {
+    pub host: Host,
+    pub reason: String,
+}
+
+impl std::fmt::Display for MissingCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "host {}: {}", self.host, self.reason)
+    }
+}
+
 impl CertStore {
-    /// Loads a certificate for every host when an HTTPS listener is configured.
-    pub fn load(config: &Config) -> Result<CertStore, String> {
+    /// Loads a certificate for every host when an HTTPS listener is configured. A host
+    /// whose certificate is missing or unreadable does not stop the others: it keeps the
+    /// one `previous` served (a reload never takes a working certificate away), or else
+    /// goes without, and is reported.
+    pub fn load(config: &Config, previous: Option<&CertStore>) -> (CertStore, Vec<MissingCert>) {
         let mut by_host = HashMap::new();
+        let mut missing = Vec::new();
         if config.listen.https.is_none() {
-            return Ok(CertStore { by_host });
+            return (CertStore { by_host }, missing);
         }
         let provider = rustls::crypto::ring::default_provider();
-        let mut problems = Vec::new();
         for host in config.hosts() {
             let exact = config.cert_paths(host);
             let paths = match config.wildcard_cert_paths(host) {
@@ -48,14 +64,18 @@ impl CertStore {
                 Ok(ck) => {
                     by_host.insert(host.clone(), Arc::new(ck));
                 }
-                Err(e) => problems.push(format!("host {host}: {e}")),
+                Err(reason) => {
+                    if let Some(kept) = previous.and_then(|p| p.get(host.as_str())) {
+                        by_host.insert(host.clone(), kept);
+                    }
+                    missing.push(MissingCert {
+                        host: host.clone(),
+                        reason,
+                    });
+                }
             }
         }
-        if problems.is_empty() {
-            Ok(CertStore { by_host })
-        } else {
-            Err(problems.join("; "))
-        }
+        (CertStore { by_host }, missing)
     }
 
     fn get(&self, host: &str) -> Option<Arc<CertifiedKey>> {

@@ -64,9 +64,20 @@ fn users_from_the_command_line() {
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("added alice to pool employees"));
-    let out = s.run(&["user", "add", "--pool", "employees", "alice"], None);
+    let out = s.run(&["user", "add", "--pool", "employees", "alice", "--no-password"], None);
     assert!(!out.status.success(), "a duplicate is refused");
     assert!(text(&out).contains("already taken"), "{}", text(&out));
+
+    // Without a terminal, without --password-stdin: refused, and nobody is made.
+    let out = s.run(&["user", "add", "--pool", "employees", "bob"], None);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("--password-stdin"), "{}", text(&out));
+    let listing = text(&s.run(&["user", "list", "--pool", "employees"], None));
+    assert!(!listing.contains("bob"), "{listing}");
+    // A user without a password must be asked for, and is told what it means.
+    let out = s.run(&["user", "add", "--pool", "employees", "bob", "--no-password"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("only through an identity source"), "{}", text(&out));
 
     let out = s.run(&["user", "disable", "--pool", "employees", "alice"], None);
     assert!(out.status.success(), "{}", text(&out));

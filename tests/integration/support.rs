@@ -111,6 +111,9 @@ pub struct Options {
     /// The plain-HTTP listener; a free port on 127.0.0.1 by default. Two nodes of one
     /// deployment share a port (so an issuer) on two loopback addresses.
     pub http: Option<SocketAddr>,
+    /// Certificate directories (under `certs/`) removed after `certs dev`: hosts that
+    /// start without a certificate.
+    pub without_certs: Vec<&'static str>,
 }
 
 /// A `poolgate serve` child process with its own config file, ports and log.
@@ -165,6 +168,9 @@ impl Gateway {
                 "certs dev: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
+            for gone in &opts.without_certs {
+                std::fs::remove_dir_all(dir.path().join("certs").join(gone)).unwrap();
+            }
         }
         let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
         let child = Command::new(BIN)

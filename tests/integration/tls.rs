@@ -125,3 +125,69 @@ async fn a_wildcard_certificate_covers_hosts_added_at_run_time() {
     assert_eq!(resp.status(), 422);
     assert!(resp.text().await.unwrap().contains("app.elsewhere.localhost"));
 }
+
+#[tokio::test]
+async fn a_host_without_a_certificate_does_not_stop_the_others() {
+    let up = Whoami::start().await;
+    let opts = Options {
+        https: true,
+        without_certs: vec!["orders.suppliers.localhost", "*.suppliers.localhost"],
+        ..Options::default()
+    };
+    let gw = Gateway::start_with(&two_pools(&up, &up), opts).await;
+    // Every host that has a certificate is served over HTTPS…
+    let resp = gw
+        .client()
+        .get(gw.https_url("wiki.employees.localhost", "/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // …the one without gets no handshake, but plain HTTP still serves it…
+    let err = gw
+        .client()
+        .get(gw.https_url("orders.suppliers.localhost", "/"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_connect(), "{err:?}");
+    let (status, _) = gw.get("orders.suppliers.localhost", "/").await;
+    assert_eq!(status, 200);
+    // …and it is logged with its code and host.
+    let log = gw.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("PG0104") && l.contains("orders.suppliers.localhost")),
+        "{log}"
+    );
+    // `poolgate check` reports it as FILE: TLS: host …
+    let out = std::process::Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(gw.config_path())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(report.contains("TLS: host orders.suppliers.localhost:"), "{report}");
+    assert!(!report.contains("wiki.employees.localhost"), "{report}");
+
+    // A certificate added later is served after a reload.
+    let made = std::process::Command::new(BIN)
+        .args(["certs", "dev", "--config"])
+        .arg(gw.config_path())
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    gw.sighup();
+    let client = gw.client().clone();
+    let url = gw.https_url("orders.suppliers.localhost", "/");
+    let mut served = false;
+    for _ in 0..100 {
+        if client.get(&url).send().await.is_ok_and(|r| r.status() == 200) {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(served, "{}", gw.log());
+}
