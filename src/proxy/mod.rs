@@ -370,13 +370,15 @@ impl ProxyHttp for Gateway {
         }
         // The connection is not reused after a failure: say so, so the client opens a new one.
         session.set_keepalive(None);
+        // The id the access log has, for whoever reports the failure.
+        let request_id = ctx.request_id.to_str().unwrap_or_default().to_owned();
         let mut answer = Answer::new(code, title, detail);
         if let Some(Route::App(pool, app)) = &ctx.route {
             answer = answer.at(pool, Some(app));
         }
         if code > 0
             && session.response_written().is_none()
-            && let Err(err) = pages::respond(session, answer).await
+            && let Err(err) = pages::respond_with(session, answer, &[(REQUEST_ID, request_id)]).await
         {
             tracing::debug!(error = %err, "could not send the error page");
         }

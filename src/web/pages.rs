@@ -74,6 +74,20 @@ pub fn render(status: StatusCode, pool: &PoolRoute, template: &str, ctx: Value) 
     }
 }
 
+/// `the app did not answer in time` as a sentence on a page: `The app did not answer in time.`
+fn sentence(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(1)
+        .flat_map(char::to_uppercase)
+        .chain(s.chars().skip(1))
+        .collect();
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
 /// The next step a page of the proxy's own offers.
 #[derive(Clone, Copy)]
 pub enum Next {
@@ -98,7 +112,7 @@ pub fn notice(
     let ctx = context! {
         status => status,
         title => title,
-        message => message,
+        message => sentence(message),
         app_name => app,
         next => match next {
             Next::TryAgain => "try_again",

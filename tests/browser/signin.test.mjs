@@ -7,7 +7,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -41,7 +42,7 @@ async function waitReady(url, child, log) {
   throw new Error(`poolgate demo not ready in 60 s:\n${log()}`);
 }
 
-let demo, browser, http;
+let demo, browser, http, api;
 let output = '';
 
 before(async () => {
@@ -55,13 +56,32 @@ before(async () => {
     .replaceAll('127.0.0.1:9090', `127.0.0.1:${adminPort}`)
     .replaceAll('127.0.0.1:9001', `127.0.0.1:${upstreamPort}`)
     .replaceAll('../data/', 'data/')
-    .replaceAll('../certs', 'certs');
+    .replaceAll('../certs', 'certs')
+    // Two more apps of the pool: one alice may not use (403), one whose server is down (502).
+    + `
+[pools.employees.apps.vault]
+name = "Vault"
+hosts = ["vault.employees.localhost"]
+upstreams = ["127.0.0.1:${upstreamPort}"]
+allowed_groups = ["auditors"]
+
+[pools.employees.apps.down]
+name = "Reports"
+hosts = ["down.employees.localhost"]
+upstreams = ["127.0.0.1:${await freePort()}"]
+`;
   writeFileSync(join(dir, 'demo.toml'), config);
   demo = spawn(bin, ['demo', '--config', join(dir, 'demo.toml')], { stdio: ['ignore', 'pipe', 'pipe'] });
   demo.stdout.on('data', (d) => { output += d; });
   demo.stderr.on('data', (d) => { output += d; });
   await waitReady(`http://127.0.0.1:${adminPort}/readyz`, demo, () => output);
   http = (host, path = '/') => `http://${host}:${httpPort}${path}`;
+  const token = readFileSync(join(dir, 'data/admin.token'), 'utf8').trim();
+  api = (method, path, body) => fetch(`http://127.0.0.1:${adminPort}/api${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: body && JSON.stringify(body),
+  });
   browser = await chromium.launch({
     executablePath: chromiumPath,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -134,5 +154,111 @@ test('sign in, single sign-on to the second app, sign out of both', async () => 
     await page.goto(http(host, '/'));
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
   }
+  await context.close();
+});
+
+/// The current TOTP code (RFC 6238: SHA-1, 30 s, 6 digits) of a base32 secret.
+function totp(secret) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secret.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30)));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
+
+const shots = join(root, 'target/screenshots');
+const BRAND = 'rgb(10, 127, 90)'; // the demo's employees colour, #0a7f5a
+
+/// Looks at the page as a person would on a desktop and on a phone: a viewport set for
+/// phones, the pool's colour, the next step on screen, nothing wider than the screen;
+/// keeps a screenshot of each under target/screenshots/.
+async function looksRight(page, name, nextStep) {
+  for (const width of [1280, 390]) {
+    await page.setViewportSize({ width, height: 860 });
+    const viewport = await page.locator('meta[name=viewport]').getAttribute('content');
+    assert.match(viewport ?? '', /width=device-width/, `${name}: viewport`);
+    const brand = await page.locator('main').evaluate((m) => getComputedStyle(m).borderTopColor);
+    assert.equal(brand, BRAND, `${name}: the pool's colour`);
+    await nextStep.waitFor();
+    assert.ok(await nextStep.isVisible(), `${name}: the next step is on screen at ${width} px`);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${name}: ${overflow} px wider than a ${width} px screen`);
+    await page.screenshot({ path: join(shots, `${name}-${width}.png`), fullPage: true });
+  }
+}
+
+test('every page a person meets looks like one product, on a desktop and a phone', async () => {
+  mkdirSync(shots, { recursive: true });
+  const created = await api('POST', '/pools/employees/users', {
+    username: 'grace', email: 'grace@employees.example', name: 'Grace', password: 'a long passphrase', groups: ['staff'],
+  });
+  assert.equal(created.status, 201, await created.text());
+  const context = await browser.newContext();
+  const page = await context.newPage();
+
+  // The login page names the pool and the app by its display name.
+  await page.goto(http('wiki.employees.localhost', '/'));
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  assert.match(await page.locator('.pool').innerText(), /Employees · Team wiki/);
+  await looksRight(page, 'login', page.getByRole('button', { name: 'Sign in' }));
+  await page.getByLabel('Username or email').fill('grace');
+  await page.getByLabel('Password').fill('a long passphrase');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'What the app received' }).waitFor();
+
+  // Turn on two-factor sign-in at the portal, as the README says (/mfa).
+  await page.goto(http('login.employees.localhost', '/mfa'));
+  await page.getByRole('heading', { name: 'Set up two-factor sign-in' }).waitFor();
+  const secret = await page.locator('#secret').innerText();
+  await page.getByLabel('The 6-digit code it shows').fill(totp(secret));
+  await page.getByRole('button', { name: 'Turn on two-factor sign-in' }).click();
+  await page.getByRole('heading', { name: 'Save your recovery codes' }).waitFor();
+  const codes = await page.locator('#recovery-codes li').allInnerTexts();
+  assert.equal(codes.length, 10);
+
+  // Signed out (from the wiki), the page links back to the wiki.
+  await page.goto(http('wiki.employees.localhost', '/.poolgate/logout'));
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { name: 'You are signed out' }).waitFor();
+  const back = page.getByRole('link', { name: 'Back to Team wiki' });
+  await looksRight(page, 'signed-out', back);
+  await back.click();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  assert.match(page.url(), /login\.employees\.localhost/);
+
+  // Signing in again asks for the second factor: a numeric keypad for the app's code, and
+  // a switch to a text field for a recovery code (which has letters).
+  await page.getByLabel('Username or email').fill('grace');
+  await page.getByLabel('Password').fill('a long passphrase');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Two-factor check' }).waitFor();
+  assert.equal(await page.locator('#code').getAttribute('inputmode'), 'numeric');
+  const useRecovery = page.getByRole('button', { name: 'Use a recovery code instead' });
+  await looksRight(page, 'mfa', useRecovery);
+  await useRecovery.click();
+  await page.getByLabel('Recovery code').waitFor();
+  assert.equal(await page.locator('#code').getAttribute('inputmode'), 'text');
+  await looksRight(page, 'mfa-recovery', page.getByRole('button', { name: 'Use your authenticator app instead' }));
+  await page.getByLabel('Recovery code').fill(codes[0]);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.getByRole('heading', { name: 'What the app received' }).waitFor();
+
+  // An app of the pool that is not open to her: 403 in the pool's look, with sign-out.
+  const denied = await page.goto(http('vault.employees.localhost', '/'));
+  assert.equal(denied.status(), 403);
+  await page.getByRole('heading', { name: 'Access denied' }).waitFor();
+  assert.match(await page.locator('.pool').innerText(), /Employees · Vault/);
+  await looksRight(page, 'denied-403', page.getByRole('button', { name: 'Sign out of Employees' }));
+
+  // An app whose server is down: 502 in the pool's look, with a way to try again.
+  const down = await page.goto(http('down.employees.localhost', '/'));
+  assert.equal(down.status(), 502);
+  await page.getByRole('heading', { name: 'Bad gateway' }).waitFor();
+  assert.match(await page.locator('.pool').innerText(), /Employees · Reports/);
+  await looksRight(page, 'bad-gateway-502', page.getByRole('link', { name: 'Try again' }));
   await context.close();
 });

@@ -8,6 +8,7 @@ mod admin;
 mod attacks;
 mod check;
 mod cli;
+mod demo;
 mod proxying;
 mod reload;
 mod routing;

@@ -392,9 +392,25 @@ pub fn postgres_url() -> Option<String> {
                 std::env::var("CI").map_or(true, |v| v != "true"),
                 "CI=true but POOLGATE_TEST_POSTGRES is not set: the PostgreSQL suites must run under CI"
             );
+            say_what_is_skipped();
             None
         }
     }
+}
+
+/// One line, once, past the test harness's capture (it goes straight to stderr): a green
+/// `cargo test` must not hide that it ran the PostgreSQL tests on SQLite and no browser.
+fn say_what_is_skipped() {
+    use std::io::Write;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nnote: skipped the PostgreSQL runs of the store and multi-node tests (set \
+             POOLGATE_TEST_POSTGRES=postgres://user@host/db to run them) and the headless-chromium \
+             page tests (tests/browser); .ci/run runs both.\n"
+        );
+    });
 }
 
 /// A new, empty database on that server, as a URL; `None` without a server.
