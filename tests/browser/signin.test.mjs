@@ -69,6 +69,13 @@ allowed_groups = ["auditors"]
 name = "Reports"
 hosts = ["down.employees.localhost"]
 upstreams = ["127.0.0.1:${await freePort()}"]
+
+[pools.employees.apps.slow]
+name = "Archive"
+hosts = ["slow.employees.localhost"]
+upstreams = ["127.0.0.1:${upstreamPort}"]
+public_paths = ["/"]
+timeout = "1s"
 `;
   writeFileSync(join(dir, 'demo.toml'), config);
   demo = spawn(bin, ['demo', '--config', join(dir, 'demo.toml')], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -176,13 +183,13 @@ const BRAND = 'rgb(10, 127, 90)'; // the demo's employees colour, #0a7f5a
 /// Looks at the page as a person would on a desktop and on a phone: a viewport set for
 /// phones, the pool's colour, the next step on screen, nothing wider than the screen;
 /// keeps a screenshot of each under target/screenshots/.
-async function looksRight(page, name, nextStep) {
+async function looksRight(page, name, nextStep, brand = BRAND) {
   for (const width of [1280, 390]) {
     await page.setViewportSize({ width, height: 860 });
     const viewport = await page.locator('meta[name=viewport]').getAttribute('content');
     assert.match(viewport ?? '', /width=device-width/, `${name}: viewport`);
-    const brand = await page.locator('main').evaluate((m) => getComputedStyle(m).borderTopColor);
-    assert.equal(brand, BRAND, `${name}: the pool's colour`);
+    const colour = await page.locator('main').evaluate((m) => getComputedStyle(m).borderTopColor);
+    assert.equal(colour, brand, `${name}: the pool's colour`);
     await nextStep.waitFor();
     assert.ok(await nextStep.isVisible(), `${name}: the next step is on screen at ${width} px`);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -213,15 +220,24 @@ test('every page a person meets looks like one product, on a desktop and a phone
   // Turn on two-factor sign-in at the portal, as the README says (/mfa).
   await page.goto(http('login.employees.localhost', '/mfa'));
   await page.getByRole('heading', { name: 'Set up two-factor sign-in' }).waitFor();
+  await looksRight(page, 'mfa-enroll', page.getByRole('button', { name: 'Turn on two-factor sign-in' }));
   const secret = await page.locator('#secret').innerText();
   await page.getByLabel('The 6-digit code it shows').fill(totp(secret));
   await page.getByRole('button', { name: 'Turn on two-factor sign-in' }).click();
   await page.getByRole('heading', { name: 'Save your recovery codes' }).waitFor();
   const codes = await page.locator('#recovery-codes li').allInnerTexts();
   assert.equal(codes.length, 10);
+  await looksRight(page, 'recovery-codes', page.getByRole('button', { name: 'Continue' }));
+
+  // The portal's home says who is signed in.
+  await page.goto(http('login.employees.localhost', '/'));
+  await page.getByRole('heading', { name: 'Your account' }).waitFor();
+  assert.equal(await page.title(), 'Your account · Employees');
+  await looksRight(page, 'portal-home', page.getByRole('button', { name: 'Sign out' }));
 
   // Signed out (from the wiki), the page links back to the wiki.
   await page.goto(http('wiki.employees.localhost', '/.poolgate/logout'));
+  await looksRight(page, 'sign-out', page.getByRole('button', { name: 'Sign out' }));
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByRole('heading', { name: 'You are signed out' }).waitFor();
   const back = page.getByRole('link', { name: 'Back to Team wiki' });
@@ -260,5 +276,17 @@ test('every page a person meets looks like one product, on a desktop and a phone
   await page.getByRole('heading', { name: 'Bad gateway' }).waitFor();
   assert.match(await page.locator('.pool').innerText(), /Employees · Reports/);
   await looksRight(page, 'bad-gateway-502', page.getByRole('link', { name: 'Try again' }));
+
+  // An app too slow to answer: 504, the same way.
+  const slow = await page.goto(http('slow.employees.localhost', '/?delay_ms=3000'));
+  assert.equal(slow.status(), 504);
+  await page.getByRole('heading', { name: 'Gateway timeout' }).waitFor();
+  await looksRight(page, 'gateway-timeout-504', page.getByRole('link', { name: 'Try again' }));
+
+  // A host no pool serves: 421 in the gateway's own look (no pool to borrow one from).
+  const nobody = await page.goto(http('nobody.localhost', '/'));
+  assert.equal(nobody.status(), 421);
+  await page.getByRole('heading', { name: 'Misdirected request' }).waitFor();
+  await looksRight(page, 'misdirected-421', page.getByText('Check the address'), 'rgb(31, 111, 235)');
   await context.close();
 });
