@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod demo;
 pub mod ids;
 pub mod logging;
+pub mod op;
 pub mod portal;
 pub mod proxy;
 pub mod registry;

@@ -18,7 +18,7 @@ use crate::admin::{self, AdminState, metrics::Metrics};
 use crate::clock;
 use crate::config::Config;
 use crate::crypto::MasterKey;
-use crate::portal::{self, InternalKey, PortalState};
+use crate::portal::{self, InternalKey, WebState};
 use crate::proxy::{Gateway, PortalLink};
 use crate::registry::Registry;
 use crate::session::Sessions;
@@ -51,7 +51,7 @@ pub fn serve(config_path: &Path) -> anyhow::Result<()> {
     let sessions = Arc::new(Sessions::default());
     let key = Arc::new(InternalKey::generate());
     let portal_addr = control
-        .block_on(portal::start(PortalState::new(
+        .block_on(portal::start(WebState::new(
             registry.clone(),
             sessions.clone(),
             key.clone(),

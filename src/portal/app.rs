@@ -6,13 +6,15 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
-use super::PortalState;
-use super::context::Ctx;
-use super::forms::printable_url;
-use super::oidc::{self, audit, equal, open, pkce_challenge, random_token, seal};
+use crate::op::{self, pkce_challenge};
 use crate::session::cookie::Cookie;
 use crate::session::{SessionId, Ticket};
+use crate::web::context::Ctx;
+use crate::web::forms::printable_url;
 use crate::web::pages;
+use crate::web::sealed::{equal, open, random_token, seal};
+use crate::web::state::WebState;
+use crate::web::state::audit;
 
 /// A sign-in in progress, kept sealed in a cookie on the app host between leaving for the
 /// portal and coming back: it binds the callback to this browser.
@@ -53,7 +55,7 @@ pub(super) struct StartParams {
 /// `/.poolgate/login?return_to=/path`: off to the pool's portal, with state, nonce and a
 /// PKCE verifier kept in a sealed cookie for the way back.
 pub(super) async fn start(
-    State(state): State<PortalState>,
+    State(state): State<WebState>,
     Extension(ctx): Extension<Ctx>,
     Query(p): Query<StartParams>,
 ) -> Response {
@@ -112,7 +114,7 @@ pub(super) struct CallbackParams {
 /// `/.poolgate/callback`: checks state against this browser's cookie and `iss` (RFC 9207),
 /// redeems the code in-process, and opens the app session.
 pub(super) async fn callback(
-    State(state): State<PortalState>,
+    State(state): State<WebState>,
     Extension(ctx): Extension<Ctx>,
     headers: HeaderMap,
     Query(p): Query<CallbackParams>,
@@ -161,7 +163,7 @@ pub(super) async fn callback(
     let Some(code) = p.code else {
         return failed("The sign-in answer has no code.");
     };
-    let redeemed = match oidc::redeem(
+    let redeemed = match op::redeem(
         &state,
         &ctx.pool,
         &code,
@@ -172,9 +174,9 @@ pub(super) async fn callback(
     .await
     {
         Ok(r) => r,
-        Err(oidc::InvalidGrant(why)) => return failed(why),
+        Err(op::InvalidGrant(why)) => return failed(why),
     };
-    let oidc::Redeemed { grant, sid, expires } = redeemed;
+    let op::Redeemed { grant, sid, expires } = redeemed;
     if grant.nonce.as_deref() != Some(login.nonce.as_str()) {
         return failed("The sign-in answer does not belong to this sign-in.");
     }

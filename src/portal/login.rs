@@ -2,23 +2,26 @@
 //! app asks for it (with enrollment on the spot), then a fresh SSO session. Every failure
 //! says the same thing, so the page never tells whether a username exists.
 
-use axum::extract::{Extension, Form, State};
+use axum::extract::{Extension, Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 use totp_rs::{Algorithm, Secret, TOTP};
 
-use super::PortalState;
-use super::context::Ctx;
-use super::forms::{form_page, limits, post_ok, refuse_oversized, unreadable_form};
-use super::oidc::{self, AuthRequest, audit, current_sso, equal, open, random_token, seal};
 use crate::config::MfaPolicy;
 use crate::crypto::password;
+use crate::op::AuthRequest;
+use crate::op::authorize::{self, issue_code};
 use crate::session::cookie::Cookie;
 use crate::session::{SessionId, Ticket, sso_binding};
 use crate::store::{StoreError, User};
+use crate::web::context::Ctx;
+use crate::web::forms::{form_page, limits, post_ok, refuse_oversized, unreadable_form};
 use crate::web::pages;
+use crate::web::sealed::{equal, open, random_token, seal};
+use crate::web::state::WebState;
+use crate::web::state::{audit, current_sso};
 
 const WRONG: &str = "The username or password is not right, or this account cannot sign in now.";
 /// Verified against when the username is unknown, so a miss costs what a hit costs.
@@ -130,9 +133,10 @@ fn needs_second_factor(ctx: &Ctx, user: &User, request: Option<&AuthRequest>) ->
     if ctx.pool.mfa == MfaPolicy::Off {
         return false;
     }
-    let app_requires = request
-        .and_then(|r| ctx.pool.apps.get(&r.client_id))
-        .is_some_and(|a| a.policy.require_mfa);
+    let app_requires = request.is_some_and(|r| r.mfa)
+        || request
+            .and_then(|r| ctx.pool.apps.get(&r.client_id))
+            .is_some_and(|a| a.policy.require_mfa);
     user.mfa_enrolled || ctx.pool.mfa == MfaPolicy::Required || app_requires
 }
 
@@ -175,19 +179,55 @@ fn new_enrollment(uid: &str, request: Option<AuthRequest>, sso: Option<String>, 
 
 /// The second step of an authorization with an SSO session: a code at once (single
 /// sign-on), or a step-up to MFA when the app asks for it and the session has none.
+/// `GET /oidc/authorize`.
+pub(super) async fn authorize_get(
+    State(state): State<WebState>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+    Query(p): Query<authorize::AuthorizeParams>,
+) -> Response {
+    authorize(&state, &ctx, &headers, p).await
+}
+
+/// `POST /oidc/authorize` (OpenID Connect Core §3.1.2.1: both methods).
+pub(super) async fn authorize_post(
+    State(state): State<WebState>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+    Form(p): Form<authorize::AuthorizeParams>,
+) -> Response {
+    authorize(&state, &ctx, &headers, p).await
+}
+
+/// The OP decides what the request asks; the portal signs the person in when it must.
+async fn authorize(state: &WebState, ctx: &Ctx, headers: &HeaderMap, p: authorize::AuthorizeParams) -> Response {
+    match authorize::start(state, ctx, headers, p).await {
+        authorize::Start::Answered(resp) => resp,
+        authorize::Start::Session { sso, request } => continue_with_session(state, ctx, headers, sso, request).await,
+        authorize::Start::Login { request, login_hint } => {
+            login_page(ctx, headers, Some(&request), &login_hint, None, StatusCode::OK)
+        }
+    }
+}
+
 pub(super) async fn continue_with_session(
-    state: &PortalState,
+    state: &WebState,
     ctx: &Ctx,
     headers: &HeaderMap,
     sso: Ticket,
     request: AuthRequest,
 ) -> Response {
-    let app_requires = ctx
-        .pool
-        .apps
-        .get(&request.client_id)
-        .is_some_and(|a| a.policy.require_mfa);
+    let app_requires = request.mfa
+        || ctx
+            .pool
+            .apps
+            .get(&request.client_id)
+            .is_some_and(|a| a.policy.require_mfa);
     if app_requires && !sso.mfa {
+        // `prompt=none`: no page may be shown, so the client is told it would take one.
+        if !request.interactive {
+            return authorize::to_client(ctx, &request, &[("error", "interaction_required")]);
+        }
         let user = match state
             .registry
             .store()
@@ -210,7 +250,7 @@ pub(super) async fn continue_with_session(
         let enrollment = new_enrollment(&user.id, Some(request), Some(sso.sso.hex()), now);
         return enroll_page(ctx, headers, &user, &enrollment, None);
     }
-    oidc::issue_code(state, ctx, &request, &sso).await
+    issue_code(state, ctx, &request, &sso).await
 }
 
 #[derive(Deserialize)]
@@ -222,7 +262,7 @@ pub(super) struct PasswordForm {
     password: String,
 }
 
-async fn find_user(state: &PortalState, pool: &str, login: &str) -> Option<User> {
+async fn find_user(state: &WebState, pool: &str, login: &str) -> Option<User> {
     match state.registry.store().user_by_username(pool, login).await {
         Ok(u) => Some(u),
         Err(_) if login.contains('@') => {
@@ -235,7 +275,7 @@ async fn find_user(state: &PortalState, pool: &str, login: &str) -> Option<User>
 }
 
 pub(super) async fn password(
-    State(state): State<PortalState>,
+    State(state): State<WebState>,
     Extension(ctx): Extension<Ctx>,
     headers: HeaderMap,
     Form(f): Form<PasswordForm>,
@@ -389,7 +429,7 @@ pub(super) async fn password(
 /// Signs the user in: a new SSO session (a new id at every sign-in: no fixation), then on
 /// to the app, or to the portal's home.
 async fn complete(
-    state: &PortalState,
+    state: &WebState,
     ctx: &Ctx,
     user: &User,
     mfa: bool,
@@ -401,7 +441,7 @@ async fn complete(
         Err(resp) => return resp,
     };
     let next = match request {
-        Some(r) => oidc::issue_code(state, ctx, &r, &ticket).await,
+        Some(r) => issue_code(state, ctx, &r, &ticket).await,
         None => Redirect::to("/").into_response(),
     };
     ([(header::SET_COOKIE, set_cookie)], next).into_response()
@@ -409,7 +449,7 @@ async fn complete(
 
 /// Creates (or, for a step-up, upgrades) the SSO session and its cookie.
 async fn open_session(
-    state: &PortalState,
+    state: &WebState,
     ctx: &Ctx,
     user: &User,
     mfa: bool,
@@ -523,7 +563,7 @@ fn refuse_oversized_code(ctx: &Ctx, f: &CodeForm) -> Option<Response> {
 }
 
 /// Accepts a TOTP code (each time step once) or a recovery code (each code once).
-async fn check_second_factor(state: &PortalState, ctx: &Ctx, user: &User, code: &str) -> bool {
+async fn check_second_factor(state: &WebState, ctx: &Ctx, user: &User, code: &str) -> bool {
     let store = state.registry.store();
     let pool = ctx.pool.id.as_str();
     let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
@@ -546,7 +586,7 @@ async fn check_second_factor(state: &PortalState, ctx: &Ctx, user: &User, code: 
 }
 
 pub(super) async fn second_factor(
-    State(state): State<PortalState>,
+    State(state): State<WebState>,
     Extension(ctx): Extension<Ctx>,
     headers: HeaderMap,
     Form(f): Form<CodeForm>,
@@ -625,7 +665,7 @@ pub(super) async fn second_factor(
 }
 
 pub(super) async fn enroll(
-    State(state): State<PortalState>,
+    State(state): State<WebState>,
     Extension(ctx): Extension<Ctx>,
     headers: HeaderMap,
     Form(f): Form<CodeForm>,
@@ -739,7 +779,7 @@ fn recovery_code() -> String {
 
 /// `/mfa`: a signed-in user sets up a second factor (pools with MFA optional or required).
 pub(super) async fn start_enrollment(
-    State(state): State<PortalState>,
+    State(state): State<WebState>,
     Extension(ctx): Extension<Ctx>,
     headers: HeaderMap,
 ) -> Response {
@@ -763,7 +803,7 @@ pub(super) async fn start_enrollment(
 
 /// The portal's home: who is signed in (with sign-out), or the login form.
 pub(super) async fn home(
-    State(state): State<PortalState>,
+    State(state): State<WebState>,
     Extension(ctx): Extension<Ctx>,
     headers: HeaderMap,
 ) -> Response {

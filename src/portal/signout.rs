@@ -9,15 +9,15 @@ use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::PortalState;
-use super::context::Ctx;
-use super::forms::{form_page, limits, printable_url, same_origin_post};
-use super::oidc::{audit, current_sso};
 use crate::registry::PoolRoute;
 use crate::session::cookie::Cookie;
 use crate::session::{Ticket, sso_binding};
 use crate::store::StoreError;
+use crate::web::context::Ctx;
+use crate::web::forms::{form_page, limits, printable_url, same_origin_post};
 use crate::web::pages;
+use crate::web::state::WebState;
+use crate::web::state::{audit, current_sso};
 
 #[derive(Deserialize, Default)]
 pub(super) struct SignOutParams {
@@ -134,7 +134,7 @@ fn signed_out(ctx: &Ctx, target: Option<url::Url>, p: &SignOutParams) -> Respons
 
 /// `GET /logout`, `GET /oidc/logout`: asks, when there is a session to end.
 pub(super) async fn portal_page(
-    State(state): State<PortalState>,
+    State(state): State<WebState>,
     Extension(ctx): Extension<Ctx>,
     headers: HeaderMap,
     Query(p): Query<SignOutParams>,
@@ -163,7 +163,7 @@ pub(super) async fn portal_page(
 /// `POST /logout`, `POST /oidc/logout`: ends the SSO session and every app session made
 /// from it, on every node.
 pub(super) async fn portal_submit(
-    State(state): State<PortalState>,
+    State(state): State<WebState>,
     Extension(ctx): Extension<Ctx>,
     headers: HeaderMap,
     Form(p): Form<SignOutParams>,
@@ -185,7 +185,7 @@ pub(super) async fn portal_submit(
 /// `GET /.poolgate/logout` on an app host: asks, when this app has a session; otherwise
 /// on to the portal, which asks about the pool's.
 pub(super) async fn app_page(
-    State(state): State<PortalState>,
+    State(state): State<WebState>,
     Extension(ctx): Extension<Ctx>,
     headers: HeaderMap,
 ) -> Response {
@@ -215,7 +215,7 @@ pub(super) async fn app_page(
 /// `POST /.poolgate/logout`: ends the SSO session this app session came from, and with
 /// it every app session of it, here and on every node; then the portal clears its cookie.
 pub(super) async fn app_submit(
-    State(state): State<PortalState>,
+    State(state): State<WebState>,
     Extension(ctx): Extension<Ctx>,
     headers: HeaderMap,
     Form(p): Form<SignOutParams>,
@@ -255,7 +255,7 @@ fn to_portal(ctx: &Ctx) -> Response {
 }
 
 /// Revokes an SSO session in the store and in this node's cache; other nodes follow.
-async fn end_sso_session(state: &PortalState, ctx: &Ctx, t: &Ticket) {
+async fn end_sso_session(state: &WebState, ctx: &Ctx, t: &Ticket) {
     state.sessions.revocations.revoke(t.sso, t.expires);
     match state
         .registry

@@ -9,9 +9,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use minijinja::context;
 
-use super::context::Ctx;
-use super::oidc::{equal, open, random_token, seal};
+use super::sealed::{equal, open, random_token, seal};
 use crate::session::cookie::Cookie;
+use crate::web::context::Ctx;
 use crate::web::pages;
 
 fn purpose(ctx: &Ctx) -> String {

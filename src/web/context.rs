@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use ring::rand::SecureRandom;
 use subtle::ConstantTimeEq;
 
-use super::PortalState;
 use crate::registry::{AppRoute, PoolRoute};
+use crate::web::state::WebState;
 
 pub const KEY_HEADER: &str = "x-poolgate-internal";
 pub const ROUTE_HEADER: &str = "x-poolgate-route";
@@ -65,7 +65,7 @@ impl Ctx {
     }
 }
 
-pub async fn resolve(State(state): State<PortalState>, mut req: Request, next: Next) -> Response {
+pub async fn resolve(State(state): State<WebState>, mut req: Request, next: Next) -> Response {
     match route(&state, &req) {
         Ok(ctx) => {
             req.extensions_mut().insert(ctx);
@@ -75,7 +75,7 @@ pub async fn resolve(State(state): State<PortalState>, mut req: Request, next: N
     }
 }
 
-fn route(state: &PortalState, req: &Request) -> Result<Ctx, StatusCode> {
+fn route(state: &WebState, req: &Request) -> Result<Ctx, StatusCode> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     if !header(KEY_HEADER).is_some_and(|k| state.key.matches(&k)) {
         return Err(StatusCode::FORBIDDEN);

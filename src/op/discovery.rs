@@ -1,0 +1,41 @@
+//! Discovery (OpenID Connect Discovery 1.0) and the pool's published keys.
+
+use axum::Json;
+use axum::extract::Extension;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::web::context::Ctx;
+
+pub async fn discovery(Extension(ctx): Extension<Ctx>) -> Response {
+    let iss = &ctx.pool.issuer;
+    Json(json!({
+        "issuer": iss,
+        "authorization_endpoint": format!("{iss}/oidc/authorize"),
+        "token_endpoint": format!("{iss}/oidc/token"),
+        "userinfo_endpoint": format!("{iss}/oidc/userinfo"),
+        "jwks_uri": format!("{iss}/oidc/jwks"),
+        "end_session_endpoint": format!("{iss}/oidc/logout"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "scopes_supported": ["openid", "profile", "email", "groups"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr",
+                             "preferred_username", "name", "email", "email_verified", "groups"],
+        "authorization_response_iss_parameter_supported": true,
+    }))
+    .into_response()
+}
+
+pub async fn jwks(Extension(ctx): Extension<Ctx>) -> Response {
+    (
+        [(header::CACHE_CONTROL, "max-age=300")],
+        Json(json!({ "keys": ctx.pool.keys.jwks })),
+    )
+        .into_response()
+}
