@@ -8,6 +8,8 @@ use serde_json::json;
 
 use crate::web::context::Ctx;
 
+/// `/.well-known/openid-configuration`, and the same document as RFC 8414 authorization
+/// server metadata at `/.well-known/oauth-authorization-server`.
 pub async fn discovery(Extension(ctx): Extension<Ctx>) -> Response {
     let iss = &ctx.pool.issuer;
     Json(json!({
@@ -18,14 +20,19 @@ pub async fn discovery(Extension(ctx): Extension<Ctx>) -> Response {
         "jwks_uri": format!("{iss}/oidc/jwks"),
         "end_session_endpoint": format!("{iss}/oidc/logout"),
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": ["query", "form_post"],
         "grant_types_supported": ["authorization_code"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "acr_values_supported": [super::authorize::ACR_MFA],
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "claims_parameter_supported": false,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none"],
         "scopes_supported": ["openid", "profile", "email", "groups"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr",
+        "claims_supported": ["sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce", "sid", "amr", "acr",
                              "preferred_username", "name", "email", "email_verified", "groups"],
         "authorization_response_iss_parameter_supported": true,
     }))

@@ -27,6 +27,7 @@ fn router(state: WebState) -> Router {
         // The pool's portal host.
         .route("/", get(login::home))
         .route("/.well-known/openid-configuration", get(op::discovery::discovery))
+        .route("/.well-known/oauth-authorization-server", get(op::discovery::discovery))
         .route("/oidc/jwks", get(op::discovery::jwks))
         .route("/oidc/authorize", get(login::authorize_get).post(login::authorize_post))
         .route("/oidc/token", post(op::token::token))
