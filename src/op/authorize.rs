@@ -166,7 +166,8 @@ pub async fn start(state: &WebState, ctx: &Ctx, headers: &HeaderMap, p: Authoriz
     };
 
     let session = current_sso(state, ctx, headers).filter(|sso| {
-        let fresh = max_age.is_none_or(|m| now - sso.issued <= m);
+        // max_age=0 asks for a sign-in now, whatever the session's age.
+        let fresh = max_age.is_none_or(|m| m > 0 && now - sso.issued <= m);
         let same = hinted.as_deref().is_none_or(|sub| sub == sso.uid.to_string());
         fresh && same && !prompt.contains(&"login")
     });

@@ -9,6 +9,7 @@ mod attacks;
 mod check;
 mod cli;
 mod demo;
+mod op;
 mod proxying;
 mod reload;
 mod routing;

@@ -1,0 +1,421 @@
+//! Each pool's OpenID Provider as a relying party meets it, and as an attacker tries it:
+//! the authorization endpoint's rules, the token endpoint's errors, UserInfo.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+use crate::browser::Browser;
+use crate::signin::{PASSWORD, add_user, http, pools, sign_in, wiki_url};
+use crate::support::*;
+
+const VERIFIER: &str = "a-verifier-of-enough-length-to-be-valid-0123456789";
+
+fn challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()))
+}
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// An authorization request for the wiki as a client, with `extra` appended; the
+/// redirect URI is the wiki's own callback unless `extra` names another.
+fn authorize_url(gw: &Gateway, extra: &str) -> String {
+    let redirect = if extra.contains("redirect_uri=") {
+        String::new()
+    } else {
+        format!("&redirect_uri={}", enc(&wiki_url(gw, "/.poolgate/callback")))
+    };
+    let scope = if extra.contains("scope=") { "" } else { "&scope=openid" };
+    format!(
+        "{}?client_id=wiki&response_type=code{scope}&code_challenge={}&code_challenge_method=S256{redirect}{extra}",
+        http(gw, "login.employees.localhost", "/oidc/authorize"),
+        challenge(VERIFIER)
+    )
+}
+
+/// The query of a redirect's `Location`, as pairs.
+fn location_query(resp: &reqwest::Response) -> Vec<(String, String)> {
+    let loc = resp.headers()["location"].to_str().unwrap();
+    url::Url::parse(loc)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// A signed-in browser at the employees' portal, and the gateway.
+async fn signed_in() -> (Gateway, Browser, String, Whoami) {
+    let up = Whoami::start().await;
+    let gw = Gateway::start(&pools(&up, "", "")).await;
+    let alice = add_user(&gw, "employees", "alice", PASSWORD, &["staff"]).await;
+    let b = Browser::new(&gw);
+    sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
+    (gw, b, alice, up)
+}
+
+async fn token(gw: &Gateway, form: &[(&str, &str)]) -> reqwest::Response {
+    gw.client()
+        .post(http(gw, "login.employees.localhost", "/oidc/token"))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A code for the wiki, from single sign-on.
+async fn code(gw: &Gateway, b: &Browser, extra: &str) -> String {
+    let resp = b.client.get(authorize_url(gw, extra)).send().await.unwrap();
+    assert_eq!(resp.status(), 303);
+    param(&location_query(&resp), "code").expect("a code").to_owned()
+}
+
+#[tokio::test]
+async fn redirect_uris_match_byte_for_byte() {
+    let (gw, b, _, _) = signed_in().await;
+    let port = gw.http.port();
+    let good = wiki_url(&gw, "/.poolgate/callback");
+    // Each a way a lenient comparison would let a code go somewhere else.
+    let variants = [
+        format!("http://wiki.employees.localhost:{port}/.poolgate/x/../callback"),
+        format!("http://wiki.employees.localhost:{port}/.poolgate\\callback"),
+        format!("http://WIKI.employees.localhost:{port}/.poolgate/callback"),
+        format!("http://wiki.employees.localhost:{port}/.poolgate/callback\t"),
+        "http://wiki.employees.localhost/.poolgate/callback".to_owned(),
+        format!("http://wiki.employees.localhost:{port}/.poolgate/callback?x=1"),
+        format!("{good}/"),
+    ];
+    for v in variants {
+        let resp = b
+            .client
+            .get(authorize_url(&gw, &format!("&redirect_uri={}", enc(&v))))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{v:?} was accepted");
+        assert!(resp.headers().get("location").is_none(), "{v:?}: never redirected");
+    }
+    let resp = b
+        .client
+        .get(authorize_url(&gw, &format!("&redirect_uri={}", enc(&good))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "the registered callback works");
+}
+
+#[tokio::test]
+async fn state_comes_back_exactly_as_sent_and_only_if_sent() {
+    let (gw, b, _, _) = signed_in().await;
+    let resp = b.client.get(authorize_url(&gw, "")).send().await.unwrap();
+    let q = location_query(&resp);
+    assert!(param(&q, "code").is_some());
+    assert_eq!(param(&q, "state"), None, "no state was sent: {q:?}");
+    assert_eq!(
+        param(&q, "iss"),
+        Some(http(&gw, "login.employees.localhost", "").as_str())
+    );
+    let odd = "a b+c/d%e&f=g";
+    let resp = b
+        .client
+        .get(authorize_url(&gw, &format!("&state={}", enc(odd))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(param(&location_query(&resp), "state"), Some(odd));
+}
+
+#[tokio::test]
+async fn prompt_max_age_and_hints_are_honoured() {
+    let (gw, b, alice, _) = signed_in().await;
+    let anonymous = Browser::new(&gw);
+
+    // prompt=none: never a page; an error for the client instead.
+    let resp = anonymous
+        .client
+        .get(authorize_url(&gw, "&prompt=none&state=s1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let q = location_query(&resp);
+    assert_eq!(param(&q, "error"), Some("login_required"));
+    assert_eq!(param(&q, "state"), Some("s1"));
+    // With a session, prompt=none answers with a code.
+    let resp = b.client.get(authorize_url(&gw, "&prompt=none")).send().await.unwrap();
+    assert!(param(&location_query(&resp), "code").is_some());
+    // Contradictory prompts are refused.
+    let resp = b
+        .client
+        .get(authorize_url(&gw, &format!("&prompt={}", enc("none login"))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(param(&location_query(&resp), "error"), Some("invalid_request"));
+
+    // prompt=login (with consent too) and max_age=0 show the login page despite the session.
+    for extra in [format!("&prompt={}", enc("login consent")), "&max_age=0".to_owned()] {
+        let resp = b.client.get(authorize_url(&gw, &extra)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{extra}");
+        assert!(resp.text().await.unwrap().contains("name=\"password\""), "{extra}");
+    }
+    // max_age with room: a code at once, and auth_time in the ID token.
+    let code = code(&gw, &b, "&max_age=3600&nonce=n").await;
+    let redirect = wiki_url(&gw, "/.poolgate/callback");
+    let tokens: Value = token(
+        &gw,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &redirect),
+            ("client_id", "wiki"),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id_token = tokens["id_token"].as_str().unwrap().to_owned();
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(id_token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert!(claims["auth_time"].as_i64().is_some());
+    assert_eq!(claims["sub"], alice.as_str());
+
+    // An ID token hint naming the signed-in user: a code with prompt=none; naming someone
+    // else: login_required, never a code for the person signed in.
+    let resp = b
+        .client
+        .get(authorize_url(&gw, &format!("&prompt=none&id_token_hint={id_token}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(param(&location_query(&resp), "code").is_some());
+    add_user(&gw, "employees", "bob", PASSWORD, &["staff"]).await;
+    let bob_browser = Browser::new(&gw);
+    sign_in(&bob_browser, &wiki_url(&gw, "/"), "bob", PASSWORD).await;
+    let resp = bob_browser
+        .client
+        .get(authorize_url(&gw, &format!("&prompt=none&id_token_hint={id_token}")))
+        .send()
+        .await
+        .unwrap();
+    let q = location_query(&resp);
+    assert_eq!(param(&q, "error"), Some("login_required"), "{q:?}");
+    assert_eq!(param(&q, "code"), None);
+    // A forged hint is refused.
+    let forged = format!("{}x", &id_token[..id_token.len() - 1]);
+    let resp = b
+        .client
+        .get(authorize_url(&gw, &format!("&prompt=none&id_token_hint={forged}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(param(&location_query(&resp), "error"), Some("invalid_request"));
+
+    // Request objects are refused by name; other unknown parameters are ignored.
+    for (extra, error) in [
+        ("&request=eyJhbGciOiJub25lIn0.e30.", "request_not_supported"),
+        ("&request_uri=https%3A%2F%2Frp.example%2Fr", "request_uri_not_supported"),
+    ] {
+        let resp = b.client.get(authorize_url(&gw, extra)).send().await.unwrap();
+        assert_eq!(param(&location_query(&resp), "error"), Some(error));
+    }
+    let resp = b
+        .client
+        .get(authorize_url(&gw, "&ui_locales=fr&foo=bar"))
+        .send()
+        .await
+        .unwrap();
+    assert!(param(&location_query(&resp), "code").is_some());
+    // PKCE plain is refused.
+    let plain = authorize_url(&gw, "").replace("code_challenge_method=S256", "code_challenge_method=plain");
+    let resp = b.client.get(plain).send().await.unwrap();
+    assert_eq!(param(&location_query(&resp), "error"), Some("invalid_request"));
+}
+
+#[tokio::test]
+async fn authorize_takes_post_and_answers_by_form_post() {
+    let (gw, b, _, _) = signed_in().await;
+    let url = authorize_url(&gw, "&state=st&response_mode=form_post");
+    let (endpoint, query) = url.split_once('?').unwrap();
+    let resp = b
+        .client
+        .post(endpoint)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(query.to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "POST to the authorization endpoint");
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    // As a browser reads it (the template escapes `/` in attributes).
+    let page = resp.text().await.unwrap().replace("&#x2f;", "/");
+    let callback = wiki_url(&gw, "/.poolgate/callback");
+    assert!(page.contains(&format!("action=\"{callback}\"")), "{page}");
+    assert!(
+        page.contains("name=\"code\"") && page.contains("value=\"st\""),
+        "{page}"
+    );
+    assert!(!page.contains("?code="), "the code is not in a URL");
+    // The page may post only to the client, and run only its own one-line script.
+    assert!(
+        csp.contains(&format!(
+            "form-action http://wiki.employees.localhost:{}",
+            gw.http.port()
+        )),
+        "{csp}"
+    );
+    assert!(csp.contains("script-src 'sha256-"), "{csp}");
+}
+
+#[tokio::test]
+async fn the_token_endpoint_answers_every_error_in_json() {
+    let (gw, b, _, _) = signed_in().await;
+    let url = http(&gw, "login.employees.localhost", "/oidc/token");
+    // A JSON body is not a form: invalid_request, in JSON.
+    let resp = gw
+        .client()
+        .post(&url)
+        .json(&serde_json::json!({"grant_type": "authorization_code"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    assert_eq!(resp.headers()["pragma"], "no-cache");
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_request");
+
+    let code = code(&gw, &b, "").await;
+    let redirect = wiki_url(&gw, "/.poolgate/callback");
+    // An unknown client, a secret offered by a public client: 401 invalid_client.
+    for (client, secret) in [("nobody", None), ("wiki", Some("guess"))] {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect.as_str()),
+            ("client_id", client),
+            ("code_verifier", VERIFIER),
+        ];
+        if let Some(s) = secret {
+            form.push(("client_secret", s));
+        }
+        let resp = token(&gw, &form).await;
+        assert_eq!(resp.status(), 401, "{client}");
+        assert!(resp.headers().contains_key("www-authenticate"));
+        assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_client");
+    }
+    let resp = token(&gw, &[("client_id", "wiki"), ("grant_type", "password")]).await;
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "unsupported_grant_type");
+    let resp = token(&gw, &[("client_id", "wiki")]).await;
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_request");
+    // A wrong verifier: invalid_grant, and the code is spent.
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", redirect.as_str()),
+        ("client_id", "wiki"),
+        ("code_verifier", "not-the-verifier-but-long-enough-to-look-like-one-000"),
+    ];
+    let resp = token(&gw, &form).await;
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn userinfo_releases_by_scope_and_challenges_as_rfc_6750_says() {
+    let (gw, b, alice, _) = signed_in().await;
+    let redirect = wiki_url(&gw, "/.poolgate/callback");
+    let access = |scope: &'static str| {
+        let (gw, b, redirect) = (&gw, &b, redirect.clone());
+        async move {
+            let code = code(gw, b, &format!("&scope={}", enc(scope))).await;
+            let tokens: Value = token(
+                gw,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", &redirect),
+                    ("client_id", "wiki"),
+                    ("code_verifier", VERIFIER),
+                ],
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+            assert_eq!(tokens["scope"], scope);
+            tokens["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let url = http(&gw, "login.employees.localhost", "/oidc/userinfo");
+    // The access token is an RFC 9068 JWT.
+    let full = access("openid profile email groups").await;
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(full.split('.').next().unwrap()).unwrap()).unwrap();
+    assert_eq!(header["typ"], "at+jwt");
+
+    // Lower-case scheme, GET.
+    let resp = gw
+        .client()
+        .get(&url)
+        .header("authorization", format!("bearer {full}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let info: Value = resp.json().await.unwrap();
+    assert_eq!(info["sub"], alice.as_str());
+    assert_eq!(info["preferred_username"], "alice");
+    assert_eq!(info["email"], "alice@example.com");
+    assert_eq!(info["email_verified"], false);
+    assert_eq!(info["groups"], serde_json::json!(["staff"]));
+    // POST, the token in the body.
+    let resp = gw
+        .client()
+        .post(&url)
+        .form(&[("access_token", &full)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // `openid` alone releases nothing but `sub`: no nulls, no empty strings.
+    let bare = access("openid").await;
+    let info: Value = gw
+        .client()
+        .get(&url)
+        .bearer_auth(&bare)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info.as_object().unwrap().keys().collect::<Vec<_>>(), ["sub"]);
+
+    // No token: a challenge without an error code; a bad one: invalid_token.
+    let resp = gw.client().get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer realm=\"employees\"");
+    let resp = gw.client().get(&url).bearer_auth("e30.e30.e30").send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(
+        resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
+    // A token of the other pool is nobody here.
+    let orders = gw
+        .client()
+        .get(http(&gw, "login.suppliers.localhost", "/oidc/userinfo"))
+        .bearer_auth(&full)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(orders.status(), 401);
+}
