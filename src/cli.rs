@@ -92,6 +92,22 @@ pub enum UserCommand {
 }
 
 #[derive(Subcommand)]
+pub enum ClientCommand {
+    /// List a pool's registered clients (apps are clients too, of their own).
+    List {
+        #[arg(long)]
+        pool: String,
+    },
+    /// Make a new secret for a confidential client and print it, once. Its previous
+    /// secrets keep working for a day, so the client can be redeployed without an outage.
+    Secret {
+        #[arg(long)]
+        pool: String,
+        client: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum KeysCommand {
     /// List a pool's published signing keys.
     List {
@@ -313,6 +329,53 @@ pub async fn user(config: &Path, cmd: UserCommand) -> anyhow::Result<()> {
                 }
                 bail!("{} rows were not imported", report.errors.len());
             }
+        }
+    }
+    Ok(())
+}
+
+pub async fn client(config_path: &Path, cmd: ClientCommand) -> anyhow::Result<()> {
+    let (_, store) = open(config_path).await?;
+    // The file's clients and those created through the API, as the gateway sees them.
+    let extras = crate::registry::extras(store.fragments().await?);
+    let config = Config::load_with(config_path, &extras)?;
+    let pool_of = |pool: &str| {
+        config
+            .pools
+            .iter()
+            .find(|p| p.id.as_str() == pool)
+            .with_context(|| format!("pool {pool}"))
+    };
+    match cmd {
+        ClientCommand::List { pool } => {
+            println!("{:<24} {:<20} {:<40} NAME", "CLIENT", "AUTH", "REDIRECT URIS");
+            for c in &pool_of(&pool)?.clients {
+                println!(
+                    "{:<24} {:<20} {:<40} {}",
+                    c.id,
+                    c.auth_method.as_str(),
+                    c.redirect_uris.join(" "),
+                    c.name
+                );
+            }
+        }
+        ClientCommand::Secret { pool, client } => {
+            let c = pool_of(&pool)?
+                .clients
+                .iter()
+                .find(|c| c.id.as_str() == client)
+                .with_context(|| format!("pool {pool} has no client {client}"))?;
+            if c.auth_method == crate::config::ClientAuthMethod::None {
+                bail!("client {client} is public (auth_method none): it has no secret");
+            }
+            let secret = crate::web::sealed::random_token(32);
+            store.add_client_secret(&pool, &client, &secret).await?;
+            audit(&store, &pool, "client.secret", &client, String::new()).await;
+            println!("{secret}");
+            eprintln!(
+                "The secret of {pool}/{client}, shown this once. Its previous secrets end in {} hours.",
+                crate::store::SECRET_OVERLAP_SECS / 3600
+            );
         }
     }
     Ok(())

@@ -61,6 +61,11 @@ id_type!(
     /// An identity source of a pool.
     SourceId
 );
+id_type!(
+    /// An OAuth client registered with a pool that is not one of its apps; its id shares
+    /// the pool's `client_id` space with the apps.
+    ClientId
+);
 
 /// A number unique within this process, drawn when an instance is made. It tells one
 /// instance's cache entries from another's: a principal fetched again, an app reloaded.

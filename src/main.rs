@@ -68,6 +68,13 @@ enum Command {
         #[command(subcommand)]
         command: cli::UserCommand,
     },
+    /// A pool's registered OAuth clients and their secrets.
+    Client {
+        #[arg(long, short, global = true, default_value = "poolgate.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: cli::ClientCommand,
+    },
     /// A pool's signing keys.
     Keys {
         #[arg(long, short, global = true, default_value = "poolgate.toml")]
@@ -172,6 +179,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::User { config, command } => {
             runtime()?.block_on(cli::user(&config, command))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Client { config, command } => {
+            runtime()?.block_on(cli::client(&config, command))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys { config, command } => {

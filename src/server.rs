@@ -152,6 +152,9 @@ async fn prune_caches(registry: Arc<Registry>, sessions: Arc<Sessions>) {
         if let Err(e) = registry.store().prune_codes(now - CODE_REPLAY_MEMORY_SECS).await {
             tracing::warn!(code = "PG0406", error = %e, "cannot prune expired authorization codes");
         }
+        if let Err(e) = registry.store().prune_refresh(now).await {
+            tracing::warn!(code = "PG0406", error = %e, "cannot prune expired refresh tokens");
+        }
     }
 }
 

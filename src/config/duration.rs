@@ -1,4 +1,4 @@
-//! Durations as people write them in config: `250ms`, `30s`, `5m`, `1h`.
+//! Durations as people write them in config: `250ms`, `30s`, `5m`, `1h`, `30d`.
 
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.checked_mul(60)?),
         "h" => Duration::from_secs(n.checked_mul(3600)?),
+        "d" => Duration::from_secs(n.checked_mul(86_400)?),
         _ => return None,
     };
     (!d.is_zero()).then_some(d)

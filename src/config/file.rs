@@ -104,6 +104,30 @@ pub struct Pool {
     pub apps: BTreeMap<S<String>, S<App>>,
     #[serde(default)]
     pub sources: BTreeMap<S<String>, S<Source>>,
+    #[serde(default)]
+    pub clients: BTreeMap<S<String>, S<Client>>,
+}
+
+/// `[pools.P.clients.C]`: a relying party of the pool's OP that is not a gateway app.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Client {
+    pub name: Option<S<String>>,
+    /// `client_secret_basic` (default), `client_secret_post`, or `none` (a public client).
+    pub auth_method: Option<S<String>>,
+    #[serde(default)]
+    pub redirect_uris: Vec<S<String>>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<S<String>>,
+    pub backchannel_logout_uri: Option<S<String>>,
+    /// Default `["authorization_code", "refresh_token"]`.
+    pub grant_types: Option<Vec<S<String>>>,
+    /// Default: every scope the OP knows.
+    pub scopes: Option<Vec<S<String>>>,
+    /// `RS256` (default for clients) or `ES256`.
+    pub id_token_signed_response_alg: Option<S<String>>,
+    pub access_token_lifetime: Option<S<String>>,
+    pub refresh_token_lifetime: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use http::HeaderName;
 use ipnet::IpNet;
 
-use crate::ids::{AppId, Host, PoolId, SourceId};
+use crate::ids::{AppId, ClientId, Host, PoolId, SourceId};
 
 pub use duration::{Written, parse_duration};
 
@@ -180,7 +180,75 @@ pub struct Pool {
     pub branding: Branding,
     pub apps: Vec<App>,
     pub sources: Vec<Source>,
+    pub clients: Vec<Client>,
 }
+
+/// A relying party of the pool's OP that is not a gateway app (`[pools.P.clients.C]`).
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: ClientId,
+    /// Declared in the config file (not created at run time).
+    pub config_managed: bool,
+    pub name: String,
+    pub auth_method: ClientAuthMethod,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub backchannel_logout_uri: Option<String>,
+    pub grant_types: Vec<GrantType>,
+    pub scopes: Vec<String>,
+    pub id_token_alg: SigningAlg,
+    pub access_token_lifetime: Written,
+    pub refresh_token_lifetime: Written,
+}
+
+/// How a client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    /// A public client: no secret, PKCE required.
+    None,
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+impl ClientAuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuthMethod::None => "none",
+            ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
+            ClientAuthMethod::ClientSecretPost => "client_secret_post",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl GrantType {
+    pub fn parse(s: &str) -> Option<GrantType> {
+        match s {
+            "authorization_code" => Some(GrantType::AuthorizationCode),
+            "refresh_token" => Some(GrantType::RefreshToken),
+            "client_credentials" => Some(GrantType::ClientCredentials),
+            _ => None,
+        }
+    }
+}
+
+/// The algorithm an ID token is signed with, per client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum SigningAlg {
+    ES256,
+    RS256,
+}
+
+/// The scopes the pools' OPs know.
+pub const SCOPES: [&str; 5] = ["openid", "profile", "email", "groups", "offline_access"];
 
 /// Whether the pool's users use a second factor (TOTP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -388,6 +456,7 @@ struct Declared {
     pools: std::collections::HashSet<String>,
     apps: std::collections::HashSet<(String, String)>,
     sources: std::collections::HashSet<(String, String)>,
+    clients: std::collections::HashSet<(String, String)>,
 }
 
 impl Declared {
@@ -409,6 +478,7 @@ impl Declared {
             };
             d.apps.extend(keys("apps"));
             d.sources.extend(keys("sources"));
+            d.clients.extend(keys("clients"));
         }
         d
     }
@@ -531,6 +601,9 @@ impl Config {
             }
             for source in &mut pool.sources {
                 source.config_managed = declared.sources.contains(&key(source.id.as_str()));
+            }
+            for client in &mut pool.clients {
+                client.config_managed = declared.clients.contains(&key(client.id.as_str()));
             }
         }
         Ok(config)

@@ -9,7 +9,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::Deserialize;
 
+use super::clients::Client;
 use super::{AuthRequest, Grant};
+use crate::config::GrantType;
 use crate::registry::AppRoute;
 use crate::session::Ticket;
 use crate::web::context::Ctx;
@@ -75,12 +77,6 @@ pub fn registered_redirects(state: &WebState, app: &AppRoute) -> Vec<String> {
     out
 }
 
-/// Whether `uri` is one of the app's registered redirect URIs, byte for byte: no case
-/// folding, no dot segments, no default port filled in.
-pub fn valid_redirect(state: &WebState, app: &AppRoute, uri: &str) -> bool {
-    registered_redirects(state, app).iter().any(|r| r == uri)
-}
-
 /// Validates a request and says what happens next. Until client and redirect URI are
 /// known good, a refusal is a page (never a redirect); after, an OAuth error to the client.
 pub async fn start(state: &WebState, ctx: &Ctx, headers: &HeaderMap, p: AuthorizeParams) -> Start {
@@ -93,10 +89,11 @@ pub async fn start(state: &WebState, ctx: &Ctx, headers: &HeaderMap, p: Authoriz
             None,
         ))
     };
-    let Some(app) = p.client_id.as_deref().and_then(|c| ctx.pool.apps.get(c)).cloned() else {
+    let Some(client) = p.client_id.as_deref().and_then(|c| Client::find(&ctx.pool, c)) else {
         return bad("It names no application of this pool.");
     };
-    let Some(redirect_uri) = p.redirect_uri.clone().filter(|r| valid_redirect(state, &app, r)) else {
+    let registered = client.redirect_uris(state);
+    let Some(redirect_uri) = p.redirect_uri.clone().filter(|r| registered.contains(r)) else {
         return bad("It would send you to an address this application has not registered.");
     };
     let form_post = match p.response_mode.as_deref() {
@@ -108,7 +105,7 @@ pub async fn start(state: &WebState, ctx: &Ctx, headers: &HeaderMap, p: Authoriz
     };
     let now = state.registry.store().now();
     let mut request = AuthRequest {
-        client_id: app.id.to_string(),
+        client_id: client.id().to_owned(),
         redirect_uri,
         state: p.state.clone(),
         nonce: p.nonce.clone(),
@@ -132,16 +129,18 @@ pub async fn start(state: &WebState, ctx: &Ctx, headers: &HeaderMap, p: Authoriz
     if p.response_type.as_deref() != Some("code") {
         return refuse(&request, "unsupported_response_type");
     }
+    if !client.allows(GrantType::AuthorizationCode) {
+        return refuse(&request, "unauthorized_client");
+    }
+    // PKCE (S256 only): required of a public client, honoured when a confidential one sends it.
     let challenge_ok = |c: &String| {
         (43..=128).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
     };
-    let Some(challenge) = p.code_challenge.clone().filter(challenge_ok) else {
-        return refuse(&request, "invalid_request");
-    };
-    if p.code_challenge_method.as_deref() != Some("S256") {
-        return refuse(&request, "invalid_request");
+    match (&p.code_challenge, p.code_challenge_method.as_deref()) {
+        (None, None) if !client.is_public() => {}
+        (Some(c), Some("S256")) if challenge_ok(c) => request.code_challenge = c.clone(),
+        _ => return refuse(&request, "invalid_request"),
     }
-    request.code_challenge = challenge;
     let prompt: Vec<&str> = p.prompt.as_deref().unwrap_or("").split_whitespace().collect();
     let none = prompt.contains(&"none");
     if none && prompt.len() > 1 {
@@ -158,7 +157,11 @@ pub async fn start(state: &WebState, ctx: &Ctx, headers: &HeaderMap, p: Authoriz
     let hinted = match p.id_token_hint.as_deref() {
         None => None,
         Some(hint) => match ctx.pool.keys.verifier.verify_hint(hint, &ctx.pool.issuer) {
-            Ok(claims) if claims["aud"].as_str().is_some_and(|a| ctx.pool.apps.contains_key(a)) => {
+            Ok(claims)
+                if claims["aud"]
+                    .as_str()
+                    .is_some_and(|a| Client::find(&ctx.pool, a).is_some()) =>
+            {
                 claims["sub"].as_str().map(str::to_owned)
             }
             _ => return refuse(&request, "invalid_request"),

@@ -45,6 +45,14 @@ impl OAuthError {
         OAuthError::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", why)
     }
 
+    pub fn unauthorized_client(why: impl Into<String>) -> OAuthError {
+        OAuthError::new(StatusCode::BAD_REQUEST, "unauthorized_client", why)
+    }
+
+    pub fn invalid_scope(why: impl Into<String>) -> OAuthError {
+        OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", why)
+    }
+
     pub fn server_error(why: impl Into<String>) -> OAuthError {
         OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", why)
     }

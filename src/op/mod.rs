@@ -3,14 +3,19 @@
 //! in, confirm), the portal does, and comes back through [`authorize::issue_code`].
 
 pub mod authorize;
+pub mod client_auth;
+pub mod clients;
+pub mod code;
 pub mod discovery;
 pub mod error;
+pub mod revoke;
 pub mod token;
 pub mod userinfo;
 
 use serde::{Deserialize, Serialize};
 
-pub use token::{ACCESS_TOKEN_SECS, AccessClaims, InvalidGrant, Redeemed, redeem};
+pub use code::{InvalidGrant, Redeemed, redeem};
+pub use token::{ACCESS_TOKEN_SECS, AccessClaims};
 pub use userinfo::unverified_audience;
 
 /// The S256 PKCE challenge of a verifier.

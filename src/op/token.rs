@@ -1,99 +1,26 @@
-//! The token endpoint: a code redeemed once for an ID token and an access token.
+//! The token endpoint (RFC 6749 §3.2): a code redeemed once, a refresh token rotated on
+//! every use, client credentials for a service; every answer `no-store`, every error
+//! RFC 6749 §5.2 JSON.
 
 use axum::Json;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Extension, Form, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::Grant;
+use super::client_auth::{Presented, authenticate};
+use super::clients::Client;
+use super::code::{InvalidGrant, Redeemed, redeem};
 use super::error::{OAuthError, no_store};
-use super::{Grant, pkce_challenge};
-use crate::registry::PoolRoute;
+use crate::config::{GrantType, SigningAlg};
 use crate::session::SessionId;
-use crate::store::User;
-use crate::store::{CodeUse, StoreError};
+use crate::store::{RefreshRecord, RefreshUse, User};
 use crate::web::context::Ctx;
-use crate::web::sealed::equal;
+use crate::web::sealed::random_token;
 use crate::web::state::WebState;
-
-/// Why a code was not honoured (OAuth `invalid_grant`).
-#[derive(Debug)]
-pub struct InvalidGrant(pub &'static str);
-
-/// A redeemed code: what it grants, and the app session its tokens (or cookie) belong to.
-pub struct Redeemed {
-    pub grant: Grant,
-    pub sid: SessionId,
-    pub expires: i64,
-}
-
-/// Redeems a code once, checking client, redirect URI, PKCE and that the SSO session it
-/// came from still stands, and records the app session it opens. A code presented again
-/// revokes what its first redemption gave (RFC 6749 §4.1.2).
-pub async fn redeem(
-    state: &WebState,
-    pool: &PoolRoute,
-    code: &str,
-    client_id: &str,
-    redirect_uri: &str,
-    verifier: &str,
-) -> Result<Redeemed, InvalidGrant> {
-    let store = state.registry.store();
-    let sid = SessionId::random();
-    let body = match store.take_code(pool.id.as_str(), code, &sid.hex()).await {
-        Ok(CodeUse::Redeemed(b)) => b,
-        Ok(CodeUse::Unknown) => return Err(InvalidGrant("unknown, used or expired code")),
-        Ok(CodeUse::Replayed(first)) => {
-            if let Some(first) = first.as_deref().and_then(SessionId::from_hex) {
-                revoke_replayed(state, pool, first).await;
-            }
-            return Err(InvalidGrant("unknown, used or expired code"));
-        }
-        Err(e) => {
-            tracing::error!(code = "PG0509", error = %e, pool = %pool.id, "could not redeem an authorization code");
-            return Err(InvalidGrant("the store is unavailable"));
-        }
-    };
-    let grant: Grant = serde_json::from_str(&body).map_err(|_| InvalidGrant("damaged code"))?;
-    if grant.client_id != client_id || grant.redirect_uri != redirect_uri {
-        return Err(InvalidGrant("the code was issued to another client or redirect URI"));
-    }
-    if !equal(&pkce_challenge(verifier), &grant.code_challenge) {
-        return Err(InvalidGrant("PKCE verification failed"));
-    }
-    let sso = SessionId::from_hex(&grant.sso).ok_or(InvalidGrant("damaged code"))?;
-    if state.sessions.revocations.is_revoked(&sso) {
-        return Err(InvalidGrant("the session has ended"));
-    }
-    let expires = (store.now() + pool.sessions.max.as_secs() as i64).min(grant.sso_expires);
-    if let Err(e) = store
-        .create_app_session(pool.id.as_str(), &sid.hex(), client_id, &grant.sso, &grant.uid, expires)
-        .await
-    {
-        tracing::error!(code = "PG0508", error = %e, pool = %pool.id, "could not store an app session");
-        return Err(InvalidGrant("the store is unavailable"));
-    }
-    Ok(Redeemed { grant, sid, expires })
-}
-
-/// A code was replayed: the app session (cookie or tokens) of its first redemption ends,
-/// here at once and on every node within the store poll.
-async fn revoke_replayed(state: &WebState, pool: &PoolRoute, first: SessionId) {
-    let store = state.registry.store();
-    state
-        .sessions
-        .revocations
-        .revoke(first, store.now() + pool.sessions.max.as_secs() as i64);
-    match store.revoke_app_session(pool.id.as_str(), &first.hex()).await {
-        Ok(()) | Err(StoreError::NotFound) => {}
-        Err(e) => {
-            tracing::error!(code = "PG0505", error = %e, pool = %pool.id, "could not revoke a replayed code's session")
-        }
-    }
-}
 
 /// Claims of an access token of this pool (RFC 9068, `typ: at+jwt`), also what the
 /// gateway's apps identify a bearer-token request by.
@@ -104,9 +31,10 @@ pub struct AccessClaims {
     pub aud: String,
     pub exp: i64,
     pub iat: i64,
-    /// The SSO session the token was issued in.
+    /// The SSO session the token was issued in (empty for a service's own token).
     pub sid: String,
-    /// The grant (app session) this token was issued in: a replayed code revokes it.
+    /// The grant (app session) this token was issued in: a replayed code, a revoked
+    /// refresh family or RFC 7009 revocation ends it.
     #[serde(default)]
     pub jti: String,
     #[serde(default)]
@@ -126,19 +54,6 @@ pub struct AccessClaims {
 
 pub const ACCESS_TOKEN_SECS: i64 = 600;
 const ID_TOKEN_SECS: i64 = 300;
-
-/// The scopes this OP knows; others asked for are ignored (OpenID Connect Core §3.1.2.1).
-const SCOPES: [&str; 4] = ["openid", "profile", "email", "groups"];
-
-/// The scopes granted for what was asked, in a fixed order.
-pub fn granted_scope(asked: &str) -> String {
-    let asked: Vec<&str> = asked.split_whitespace().collect();
-    SCOPES
-        .into_iter()
-        .filter(|s| asked.contains(s))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// The profile claims a scope releases, absent ones omitted (never `null` or `""`).
 pub fn released_claims(
@@ -178,137 +93,258 @@ pub struct TokenForm {
     client_id: Option<String>,
     client_secret: Option<String>,
     code_verifier: Option<String>,
+    refresh_token: Option<String>,
+    scope: Option<String>,
+    /// RFC 8707: the app a service's token is for (its id, or a URL on one of its hosts).
+    resource: Option<String>,
 }
 
-/// Who the client says it is: from HTTP Basic (RFC 6749 §2.3.1, each part form-encoded)
-/// or the body.
-struct ClientAuth {
-    id: String,
-    secret: Option<String>,
-}
-
-fn client_auth(headers: &HeaderMap, form: &TokenForm) -> Result<ClientAuth, OAuthError> {
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"));
-    let from_header = match basic {
-        None => None,
-        Some((_, b64)) => {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| OAuthError::invalid_request("the Basic credentials cannot be read"))?;
-            let (id, secret) = decoded
-                .split_once(':')
-                .ok_or_else(|| OAuthError::invalid_request("the Basic credentials cannot be read"))?;
-            let unform = |s: &str| {
-                url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default()
-            };
-            Some(ClientAuth {
-                id: unform(id),
-                secret: Some(unform(secret)),
-            })
-        }
-    };
-    match (from_header, &form.client_id) {
-        (Some(h), Some(body)) if &h.id != body => Err(OAuthError::invalid_request(
-            "client_id differs from the authenticated client",
-        )),
-        (Some(_), _) if form.client_secret.is_some() => Err(OAuthError::invalid_request(
-            "one client authentication method at a time",
-        )),
-        (Some(h), _) => Ok(h),
-        (None, Some(id)) => Ok(ClientAuth {
-            id: id.clone(),
-            secret: form.client_secret.clone(),
-        }),
-        (None, None) => Err(OAuthError::invalid_request("client_id is required")),
-    }
-}
-
-/// `POST /oidc/token`. Every error is RFC 6749 §5.2 JSON, a malformed body included.
+/// `POST /oidc/token`.
 pub async fn token(
     State(state): State<WebState>,
     Extension(ctx): Extension<Ctx>,
     headers: HeaderMap,
     form: Result<Form<TokenForm>, FormRejection>,
 ) -> Response {
-    match token_inner(&state, &ctx, &headers, form).await {
-        Ok(resp) => resp,
+    let answer = async {
+        let Form(f) = form
+            .map_err(|_| OAuthError::invalid_request("the body must be a form (application/x-www-form-urlencoded)"))?;
+        let presented = Presented {
+            client_id: f.client_id.as_deref(),
+            client_secret: f.client_secret.as_deref(),
+        };
+        let client = authenticate(&state, &ctx, &headers, presented).await?;
+        let grant = match f.grant_type.as_str() {
+            "" => return Err(OAuthError::invalid_request("grant_type is required")),
+            other => GrantType::parse(other).ok_or_else(|| {
+                OAuthError::unsupported_grant_type("authorization_code, refresh_token or client_credentials")
+            })?,
+        };
+        if !client.allows(grant) {
+            return Err(OAuthError::unauthorized_client(format!(
+                "this client may not use {}",
+                f.grant_type
+            )));
+        }
+        match grant {
+            GrantType::AuthorizationCode => authorization_code(&state, &ctx, &client, f).await,
+            GrantType::RefreshToken => refresh(&state, &ctx, &client, f).await,
+            GrantType::ClientCredentials => client_credentials(&ctx, &client, f),
+        }
+    };
+    match answer.await {
+        Ok(body) => {
+            let mut resp = Json(body).into_response();
+            no_store(&mut resp);
+            resp
+        }
         Err(e) => e.into_response(),
     }
 }
 
-async fn token_inner(
-    state: &WebState,
-    ctx: &Ctx,
-    headers: &HeaderMap,
-    form: Result<Form<TokenForm>, FormRejection>,
-) -> Result<Response, OAuthError> {
-    let Form(f) =
-        form.map_err(|_| OAuthError::invalid_request("the body must be a form (application/x-www-form-urlencoded)"))?;
-    let client = client_auth(headers, &f)?;
-    let realm = ctx.pool.id.as_str();
-    // The gateway's apps are public clients (PKCE, no secret): a secret offered for one
-    // is not how it is registered to authenticate.
-    if !ctx.pool.apps.contains_key(&client.id) {
-        return Err(OAuthError::invalid_client("unknown client", realm));
-    }
-    if client.secret.is_some() {
-        return Err(OAuthError::invalid_client(
-            "this client is public: it authenticates with PKCE, not a secret",
-            realm,
-        ));
-    }
-    match f.grant_type.as_str() {
-        "authorization_code" => {}
-        "" => return Err(OAuthError::invalid_request("grant_type is required")),
-        _ => return Err(OAuthError::unsupported_grant_type("only authorization_code")),
-    }
-    let (Some(code), Some(redirect_uri), Some(verifier)) = (f.code, f.redirect_uri, f.code_verifier) else {
-        return Err(OAuthError::invalid_request(
-            "code, redirect_uri and code_verifier are required",
-        ));
+async fn authorization_code(state: &WebState, ctx: &Ctx, client: &Client, f: TokenForm) -> Result<Value, OAuthError> {
+    let (Some(code), Some(redirect_uri)) = (f.code, f.redirect_uri) else {
+        return Err(OAuthError::invalid_request("code and redirect_uri are required"));
     };
-    let Redeemed { grant, sid, .. } = redeem(state, &ctx.pool, &code, &client.id, &redirect_uri, &verifier)
-        .await
-        .map_err(|InvalidGrant(why)| OAuthError::invalid_grant(why))?;
-    let user = match state.registry.store().user(ctx.pool.id.as_str(), &grant.uid).await {
-        Ok(u) if !u.disabled => u,
-        _ => return Err(OAuthError::invalid_grant("the user cannot sign in")),
-    };
+    let Redeemed { grant, sid, .. } = redeem(
+        state,
+        &ctx.pool,
+        &code,
+        client.id(),
+        &redirect_uri,
+        f.code_verifier.as_deref(),
+    )
+    .await
+    .map_err(|InvalidGrant(why)| OAuthError::invalid_grant(why))?;
+    let user = live_user(state, ctx, &grant.uid).await?;
     let now = state.registry.store().now();
-    let scope = granted_scope(&grant.scope);
-    let tokens = Tokens::issue(ctx, &user, &grant, &sid.hex(), &scope, now)?;
-    let mut resp = Json(json!({
-        "access_token": tokens.access,
-        "token_type": "Bearer",
-        "expires_in": ACCESS_TOKEN_SECS,
-        "id_token": tokens.id,
-        "scope": scope,
-    }))
-    .into_response();
-    no_store(&mut resp);
-    Ok(resp)
+    let scope = client.grant_scope(&grant.scope);
+    let mut body = Tokens::issue(ctx, client, &user, &grant, &sid.hex(), &scope, now)?;
+    if client.allows(GrantType::RefreshToken) {
+        let offline = scope.split_whitespace().any(|s| s == "offline_access");
+        let mut expires = now + client.refresh_token_secs();
+        if !offline {
+            expires = expires.min(grant.sso_expires);
+        }
+        let record = RefreshRecord {
+            family: sid.hex(),
+            client_id: client.id().to_owned(),
+            sso_sid: grant.sso.clone(),
+            body: serde_json::to_string(&Grant {
+                scope: scope.clone(),
+                ..grant
+            })
+            .unwrap_or_default(),
+            offline,
+            expires_at: expires,
+        };
+        body["refresh_token"] = json!(new_refresh(state, ctx, &record).await?);
+    }
+    Ok(body)
 }
 
-/// An ID token and an access token for one grant.
-struct Tokens {
-    id: String,
-    access: String,
+/// A refresh token is spent and replaced (rotation); a spent one presented again revokes
+/// its family and the access tokens of its grant.
+async fn refresh(state: &WebState, ctx: &Ctx, client: &Client, f: TokenForm) -> Result<Value, OAuthError> {
+    let Some(token) = f.refresh_token else {
+        return Err(OAuthError::invalid_request("refresh_token is required"));
+    };
+    let store = state.registry.store();
+    let pool = ctx.pool.id.as_str();
+    let record = match store.take_refresh(pool, &token).await {
+        Ok(RefreshUse::Fresh(r)) if r.client_id == client.id() => r,
+        Ok(RefreshUse::Fresh(_)) => return Err(OAuthError::invalid_grant("the token was issued to another client")),
+        Ok(RefreshUse::Replayed { family, .. }) => {
+            if let Some(grant) = SessionId::from_hex(&family) {
+                state
+                    .sessions
+                    .revocations
+                    .revoke(grant, store.now() + client.access_token_secs());
+                let _ = store.revoke_app_session(pool, &family).await;
+            }
+            tracing::warn!(
+                code = "PG0510",
+                pool,
+                client = client.id(),
+                "a spent refresh token was presented again; its family is revoked"
+            );
+            return Err(OAuthError::invalid_grant("unknown, used or expired refresh token"));
+        }
+        Ok(RefreshUse::Unknown) => return Err(OAuthError::invalid_grant("unknown, used or expired refresh token")),
+        Err(e) => {
+            tracing::error!(code = "PG0509", error = %e, "could not use a refresh token");
+            return Err(OAuthError::server_error("the store is unavailable"));
+        }
+    };
+    let grant: Grant =
+        serde_json::from_str(&record.body).map_err(|_| OAuthError::invalid_grant("damaged refresh token"))?;
+    let now = store.now();
+    let family = SessionId::from_hex(&record.family);
+    let sso = SessionId::from_hex(&grant.sso);
+    let revoked = |s: Option<SessionId>| s.is_some_and(|s| state.sessions.revocations.is_revoked(&s));
+    // An ordinary refresh token ends with the sign-in it came from; an offline one does not.
+    if revoked(family) || (!record.offline && (revoked(sso) || grant.sso_expires <= now)) {
+        return Err(OAuthError::invalid_grant("the session has ended"));
+    }
+    let user = live_user(state, ctx, &grant.uid).await?;
+    let scope = match f.scope.as_deref() {
+        None => grant.scope.clone(),
+        Some(asked) => {
+            let had: Vec<&str> = grant.scope.split_whitespace().collect();
+            if !asked.split_whitespace().all(|s| had.contains(&s)) {
+                return Err(OAuthError::invalid_scope("more than was granted"));
+            }
+            client.grant_scope(asked)
+        }
+    };
+    let mut body = Tokens::issue(ctx, client, &user, &grant, &record.family, &scope, now)?;
+    let next = RefreshRecord { ..record };
+    body["refresh_token"] = json!(new_refresh(state, ctx, &next).await?);
+    Ok(body)
 }
+
+/// A service authenticates as itself and gets an access token for one of the pool's apps
+/// (`resource`) or for itself: no user, no ID token, no refresh token.
+fn client_credentials(ctx: &Ctx, client: &Client, f: TokenForm) -> Result<Value, OAuthError> {
+    if client.is_public() {
+        return Err(OAuthError::unauthorized_client(
+            "a public client has no credentials of its own",
+        ));
+    }
+    let aud = match f.resource.as_deref() {
+        None => client.id().to_owned(),
+        Some(r) => resource_app(ctx, r).ok_or_else(|| OAuthError::invalid_request("unknown resource"))?,
+    };
+    let now = jsonwebtoken::get_current_timestamp() as i64;
+    let exp = now + client.access_token_secs();
+    let access = AccessClaims {
+        iss: ctx.pool.issuer.clone(),
+        sub: client.id().to_owned(),
+        aud,
+        exp,
+        iat: now,
+        sid: String::new(),
+        jti: SessionId::random().hex(),
+        client_id: client.id().to_owned(),
+        scope: String::new(),
+        preferred_username: client.id().to_owned(),
+        name: client.name().to_owned(),
+        email: None,
+        email_verified: false,
+        groups: Vec::new(),
+        src: "client".into(),
+        mfa: false,
+    };
+    let signer = ctx
+        .pool
+        .keys
+        .signer_for(SigningAlg::ES256)
+        .ok_or_else(|| OAuthError::server_error("the pool has no signing key"))?;
+    let token = signer
+        .sign_typed("at+jwt", &access)
+        .map_err(|_| OAuthError::server_error("signing failed"))?;
+    Ok(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": exp - now,
+    }))
+}
+
+/// The app a `resource` names: its id, or an absolute URL on one of its hosts.
+fn resource_app(ctx: &Ctx, resource: &str) -> Option<String> {
+    if let Some(app) = ctx.pool.apps.get(resource) {
+        return Some(app.id.to_string());
+    }
+    let host = url::Url::parse(resource).ok()?.host_str()?.to_owned();
+    ctx.pool
+        .apps
+        .values()
+        .find(|a| a.hosts.iter().any(|h| h.as_str() == host))
+        .map(|a| a.id.to_string())
+}
+
+async fn live_user(state: &WebState, ctx: &Ctx, uid: &str) -> Result<User, OAuthError> {
+    match state.registry.store().user(ctx.pool.id.as_str(), uid).await {
+        Ok(u) if !u.disabled => Ok(u),
+        _ => Err(OAuthError::invalid_grant("the user cannot sign in")),
+    }
+}
+
+async fn new_refresh(state: &WebState, ctx: &Ctx, record: &RefreshRecord) -> Result<String, OAuthError> {
+    let token = random_token(32);
+    state
+        .registry
+        .store()
+        .put_refresh(ctx.pool.id.as_str(), &token, record)
+        .await
+        .map_err(|e| {
+            tracing::error!(code = "PG0509", error = %e, "could not store a refresh token");
+            OAuthError::server_error("the store is unavailable")
+        })?;
+    Ok(token)
+}
+
+/// An ID token and an access token for one grant, as a token response.
+struct Tokens;
 
 impl Tokens {
-    fn issue(ctx: &Ctx, user: &User, grant: &Grant, jti: &str, scope: &str, now: i64) -> Result<Tokens, OAuthError> {
-        let Some(signer) = &ctx.pool.keys.signer else {
-            return Err(OAuthError::server_error("the pool has no signing key"));
-        };
+    fn issue(
+        ctx: &Ctx,
+        client: &Client,
+        user: &User,
+        grant: &Grant,
+        jti: &str,
+        scope: &str,
+        now: i64,
+    ) -> Result<Value, OAuthError> {
+        let released = released_claims(
+            scope,
+            &user.username,
+            &user.name,
+            user.email.as_deref(),
+            user.email_verified,
+            &user.groups,
+        );
         let mut id = json!({
             "iss": ctx.pool.issuer,
             "sub": user.id,
@@ -320,30 +356,21 @@ impl Tokens {
             "sid": grant.sso,
             "amr": grant.amr,
         });
-        if let (Some(nonce), Some(map)) = (&grant.nonce, id.as_object_mut()) {
-            map.insert("nonce".into(), json!(nonce));
-        }
-        if grant.mfa
-            && let Some(map) = id.as_object_mut()
-        {
-            map.insert("acr".into(), json!(super::authorize::ACR_MFA));
-        }
-        let released = released_claims(
-            scope,
-            &user.username,
-            &user.name,
-            user.email.as_deref(),
-            user.email_verified,
-            &user.groups,
-        );
         if let Some(map) = id.as_object_mut() {
+            if let Some(nonce) = &grant.nonce {
+                map.insert("nonce".into(), json!(nonce));
+            }
+            if grant.mfa {
+                map.insert("acr".into(), json!(super::authorize::ACR_MFA));
+            }
             map.extend(released);
         }
+        let expires_in = client.access_token_secs();
         let access = AccessClaims {
             iss: ctx.pool.issuer.clone(),
             sub: user.id.clone(),
             aud: grant.client_id.clone(),
-            exp: now + ACCESS_TOKEN_SECS,
+            exp: now + expires_in,
             iat: now,
             sid: grant.sso.clone(),
             jti: jti.to_owned(),
@@ -357,8 +384,21 @@ impl Tokens {
             src: grant.source.clone(),
             mfa: grant.mfa,
         };
-        match (signer.sign(&id), signer.sign_typed("at+jwt", &access)) {
-            (Ok(id), Ok(access)) => Ok(Tokens { id, access }),
+        let id_signer = ctx.pool.keys.signer_for(client.id_token_alg());
+        let access_signer = ctx.pool.keys.signer_for(SigningAlg::ES256);
+        let (Some(id_signer), Some(access_signer)) = (id_signer, access_signer) else {
+            return Err(OAuthError::server_error(
+                "the pool has no key for this client's algorithm",
+            ));
+        };
+        match (id_signer.sign(&id), access_signer.sign_typed("at+jwt", &access)) {
+            (Ok(id_token), Ok(access_token)) => Ok(json!({
+                "access_token": access_token,
+                "token_type": "Bearer",
+                "expires_in": expires_in,
+                "id_token": id_token,
+                "scope": scope,
+            })),
             _ => Err(OAuthError::server_error("signing failed")),
         }
     }

@@ -63,7 +63,7 @@ pub async fn userinfo(
         (Some(t), None) | (None, Some(t)) => t,
         (None, None) => return refuse(None),
     };
-    let Some(aud) = unverified_audience(&token).filter(|a| ctx.pool.apps.contains_key(a)) else {
+    let Some(aud) = unverified_audience(&token).filter(|a| super::clients::Client::find(&ctx.pool, a).is_some()) else {
         return refuse(Some("invalid_token"));
     };
     let claims: AccessClaims = match ctx.pool.keys.verifier.verify(&token, &ctx.pool.issuer, &aud) {

@@ -169,7 +169,7 @@ pub(super) async fn callback(
         &code,
         app.id.as_str(),
         &callback_url(&ctx),
-        &login.verifier,
+        Some(&login.verifier),
     )
     .await
     {

@@ -31,6 +31,8 @@ fn router(state: WebState) -> Router {
         .route("/oidc/jwks", get(op::discovery::jwks))
         .route("/oidc/authorize", get(login::authorize_get).post(login::authorize_post))
         .route("/oidc/token", post(op::token::token))
+        .route("/oidc/revoke", post(op::revoke::revoke))
+        .route("/oidc/introspect", post(op::revoke::introspect))
         .route(
             "/oidc/userinfo",
             get(op::userinfo::userinfo).post(op::userinfo::userinfo),

@@ -61,12 +61,16 @@ pub struct PoolRoute {
     pub keys: Arc<PoolKeys>,
     /// The pool's apps by id (the portal's OIDC clients).
     pub apps: HashMap<String, Arc<AppRoute>>,
+    /// The OP's registered clients that are not apps, by id.
+    pub clients: HashMap<String, Arc<crate::config::Client>>,
 }
 
 /// A pool's key material in memory: the cookie key, the signing key, published keys.
 pub struct PoolKeys {
     pub cookies: Sealer,
     pub signer: Option<Signer>,
+    /// The RS256 signer, for the ID tokens of clients that ask for RS256.
+    pub rsa: Option<Signer>,
     pub verifier: Verifier,
     pub jwks: Vec<PublicJwk>,
     /// The published keys as (kid, active), as [`Store::published_kids`] lists them: what a
@@ -75,6 +79,14 @@ pub struct PoolKeys {
 }
 
 impl PoolKeys {
+    /// The signer of an algorithm, if the pool has a key for it.
+    pub fn signer_for(&self, alg: crate::config::SigningAlg) -> Option<&Signer> {
+        match alg {
+            crate::config::SigningAlg::ES256 => self.signer.as_ref(),
+            crate::config::SigningAlg::RS256 => self.rsa.as_ref(),
+        }
+    }
+
     /// Keys made in memory, not stored: for benchmarks and tests.
     pub fn generate(master: &MasterKey, pool: &str) -> Option<PoolKeys> {
         let key = crate::crypto::signing::generate_es256().ok()?;
@@ -82,6 +94,7 @@ impl PoolKeys {
         Some(PoolKeys {
             cookies: Sealer::new(master, "cookie", pool),
             signer: Some(Signer::from_pkcs8(&key.jwk.kid, &key.pkcs8)),
+            rsa: None,
             verifier: Verifier::new(&jwks),
             published: vec![(key.jwk.kid.clone(), true)],
             jwks,
@@ -104,6 +117,7 @@ impl PoolKeys {
         Ok(PoolKeys {
             cookies: Sealer::new(master, "cookie", pool),
             signer,
+            rsa: None,
             verifier: Verifier::new(&jwks),
             jwks,
             published: kids,
@@ -253,6 +267,11 @@ impl Snapshot {
                 branding: pool.branding.clone(),
                 keys: pool_keys,
                 apps: apps.clone(),
+                clients: pool
+                    .clients
+                    .iter()
+                    .map(|c| (c.id.to_string(), Arc::new(c.clone())))
+                    .collect(),
             });
             pools.insert(pool.id.clone(), pool_route.clone());
             for host in std::iter::once(&pool.portal).chain(&pool.domains) {
@@ -322,7 +341,7 @@ pub struct Registry {
 }
 
 /// Run-time objects as config fragments for [`Config::load_with`].
-fn extras(fragments: Vec<Fragment>) -> Vec<Extra> {
+pub fn extras(fragments: Vec<Fragment>) -> Vec<Extra> {
     fragments
         .into_iter()
         .map(|f| Extra {
@@ -330,6 +349,7 @@ fn extras(fragments: Vec<Fragment>) -> Vec<Extra> {
                 FragmentKind::Pool => format!("pool `{}` (created at run time)", f.pool_id),
                 FragmentKind::App => format!("app `{}/{}` (created at run time)", f.pool_id, f.id),
                 FragmentKind::Source => format!("source `{}/{}` (created at run time)", f.pool_id, f.id),
+                FragmentKind::Client => format!("client `{}/{}` (created at run time)", f.pool_id, f.id),
             },
             is_pool: f.kind == FragmentKind::Pool,
             pool: f.pool_id,

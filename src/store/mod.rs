@@ -7,6 +7,7 @@
 //! another pool finds nothing.
 
 mod audit;
+mod clients;
 mod import;
 mod keys;
 mod objects;
@@ -23,6 +24,7 @@ use crate::clock::{Clock, UnixTime};
 use crate::config::StoreUrl;
 
 pub use audit::{AuditEvent, NewAuditEvent};
+pub use clients::{RefreshRecord, RefreshUse, SECRET_OVERLAP_SECS};
 pub use import::{ImportFormat, ImportReport, ImportRowError};
 pub use keys::KeyRecord;
 pub use objects::{Fragment, FragmentKind, PoolRecord};
@@ -89,6 +91,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_init.sql")),
     (2, include_str!("../../migrations/0002_signin.sql")),
     (3, include_str!("../../migrations/0003_code_reuse.sql")),
+    (4, include_str!("../../migrations/0004_clients_and_refresh.sql")),
 ];
 
 #[derive(Clone)]

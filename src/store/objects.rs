@@ -26,6 +26,7 @@ pub enum FragmentKind {
     Pool,
     App,
     Source,
+    Client,
 }
 
 impl FragmentKind {
@@ -34,13 +35,19 @@ impl FragmentKind {
             FragmentKind::Pool => "pool",
             FragmentKind::App => "app",
             FragmentKind::Source => "source",
+            FragmentKind::Client => "client",
         }
     }
 
     fn parse(s: &str) -> Option<FragmentKind> {
-        [FragmentKind::Pool, FragmentKind::App, FragmentKind::Source]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            FragmentKind::Pool,
+            FragmentKind::App,
+            FragmentKind::Source,
+            FragmentKind::Client,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 

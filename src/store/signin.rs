@@ -9,7 +9,7 @@ use sqlx::Row;
 use super::{Result, Store, StoreError};
 use crate::crypto::{MasterKey, Sealer};
 
-fn sha256_hex(parts: &[&[u8]]) -> String {
+pub(super) fn sha256_hex(parts: &[&[u8]]) -> String {
     let mut buf = Vec::new();
     for p in parts {
         buf.extend_from_slice(p);

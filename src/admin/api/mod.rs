@@ -38,6 +38,15 @@ pub(super) fn router(state: AdminState) -> Router<AdminState> {
             get(objects::list_sources).post(objects::create_source),
         )
         .route("/pools/{pool}/sources/{id}", delete(objects::delete_source))
+        .route(
+            "/pools/{pool}/clients",
+            get(objects::list_clients).post(objects::create_client),
+        )
+        .route(
+            "/pools/{pool}/clients/{id}",
+            get(objects::show_client).delete(objects::delete_client),
+        )
+        .route("/pools/{pool}/clients/{id}/secret", post(objects::rotate_client_secret))
         .route("/pools/{pool}/users", get(users::list).post(users::create))
         .route("/pools/{pool}/users/import", post(users::import))
         .route(

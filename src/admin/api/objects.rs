@@ -320,6 +320,150 @@ pub(super) async fn create_source(
         .ok_or_else(ApiError::not_found)
 }
 
+#[derive(Serialize)]
+pub(super) struct ClientView {
+    id: String,
+    name: String,
+    auth_method: &'static str,
+    redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+    backchannel_logout_uri: Option<String>,
+    grant_types: Vec<crate::config::GrantType>,
+    scopes: Vec<String>,
+    id_token_signed_response_alg: crate::config::SigningAlg,
+    access_token_lifetime: String,
+    refresh_token_lifetime: String,
+    config_managed: bool,
+    /// Only in the answer that made it: the client's secret, shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<String>,
+}
+
+impl From<&crate::config::Client> for ClientView {
+    fn from(c: &crate::config::Client) -> ClientView {
+        ClientView {
+            id: c.id.to_string(),
+            name: c.name.clone(),
+            auth_method: c.auth_method.as_str(),
+            redirect_uris: c.redirect_uris.clone(),
+            post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+            backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+            grant_types: c.grant_types.clone(),
+            scopes: c.scopes.clone(),
+            id_token_signed_response_alg: c.id_token_alg,
+            access_token_lifetime: c.access_token_lifetime.to_string(),
+            refresh_token_lifetime: c.refresh_token_lifetime.to_string(),
+            config_managed: c.config_managed,
+            client_secret: None,
+        }
+    }
+}
+
+fn live_client(state: &AdminState, pool: &str, id: &str) -> ApiResult<ClientView> {
+    let snapshot = state.registry.snapshot_full();
+    live_pool(&snapshot.config, pool)
+        .and_then(|p| p.clients.iter().find(|c| c.id.as_str() == id))
+        .map(ClientView::from)
+        .ok_or_else(ApiError::not_found)
+}
+
+pub(super) async fn list_clients(
+    State(state): State<AdminState>,
+    Path(pool): PoolPath,
+) -> ApiResult<Json<Vec<ClientView>>> {
+    known_pool(&state, &pool).await?;
+    let snapshot = state.registry.snapshot_full();
+    let clients = live_pool(&snapshot.config, &pool)
+        .map(|p| p.clients.iter().map(ClientView::from).collect())
+        .unwrap_or_default();
+    Ok(Json(clients))
+}
+
+pub(super) async fn show_client(
+    State(state): State<AdminState>,
+    Path((pool, id)): PoolIdPath,
+) -> ApiResult<Json<ClientView>> {
+    known_pool(&state, &pool).await?;
+    live_client(&state, &pool, &id).map(Json)
+}
+
+/// Registers a client; a confidential one gets its first secret in this answer only.
+pub(super) async fn create_client(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(pool): PoolPath,
+    Json(body): Json<Value>,
+) -> ApiResult<(StatusCode, Json<ClientView>)> {
+    known_pool(&state, &pool).await?;
+    let (id, text) = fragment_body(body, &["pools", &pool, "clients"])?;
+    crate::ids::ClientId::parse(&id).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let fragment = Fragment {
+        pool_id: pool.clone(),
+        kind: FragmentKind::Client,
+        id: id.clone(),
+        body: text,
+    };
+    put_object(&state, fragment, format!("client `{pool}/{id}`"), None).await?;
+    caller
+        .audit(&state, Some(&pool), "client.create", &id, String::new())
+        .await;
+    let mut view = live_client(&state, &pool, &id)?;
+    if view.auth_method != "none" {
+        view.client_secret = Some(new_secret(&state, &pool, &id).await?);
+    }
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// A new secret for a client, shown once; the previous ones keep working for a day.
+pub(super) async fn rotate_client_secret(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path((pool, id)): PoolIdPath,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    known_pool(&state, &pool).await?;
+    let view = live_client(&state, &pool, &id)?;
+    if view.auth_method == "none" {
+        return Err(ApiError::bad_request(
+            "a public client (auth_method none) has no secret",
+        ));
+    }
+    let secret = new_secret(&state, &pool, &id).await?;
+    caller
+        .audit(&state, Some(&pool), "client.secret", &id, String::new())
+        .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "client_id": id,
+            "client_secret": secret,
+            "previous_secrets_end_in_secs": crate::store::SECRET_OVERLAP_SECS,
+        })),
+    ))
+}
+
+async fn new_secret(state: &AdminState, pool: &str, id: &str) -> ApiResult<String> {
+    let secret = crate::web::sealed::random_token(32);
+    state.registry.store().add_client_secret(pool, id, &secret).await?;
+    Ok(secret)
+}
+
+pub(super) async fn delete_client(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path((pool, id)): PoolIdPath,
+) -> ApiResult<StatusCode> {
+    known_pool(&state, &pool).await?;
+    let view = live_client(&state, &pool, &id)?;
+    if view.config_managed {
+        return Err(ApiError::config_managed(&format!("client `{pool}/{id}`")));
+    }
+    delete_object(&state, &pool, FragmentKind::Client, &id).await?;
+    caller
+        .audit(&state, Some(&pool), "client.delete", &id, String::new())
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub(super) async fn delete_source(
     State(state): State<AdminState>,
     caller: Caller,
