@@ -29,6 +29,7 @@ pub async fn redeem(
     client_id: &str,
     redirect_uri: &str,
     verifier: Option<&str>,
+    offline: impl FnOnce(&Grant) -> bool,
 ) -> Result<Redeemed, InvalidGrant> {
     let store = state.registry.store();
     let sid = SessionId::random();
@@ -64,9 +65,16 @@ pub async fn redeem(
     if state.sessions.revocations.is_revoked(&sso) {
         return Err(InvalidGrant("the session has ended"));
     }
-    let expires = (store.now() + pool.sessions.max.as_secs() as i64).min(grant.sso_expires);
+    // An offline grant (`offline_access`) is not tied to the sign-in: ending the SSO
+    // session does not end it, so it is recorded apart from it.
+    let (link, expires) = if offline(&grant) {
+        (format!("offline:{}", grant.sso), i64::MAX / 2)
+    } else {
+        let expires = (store.now() + pool.sessions.max.as_secs() as i64).min(grant.sso_expires);
+        (grant.sso.clone(), expires)
+    };
     if let Err(e) = store
-        .create_app_session(pool.id.as_str(), &sid.hex(), client_id, &grant.sso, &grant.uid, expires)
+        .create_app_session(pool.id.as_str(), &sid.hex(), client_id, &link, &grant.uid, expires)
         .await
     {
         tracing::error!(code = "PG0508", error = %e, pool = %pool.id, "could not store an app session");

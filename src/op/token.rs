@@ -153,15 +153,24 @@ async fn authorization_code(state: &WebState, ctx: &Ctx, client: &Client, f: Tok
         client.id(),
         &redirect_uri,
         f.code_verifier.as_deref(),
+        |g| has_offline(&client.grant_scope(&g.scope)),
     )
     .await
     .map_err(|InvalidGrant(why)| OAuthError::invalid_grant(why))?;
     let user = live_user(state, ctx, &grant.uid).await?;
     let now = state.registry.store().now();
     let scope = client.grant_scope(&grant.scope);
-    let mut body = Tokens::issue(ctx, client, &user, &grant, &sid.hex(), &scope, now)?;
+    let offline = has_offline(&scope);
+    let issue = Issue {
+        client,
+        user: &user,
+        grant: &grant,
+        jti: &sid.hex(),
+        scope: &scope,
+        offline,
+    };
+    let mut body = issue.tokens(ctx, now)?;
     if client.allows(GrantType::RefreshToken) {
-        let offline = scope.split_whitespace().any(|s| s == "offline_access");
         let mut expires = now + client.refresh_token_secs();
         if !offline {
             expires = expires.min(grant.sso_expires);
@@ -237,7 +246,15 @@ async fn refresh(state: &WebState, ctx: &Ctx, client: &Client, f: TokenForm) -> 
             client.grant_scope(asked)
         }
     };
-    let mut body = Tokens::issue(ctx, client, &user, &grant, &record.family, &scope, now)?;
+    let issue = Issue {
+        client,
+        user: &user,
+        grant: &grant,
+        jti: &record.family,
+        scope: &scope,
+        offline: record.offline,
+    };
+    let mut body = issue.tokens(ctx, now)?;
     let next = RefreshRecord { ..record };
     body["refresh_token"] = json!(new_refresh(state, ctx, &next).await?);
     Ok(body)
@@ -303,6 +320,10 @@ fn resource_app(ctx: &Ctx, resource: &str) -> Option<String> {
         .map(|a| a.id.to_string())
 }
 
+fn has_offline(scope: &str) -> bool {
+    scope.split_whitespace().any(|s| s == "offline_access")
+}
+
 async fn live_user(state: &WebState, ctx: &Ctx, uid: &str) -> Result<User, OAuthError> {
     match state.registry.store().user(ctx.pool.id.as_str(), uid).await {
         Ok(u) if !u.disabled => Ok(u),
@@ -324,19 +345,29 @@ async fn new_refresh(state: &WebState, ctx: &Ctx, record: &RefreshRecord) -> Res
     Ok(token)
 }
 
-/// An ID token and an access token for one grant, as a token response.
-struct Tokens;
+/// One issuance of an ID token and an access token: for whom, under which grant and
+/// scope.
+struct Issue<'a> {
+    client: &'a Client,
+    user: &'a User,
+    grant: &'a Grant,
+    /// The grant's id: what revoking the grant (or its refresh family) ends.
+    jti: &'a str,
+    scope: &'a str,
+    offline: bool,
+}
 
-impl Tokens {
-    fn issue(
-        ctx: &Ctx,
-        client: &Client,
-        user: &User,
-        grant: &Grant,
-        jti: &str,
-        scope: &str,
-        now: i64,
-    ) -> Result<Value, OAuthError> {
+impl Issue<'_> {
+    /// The token response.
+    fn tokens(&self, ctx: &Ctx, now: i64) -> Result<Value, OAuthError> {
+        let Issue {
+            client,
+            user,
+            grant,
+            jti,
+            scope,
+            offline,
+        } = *self;
         let released = released_claims(
             scope,
             &user.username,
@@ -372,7 +403,8 @@ impl Tokens {
             aud: grant.client_id.clone(),
             exp: now + expires_in,
             iat: now,
-            sid: grant.sso.clone(),
+            // An offline grant's access tokens outlive the sign-in: no SSO session to check.
+            sid: if offline { String::new() } else { grant.sso.clone() },
             jti: jti.to_owned(),
             client_id: grant.client_id.clone(),
             scope: scope.to_owned(),

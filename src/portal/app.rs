@@ -170,6 +170,7 @@ pub(super) async fn callback(
         app.id.as_str(),
         &callback_url(&ctx),
         Some(&login.verifier),
+        |_| false,
     )
     .await
     {

@@ -419,3 +419,377 @@ async fn userinfo_releases_by_scope_and_challenges_as_rfc_6750_says() {
         .unwrap();
     assert_eq!(orders.status(), 401);
 }
+
+/// The employees' pool with a confidential client `reports` (Basic auth) and a public
+/// registered client `cli` (PKCE); both may refresh, `reports` may also act as itself.
+async fn with_clients() -> (Gateway, Browser, Whoami) {
+    let up = Whoami::start().await;
+    let clients = r#"
+[pools.employees.clients.reports]
+name = "Reports"
+redirect_uris = ["http://rp.localhost:7/cb"]
+grant_types = ["authorization_code", "refresh_token", "client_credentials"]
+id_token_signed_response_alg = "ES256"
+
+[pools.employees.clients.cli]
+auth_method = "none"
+redirect_uris = ["http://127.0.0.1:7/cb"]
+id_token_signed_response_alg = "ES256"
+"#;
+    let gw = Gateway::start(&pools(&up, clients, "")).await;
+    add_user(&gw, "employees", "alice", PASSWORD, &["staff"]).await;
+    let b = Browser::new(&gw);
+    sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
+    (gw, b, up)
+}
+
+async fn new_secret(gw: &Gateway, client: &str) -> String {
+    let resp = gw
+        .api(
+            reqwest::Method::POST,
+            &format!("/pools/employees/clients/{client}/secret"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    resp.json::<Value>().await.unwrap()["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A code for `reports` (no PKCE: a confidential client's choice), by single sign-on.
+async fn reports_code(gw: &Gateway, b: &Browser, scope: &str) -> String {
+    let url = format!(
+        "{}?client_id=reports&response_type=code&scope={}&redirect_uri={}&nonce=n",
+        http(gw, "login.employees.localhost", "/oidc/authorize"),
+        enc(scope),
+        enc("http://rp.localhost:7/cb")
+    );
+    let resp = b.client.get(url).send().await.unwrap();
+    assert_eq!(resp.status(), 303);
+    param(&location_query(&resp), "code").expect("a code").to_owned()
+}
+
+async fn reports_token(gw: &Gateway, secret: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    gw.client()
+        .post(http(gw, "login.employees.localhost", "/oidc/token"))
+        .basic_auth("reports", Some(secret))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn exchange(gw: &Gateway, secret: &str, code: &str) -> Value {
+    let resp = reports_token(
+        gw,
+        secret,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", "http://rp.localhost:7/cb"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+async fn userinfo_status(gw: &Gateway, access: &str) -> u16 {
+    gw.client()
+        .get(http(gw, "login.employees.localhost", "/oidc/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_confidential_client_authenticates_only_as_registered() {
+    let (gw, b, _) = with_clients().await;
+    let secret = new_secret(&gw, "reports").await;
+    let code = reports_code(&gw, &b, "openid").await;
+    let url = http(&gw, "login.employees.localhost", "/oidc/token");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", "http://rp.localhost:7/cb"),
+    ];
+    // No secret, a wrong one, the right one by the wrong method: 401 invalid_client.
+    let attempts = [
+        gw.client()
+            .post(&url)
+            .form(&[form.as_slice(), &[("client_id", "reports")]].concat()),
+        gw.client().post(&url).basic_auth("reports", Some("guess")).form(&form),
+        gw.client().post(&url).form(
+            &[
+                form.as_slice(),
+                &[("client_id", "reports"), ("client_secret", secret.as_str())],
+            ]
+            .concat(),
+        ),
+    ];
+    for attempt in attempts {
+        let resp = attempt.send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+        assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_client");
+    }
+    // The code was not spent by those: the right credentials redeem it.
+    let tokens = exchange(&gw, &secret, &code).await;
+    assert!(tokens["refresh_token"].is_string() && tokens["id_token"].is_string());
+
+    // A rotated secret: the new one works, the old one still does for the overlap.
+    let newer = new_secret(&gw, "reports").await;
+    for s in [&secret, &newer] {
+        let code = reports_code(&gw, &b, "openid").await;
+        exchange(&gw, s, &code).await;
+    }
+    // A public registered client may not skip PKCE.
+    let resp = b
+        .client
+        .get(format!(
+            "{}?client_id=cli&response_type=code&scope=openid&redirect_uri={}",
+            http(&gw, "login.employees.localhost", "/oidc/authorize"),
+            enc("http://127.0.0.1:7/cb")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(param(&location_query(&resp), "error"), Some("invalid_request"));
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_a_reused_one_revokes_its_family() {
+    let (gw, b, _) = with_clients().await;
+    let secret = new_secret(&gw, "reports").await;
+    let tokens = exchange(&gw, &secret, &reports_code(&gw, &b, "openid profile").await).await;
+    let r1 = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = |token: String| {
+        let (gw, secret) = (&gw, secret.clone());
+        async move {
+            reports_token(
+                gw,
+                &secret,
+                &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+            )
+            .await
+        }
+    };
+    let resp = refresh(r1.clone()).await;
+    assert_eq!(resp.status(), 200);
+    let next: Value = resp.json().await.unwrap();
+    let r2 = next["refresh_token"].as_str().unwrap().to_owned();
+    let a2 = next["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(r1, r2, "rotated");
+    assert_eq!(userinfo_status(&gw, &a2).await, 200);
+    // The spent r1 again (a thief, say): refused, and r2 and its access token die with it.
+    let resp = refresh(r1).await;
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let resp = refresh(r2).await;
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    assert_eq!(userinfo_status(&gw, &a2).await, 401);
+
+    // An ordinary refresh token ends with the sign-in; an offline one outlives it.
+    let plain = exchange(&gw, &secret, &reports_code(&gw, &b, "openid").await).await;
+    let offline = exchange(&gw, &secret, &reports_code(&gw, &b, "openid offline_access").await).await;
+    assert!(offline["scope"].as_str().unwrap().contains("offline_access"));
+    let sessions: Value = gw
+        .api(reqwest::Method::GET, "/pools/employees/sessions")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for s in sessions["items"].as_array().unwrap() {
+        let id = s["id"].as_str().unwrap();
+        gw.api(reqwest::Method::DELETE, &format!("/pools/employees/sessions/{id}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let resp = refresh(plain["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let resp = refresh(offline["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn a_replayed_code_revokes_its_refresh_tokens() {
+    let (gw, b, _) = with_clients().await;
+    let secret = new_secret(&gw, "reports").await;
+    let code = reports_code(&gw, &b, "openid").await;
+    let tokens = exchange(&gw, &secret, &code).await;
+    let resp = reports_token(
+        &gw,
+        &secret,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://rp.localhost:7/cb"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let resp = reports_token(
+        &gw,
+        &secret,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    assert_eq!(
+        userinfo_status(&gw, tokens["access_token"].as_str().unwrap()).await,
+        401
+    );
+}
+
+#[tokio::test]
+async fn revocation_and_introspection() {
+    let (gw, b, _) = with_clients().await;
+    let secret = new_secret(&gw, "reports").await;
+    let tokens = exchange(&gw, &secret, &reports_code(&gw, &b, "openid").await).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let endpoint = |path: &str| http(&gw, "login.employees.localhost", path);
+    let introspect = |token: String| {
+        let (gw, secret, url) = (&gw, secret.clone(), endpoint("/oidc/introspect"));
+        async move {
+            let resp = gw
+                .client()
+                .post(url)
+                .basic_auth("reports", Some(secret))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.json::<Value>().await.unwrap()
+        }
+    };
+    let info = introspect(access.clone()).await;
+    assert_eq!(info["active"], true);
+    assert_eq!(info["client_id"], "reports");
+    assert_eq!(introspect(refresh_token.clone()).await["active"], true);
+    // Public clients may not introspect; a token of another client or pool is inactive.
+    let resp = gw
+        .client()
+        .post(endpoint("/oidc/introspect"))
+        .form(&[("token", access.as_str()), ("client_id", "wiki")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let code = code(&gw, &b, "").await;
+    let redirect = wiki_url(&gw, "/.poolgate/callback");
+    let wiki: Value = token(
+        &gw,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &redirect),
+            ("client_id", "wiki"),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let wiki_access = wiki["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        introspect(wiki_access.clone()).await["active"],
+        false,
+        "another client's token"
+    );
+    let resp = gw
+        .client()
+        .post(http(&gw, "login.suppliers.localhost", "/oidc/introspect"))
+        .basic_auth("reports", Some(&secret))
+        .form(&[("token", access.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "reports is nobody at the suppliers' pool");
+
+    // Revoking the refresh token ends it and its grant's access token.
+    let resp = gw
+        .client()
+        .post(endpoint("/oidc/revoke"))
+        .basic_auth("reports", Some(&secret))
+        .form(&[("token", refresh_token.as_str()), ("token_type_hint", "refresh_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(introspect(refresh_token).await["active"], false);
+    assert_eq!(introspect(access.clone()).await["active"], false);
+    assert_eq!(userinfo_status(&gw, &access).await, 401);
+    // A public client revokes its own access token with its client_id.
+    let resp = gw
+        .client()
+        .post(endpoint("/oidc/revoke"))
+        .form(&[("token", wiki_access.as_str()), ("client_id", "wiki")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(userinfo_status(&gw, &wiki_access).await, 401);
+    let resp = gw
+        .client()
+        .get(wiki_url(&gw, "/"))
+        .bearer_auth(&wiki_access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "nor does the app take it");
+}
+
+#[tokio::test]
+async fn a_service_calls_an_app_with_client_credentials() {
+    let (gw, _, up) = with_clients().await;
+    let secret = new_secret(&gw, "reports").await;
+    let resp = reports_token(
+        &gw,
+        &secret,
+        &[("grant_type", "client_credentials"), ("resource", "wiki")],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body.get("refresh_token").is_none() && body.get("id_token").is_none());
+    let access = body["access_token"].as_str().unwrap();
+    let hits = up.hits();
+    let resp = gw
+        .client()
+        .get(wiki_url(&gw, "/report"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let echo: Value = resp.json().await.unwrap();
+    assert_eq!(seen(&echo, "x-poolgate-user"), ["reports"]);
+    assert_eq!(seen(&echo, "x-poolgate-source"), ["client"]);
+    assert_eq!(up.hits(), hits + 1);
+    // Its token for itself opens no app; a public client has no credentials of its own.
+    let own = reports_token(&gw, &secret, &[("grant_type", "client_credentials")]).await;
+    let own: Value = own.json().await.unwrap();
+    let resp = gw
+        .client()
+        .get(wiki_url(&gw, "/report"))
+        .bearer_auth(own["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = token(&gw, &[("grant_type", "client_credentials"), ("client_id", "cli")]).await;
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "unauthorized_client");
+}
