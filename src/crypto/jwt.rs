@@ -20,14 +20,26 @@ pub enum JwtError {
 /// Signs with one key; the `kid` goes in every header.
 pub struct Signer {
     kid: String,
+    alg: Algorithm,
     key: EncodingKey,
 }
 
 impl Signer {
+    /// An ES256 signer from a PKCS#8 document.
     pub fn from_pkcs8(kid: &str, pkcs8: &[u8]) -> Signer {
         Signer {
             kid: kid.to_owned(),
+            alg: Algorithm::ES256,
             key: EncodingKey::from_ec_der(pkcs8),
+        }
+    }
+
+    /// An RS256 signer from a PKCS#1 RSA private key.
+    pub fn from_rsa_der(kid: &str, der: &[u8]) -> Signer {
+        Signer {
+            kid: kid.to_owned(),
+            alg: Algorithm::RS256,
+            key: EncodingKey::from_rsa_der(der),
         }
     }
 
@@ -42,48 +54,67 @@ impl Signer {
     /// Signs with an explicit `typ` (`at+jwt` for an access token, RFC 9068), so one kind of
     /// token cannot be passed off as another.
     pub fn sign_typed<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, JwtError> {
-        let mut header = Header::new(Algorithm::ES256);
+        let mut header = Header::new(self.alg);
         header.kid = Some(self.kid.clone());
         header.typ = Some(typ.to_owned());
         jsonwebtoken::encode(&header, claims, &self.key).map_err(|e| JwtError::Sign(e.to_string()))
     }
 }
 
-/// The published keys of one pool, by kid. Only ES256 is accepted.
+/// The published keys of one pool, by kid, each with the one algorithm it signs with: a
+/// token's `alg` must be its key's (no algorithm confusion).
 #[derive(Default)]
 pub struct Verifier {
-    keys: HashMap<String, DecodingKey>,
+    keys: HashMap<String, (Algorithm, DecodingKey)>,
 }
 
 impl Verifier {
     pub fn new(jwks: &[PublicJwk]) -> Verifier {
         let keys = jwks
             .iter()
-            .filter(|k| k.kty == "EC" && k.crv == "P-256")
-            .filter_map(|k| Some((k.kid.clone(), DecodingKey::from_ec_components(&k.x, &k.y).ok()?)))
+            .filter_map(|k| {
+                let key = match (k.kty.as_str(), k.alg.as_str()) {
+                    ("EC", "ES256") if k.crv.as_deref() == Some("P-256") => (
+                        Algorithm::ES256,
+                        DecodingKey::from_ec_components(k.x.as_deref()?, k.y.as_deref()?).ok()?,
+                    ),
+                    ("RSA", "RS256") => (
+                        Algorithm::RS256,
+                        DecodingKey::from_rsa_components(k.n.as_deref()?, k.e.as_deref()?).ok()?,
+                    ),
+                    _ => return None,
+                };
+                Some((k.kid.clone(), key))
+            })
             .collect();
         Verifier { keys }
     }
 
-    /// Checks signature (by `kid`), `alg`, `iss`, `aud`, `exp` and `nbf`; a token whose
-    /// header names critical extensions (`crit`) is refused, since none is understood here
-    /// (RFC 7515 §4.1.11).
-    pub fn verify<T: DeserializeOwned>(&self, token: &str, issuer: &str, audience: &str) -> Result<T, JwtError> {
+    /// The key a token's header names, if its algorithm is that key's.
+    fn key_for(&self, token: &str) -> Result<(Algorithm, &DecodingKey), JwtError> {
         if names_critical_extensions(token) {
             return Err(JwtError::Invalid(
                 "critical header extensions are not understood".into(),
             ));
         }
         let header = jsonwebtoken::decode_header(token).map_err(|e| JwtError::Invalid(e.to_string()))?;
-        if header.alg != Algorithm::ES256 {
-            return Err(JwtError::Invalid("algorithm not allowed".into()));
-        }
         let kid = header.kid.ok_or_else(|| JwtError::Invalid("no kid".into()))?;
-        let key = self
+        let (alg, key) = self
             .keys
             .get(&kid)
             .ok_or_else(|| JwtError::Invalid("unknown kid".into()))?;
-        let mut validation = Validation::new(Algorithm::ES256);
+        if header.alg != *alg {
+            return Err(JwtError::Invalid("algorithm not allowed".into()));
+        }
+        Ok((*alg, key))
+    }
+
+    /// Checks signature (by `kid`), `alg`, `iss`, `aud`, `exp` and `nbf`; a token whose
+    /// header names critical extensions (`crit`) is refused, since none is understood here
+    /// (RFC 7515 §4.1.11).
+    pub fn verify<T: DeserializeOwned>(&self, token: &str, issuer: &str, audience: &str) -> Result<T, JwtError> {
+        let (alg, key) = self.key_for(token)?;
+        let mut validation = Validation::new(alg);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.leeway = 30;
@@ -100,16 +131,8 @@ impl Verifier {
     /// algorithm and issuer are checked, not expiry (a hint may be old), and the audience
     /// is returned for the caller to check.
     pub fn verify_hint(&self, token: &str, issuer: &str) -> Result<serde_json::Value, JwtError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| JwtError::Invalid(e.to_string()))?;
-        if header.alg != Algorithm::ES256 || names_critical_extensions(token) {
-            return Err(JwtError::Invalid("algorithm not allowed".into()));
-        }
-        let kid = header.kid.ok_or_else(|| JwtError::Invalid("no kid".into()))?;
-        let key = self
-            .keys
-            .get(&kid)
-            .ok_or_else(|| JwtError::Invalid("unknown kid".into()))?;
-        let mut validation = Validation::new(Algorithm::ES256);
+        let (alg, key) = self.key_for(token)?;
+        let mut validation = Validation::new(alg);
         validation.set_issuer(&[issuer]);
         validation.validate_exp = false;
         validation.validate_aud = false;

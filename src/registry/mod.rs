@@ -104,8 +104,13 @@ impl PoolKeys {
     /// Loads the pool's keys from the store (the private half opened with the master key).
     pub async fn load(store: &Store, master: &MasterKey, pool: &str) -> Result<PoolKeys, StoreError> {
         let published = store.keys(pool).await?;
-        let signer = match store.active_private_key(pool, master).await {
+        let signer = match store.active_private_key(pool, master, "ES256").await {
             Ok((kid, pkcs8)) => Some(Signer::from_pkcs8(&kid, &pkcs8)),
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        let rsa = match store.active_private_key(pool, master, "RS256").await {
+            Ok((kid, der)) => Some(Signer::from_rsa_der(&kid, &der)),
             Err(StoreError::NotFound) => None,
             Err(e) => return Err(e),
         };
@@ -117,7 +122,7 @@ impl PoolKeys {
         Ok(PoolKeys {
             cookies: Sealer::new(master, "cookie", pool),
             signer,
-            rsa: None,
+            rsa,
             verifier: Verifier::new(&jwks),
             jwks,
             published: kids,
@@ -387,13 +392,30 @@ impl Registry {
         let file_pools: Vec<_> = config.pools.iter().filter(|p| p.config_managed).cloned().collect();
         store.sync_config_pools(&file_pools).await?;
         let mut published = store.published_kids().await?;
+        // Keys a pool lacks are made first, so what is published below includes them: an
+        // ES256 key for every pool, an RS256 key for a pool with a client that wants one.
+        let mut made = false;
+        for pool in &config.pools {
+            let id = pool.id.as_str();
+            if !published.get(id).is_some_and(|k| k.iter().any(|(_, active)| *active)) {
+                store.ensure_key(id, master).await?;
+                made = true;
+            }
+            if pool
+                .clients
+                .iter()
+                .any(|c| c.id_token_alg == crate::config::SigningAlg::RS256)
+            {
+                made |= store.ensure_rsa_key(id, master).await?;
+            }
+        }
+        if made {
+            published = store.published_kids().await?;
+        }
         let mut keys = HashMap::new();
         for pool in &config.pools {
             let id = pool.id.as_str();
             let kids = published.remove(id).unwrap_or_default();
-            if !kids.iter().any(|(_, active)| *active) {
-                store.ensure_key(id, master).await?;
-            }
             let kept = previous
                 .and_then(|s| s.pools.get(id))
                 .filter(|p| p.keys.published == kids)

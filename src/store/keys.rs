@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use sqlx::Row;
 
 use super::{Result, Store, StoreError};
-use crate::crypto::signing::{PublicJwk, generate_es256};
+use crate::crypto::signing::{PublicJwk, generate_es256, generate_rs256};
 use crate::crypto::{MasterKey, Sealer};
 
 /// Retired keys stay published this long, so tokens signed just before a rotation verify.
@@ -74,10 +74,45 @@ impl Store {
         Ok(kids)
     }
 
-    /// Makes a new active key and retires the previous one (it stays published for a day).
+    /// Makes a new active key of each algorithm the pool signs with and retires the
+    /// previous ones (they stay published for a day, longer than anything they signed
+    /// lives). Returns the new ES256 key.
     pub async fn rotate_key(&self, pool: &str, master: &MasterKey) -> Result<KeyRecord> {
+        if self.has_active(pool, "RS256").await? {
+            self.rotate_alg(pool, master, "RS256").await?;
+        }
+        self.rotate_alg(pool, master, "ES256").await
+    }
+
+    async fn has_active(&self, pool: &str, alg: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT kid FROM signing_keys WHERE pool_id = $1 AND alg = $2 AND status = 'active'")
+            .bind(pool)
+            .bind(alg)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// The pool's RS256 key, made on first need (a client that wants RS256 ID tokens);
+    /// true when it was made now.
+    pub async fn ensure_rsa_key(&self, pool: &str, master: &MasterKey) -> Result<bool> {
+        if self.has_active(pool, "RS256").await? {
+            return Ok(false);
+        }
+        self.rotate_alg(pool, master, "RS256").await?;
+        Ok(true)
+    }
+
+    async fn rotate_alg(&self, pool: &str, master: &MasterKey, alg: &str) -> Result<KeyRecord> {
         self.pool(pool).await?;
-        let key = generate_es256().map_err(|e| StoreError::Crypto(e.to_string()))?;
+        let key = if alg == "RS256" {
+            tokio::task::spawn_blocking(generate_rs256)
+                .await
+                .map_err(|e| StoreError::Crypto(e.to_string()))?
+        } else {
+            generate_es256()
+        }
+        .map_err(|e| StoreError::Crypto(e.to_string()))?;
         let sealed = sealer(master, pool)
             .seal(&key.pkcs8, key.jwk.kid.as_bytes())
             .map_err(|e| StoreError::Crypto(e.to_string()))?;
@@ -85,17 +120,19 @@ impl Store {
         let now = self.now();
         let mut tx = self.begin().await?;
         sqlx::query(
-            "UPDATE signing_keys SET status = 'retired', retired_at = $1 WHERE pool_id = $2 AND status = 'active'",
+            "UPDATE signing_keys SET status = 'retired', retired_at = $1 WHERE pool_id = $2 AND alg = $3 AND status = 'active'",
         )
         .bind(now)
         .bind(pool)
+        .bind(alg)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO signing_keys (pool_id, kid, alg, public_jwk, sealed_private, status, created_at) VALUES ($1, $2, 'ES256', $3, $4, 'active', $5)",
+            "INSERT INTO signing_keys (pool_id, kid, alg, public_jwk, sealed_private, status, created_at) VALUES ($1, $2, $3, $4, $5, 'active', $6)",
         )
         .bind(pool)
         .bind(&key.jwk.kid)
+        .bind(alg)
         .bind(jwk)
         .bind(STANDARD.encode(sealed))
         .bind(now)
@@ -105,7 +142,7 @@ impl Store {
         self.bump("keys").await?;
         Ok(KeyRecord {
             kid: key.jwk.kid.clone(),
-            alg: "ES256".into(),
+            alg: alg.into(),
             status: "active".into(),
             public_jwk: key.jwk,
             created_at: now,
@@ -113,21 +150,30 @@ impl Store {
         })
     }
 
-    /// The pool's active key, made on first use.
+    /// The pool's active ES256 key, made on first use.
     pub async fn ensure_key(&self, pool: &str, master: &MasterKey) -> Result<KeyRecord> {
-        match self.keys(pool).await?.into_iter().find(|k| k.status == "active") {
+        match self
+            .keys(pool)
+            .await?
+            .into_iter()
+            .find(|k| k.status == "active" && k.alg == "ES256")
+        {
             Some(k) => Ok(k),
-            None => self.rotate_key(pool, master).await,
+            None => self.rotate_alg(pool, master, "ES256").await,
         }
     }
 
-    /// The active key's private half (PKCS#8), opened with the master key.
-    pub async fn active_private_key(&self, pool: &str, master: &MasterKey) -> Result<(String, Vec<u8>)> {
-        let row = sqlx::query("SELECT kid, sealed_private FROM signing_keys WHERE pool_id = $1 AND status = 'active'")
-            .bind(pool)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+    /// The active key's private half of an algorithm (PKCS#8 for ES256, PKCS#1 for RS256),
+    /// opened with the master key.
+    pub async fn active_private_key(&self, pool: &str, master: &MasterKey, alg: &str) -> Result<(String, Vec<u8>)> {
+        let row = sqlx::query(
+            "SELECT kid, sealed_private FROM signing_keys WHERE pool_id = $1 AND alg = $2 AND status = 'active'",
+        )
+        .bind(pool)
+        .bind(alg)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
         let kid: String = row.try_get("kid")?;
         let sealed: String = row.try_get("sealed_private")?;
         let sealed = STANDARD.decode(sealed).map_err(|e| StoreError::Crypto(e.to_string()))?;

@@ -793,3 +793,104 @@ async fn a_service_calls_an_app_with_client_credentials() {
     let resp = token(&gw, &[("grant_type", "client_credentials"), ("client_id", "cli")]).await;
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "unauthorized_client");
 }
+
+#[tokio::test]
+async fn a_client_that_asks_for_rs256_gets_rs256_id_tokens() {
+    let up = Whoami::start().await;
+    let clients = r#"
+[pools.employees.clients.apache]
+redirect_uris = ["http://rp.localhost:7/cb"]
+"#;
+    let gw = Gateway::start(&pools(&up, clients, "")).await;
+    add_user(&gw, "employees", "alice", PASSWORD, &["staff"]).await;
+    let b = Browser::new(&gw);
+    sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
+    let secret = new_secret(&gw, "apache").await;
+
+    // The JWKS publishes both keys, each with its algorithm and use.
+    let jwks: Value = gw
+        .client()
+        .get(http(&gw, "login.employees.localhost", "/oidc/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    let rsa = keys.iter().find(|k| k["kty"] == "RSA").expect("an RSA key");
+    assert_eq!((rsa["alg"].as_str(), rsa["use"].as_str()), (Some("RS256"), Some("sig")));
+    assert!(keys.iter().any(|k| k["kty"] == "EC" && k["alg"] == "ES256"));
+    let modulus = URL_SAFE_NO_PAD.decode(rsa["n"].as_str().unwrap()).unwrap();
+    assert!(modulus.len() * 8 >= 2048, "RSA 2048 or more");
+
+    let url = format!(
+        "{}?client_id=apache&response_type=code&scope=openid&redirect_uri={}&nonce=n",
+        http(&gw, "login.employees.localhost", "/oidc/authorize"),
+        enc("http://rp.localhost:7/cb")
+    );
+    let resp = b.client.get(url).send().await.unwrap();
+    let code = param(&location_query(&resp), "code").unwrap().to_owned();
+    let tokens: Value = gw
+        .client()
+        .post(http(&gw, "login.employees.localhost", "/oidc/token"))
+        .basic_auth("apache", Some(&secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://rp.localhost:7/cb"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let header = jsonwebtoken::decode_header(id_token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    assert_eq!(header.kid.as_deref(), rsa["kid"].as_str());
+    let key =
+        jsonwebtoken::DecodingKey::from_rsa_components(rsa["n"].as_str().unwrap(), rsa["e"].as_str().unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&["apache"]);
+    validation.set_issuer(&[http(&gw, "login.employees.localhost", "").as_str()]);
+    let claims =
+        jsonwebtoken::decode::<Value>(id_token, &key, &validation).expect("verifies with the published RSA key");
+    assert_eq!(claims.claims["nonce"], "n");
+
+    // A rotation keeps the retired RSA key published beside the new one.
+    let resp = gw
+        .api(reqwest::Method::POST, "/pools/employees/keys/rotate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let jwks: Value = gw
+        .client()
+        .get(http(&gw, "login.employees.localhost", "/oidc/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rsa_keys: Vec<_> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["kty"] == "RSA")
+        .collect();
+    assert_eq!(rsa_keys.len(), 2, "{jwks}");
+    assert!(rsa_keys.iter().any(|k| k["kid"] == rsa["kid"]));
+
+    // The other pool has no RSA key to speak of and does not know this token.
+    let resp = gw
+        .client()
+        .get(gw.url("orders.suppliers.localhost", "/"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+}

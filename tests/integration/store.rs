@@ -283,7 +283,7 @@ async fn private_keys_never_reach_the_database_in_clear() {
         );
         assert!(store.keys("suppliers").await.unwrap().is_empty(), "keys are per pool");
 
-        let (kid, pkcs8) = store.active_private_key("employees", &master).await.unwrap();
+        let (kid, pkcs8) = store.active_private_key("employees", &master, "ES256").await.unwrap();
         assert_eq!(kid, second.kid);
         // The private scalar sits in the PKCS#8 document; neither it nor the document
         // appears in the database, raw or base64-encoded.
@@ -304,7 +304,7 @@ async fn private_keys_never_reach_the_database_in_clear() {
         }
         // A different master key cannot open it.
         let other = MasterKey::generate().unwrap();
-        let opened = store.active_private_key("employees", &other).await;
+        let opened = store.active_private_key("employees", &other, "ES256").await;
         assert!(matches!(opened, Err(StoreError::Crypto(_))), "{backend}: {opened:?}");
     }
 }
