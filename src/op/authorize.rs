@@ -58,6 +58,17 @@ pub enum Start {
 /// on each listener (the port written unless it is the scheme's default), and the ones
 /// the config adds.
 pub fn registered_redirects(state: &WebState, app: &AppRoute) -> Vec<String> {
+    let mut out: Vec<String> = app_origins(state, app)
+        .into_iter()
+        .map(|o| format!("{o}/.poolgate/callback"))
+        .collect();
+    out.extend(app.redirect_uris.iter().cloned());
+    out
+}
+
+/// `scheme://host[:port]` of an app on each of its hosts and each listener, the port
+/// written unless it is the scheme's default.
+pub fn app_origins(state: &WebState, app: &AppRoute) -> Vec<String> {
     let listen = state.registry.snapshot().config.listen.clone();
     let listeners = [("http", listen.http, 80), ("https", listen.https, 443)];
     let mut out = Vec::new();
@@ -69,11 +80,10 @@ pub fn registered_redirects(state: &WebState, app: &AppRoute) -> Vec<String> {
                 } else {
                     format!(":{}", addr.port())
                 };
-                out.push(format!("{scheme}://{host}{port}/.poolgate/callback"));
+                out.push(format!("{scheme}://{host}{port}"));
             }
         }
     }
-    out.extend(app.redirect_uris.iter().cloned());
     out
 }
 

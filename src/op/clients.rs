@@ -50,10 +50,15 @@ impl Client {
         }
     }
 
-    pub fn post_logout_redirect_uris(&self) -> &[String] {
+    /// Where a sign-out it asks for may return, compared byte for byte: for an app, its
+    /// root on each of its hosts.
+    pub fn post_logout_redirect_uris(&self, state: &WebState) -> Vec<String> {
         match self {
-            Client::App(_) => &[],
-            Client::Registered(c) => &c.post_logout_redirect_uris,
+            Client::App(a) => super::authorize::app_origins(state, a)
+                .into_iter()
+                .map(|o| format!("{o}/"))
+                .collect(),
+            Client::Registered(c) => c.post_logout_redirect_uris.clone(),
         }
     }
 

@@ -8,6 +8,7 @@ pub mod clients;
 pub mod code;
 pub mod discovery;
 pub mod error;
+pub mod logout;
 pub mod revoke;
 pub mod token;
 pub mod userinfo;

@@ -9,9 +9,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::Deserialize;
 
+use crate::op;
 use crate::registry::PoolRoute;
+use crate::session::Ticket;
 use crate::session::cookie::Cookie;
-use crate::session::{Ticket, sso_binding};
 use crate::store::StoreError;
 use crate::web::context::Ctx;
 use crate::web::forms::{form_page, limits, printable_url, same_origin_post};
@@ -25,26 +26,35 @@ pub(super) struct SignOutParams {
     csrf: String,
     post_logout_redirect_uri: Option<String>,
     state: Option<String>,
+    id_token_hint: Option<String>,
+    client_id: Option<String>,
     /// The app a sign-out started from (`/.poolgate/logout` on its host): the signed-out
     /// page links back to it.
     back: Option<String>,
 }
 
-/// Where to go once signed out: an address on one of the pool's app hosts, or nowhere.
-/// Anything else is refused (with the reason), never followed nor echoed.
-fn after_signout(ctx: &Ctx, p: &SignOutParams) -> Result<Option<url::Url>, &'static str> {
-    if p.state.as_ref().is_some_and(|s| s.len() > limits::URL) {
-        return Err("Its state is too long.");
+/// What the OP makes of the request (hint, client, where to return): anything it cannot
+/// honour is refused (with the reason), never followed nor echoed.
+fn end_session(state: &WebState, ctx: &Ctx, p: &SignOutParams) -> Result<op::logout::EndSession, &'static str> {
+    let too_long = [&p.state, &p.id_token_hint, &p.post_logout_redirect_uri, &p.client_id]
+        .into_iter()
+        .any(|v| v.as_ref().is_some_and(|s| s.len() > limits::URL));
+    if too_long {
+        return Err("It is too long.");
     }
-    let Some(raw) = p.post_logout_redirect_uri.as_deref() else {
-        return Ok(None);
-    };
-    let mut target = post_logout_target(&ctx.pool, raw)
-        .ok_or("It would send you to an address that is not an application of this pool.")?;
-    if let Some(state) = &p.state {
-        target.query_pairs_mut().append_pair("state", state);
+    if p.post_logout_redirect_uri.as_deref().is_some_and(|u| !printable_url(u)) {
+        return Err("Its return address is not a plain address.");
     }
-    Ok(Some(target))
+    op::logout::end_session(
+        state,
+        ctx,
+        op::logout::Asked {
+            id_token_hint: p.id_token_hint.as_deref(),
+            client_id: p.client_id.as_deref(),
+            post_logout_redirect_uri: p.post_logout_redirect_uri.as_deref(),
+            state: p.state.as_deref(),
+        },
+    )
 }
 
 /// 400 for a sign-out link that names a place it may not go.
@@ -96,6 +106,8 @@ fn confirm(ctx: &Ctx, headers: &HeaderMap, action: &str, message: &str, p: &Sign
         post_logout_redirect_uri => p.post_logout_redirect_uri,
         state => p.state,
         back => p.back,
+        client_id => p.client_id,
+        id_token_hint => p.id_token_hint,
     };
     form_page(ctx, headers, StatusCode::OK, "signout.html", values)
 }
@@ -132,20 +144,47 @@ fn signed_out(ctx: &Ctx, target: Option<url::Url>, p: &SignOutParams) -> Respons
     }
 }
 
-/// `GET /logout`, `GET /oidc/logout`: asks, when there is a session to end.
+/// `GET /logout`, `GET /oidc/logout`.
 pub(super) async fn portal_page(
     State(state): State<WebState>,
     Extension(ctx): Extension<Ctx>,
     headers: HeaderMap,
     Query(p): Query<SignOutParams>,
 ) -> Response {
-    let target = match after_signout(&ctx, &p) {
-        Ok(t) => t,
-        Err(why) => return invalid_link(&ctx, why),
+    portal_logout(&state, &ctx, &headers, p, false).await
+}
+
+/// `POST /logout`, `POST /oidc/logout`.
+pub(super) async fn portal_submit(
+    State(state): State<WebState>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+    Form(p): Form<SignOutParams>,
+) -> Response {
+    portal_logout(&state, &ctx, &headers, p, true).await
+}
+
+/// Ends the SSO session and every app session made from it, on every node, when the
+/// person confirmed on our own page (same origin, with its token) or a valid ID token
+/// hint of a client names the person signed in; otherwise asks. A post from elsewhere
+/// that carries a token it could not have is refused.
+async fn portal_logout(state: &WebState, ctx: &Ctx, headers: &HeaderMap, p: SignOutParams, posted: bool) -> Response {
+    let end = match end_session(state, ctx, &p) {
+        Ok(e) => e,
+        Err(why) => return invalid_link(ctx, why),
     };
-    let Some(sso) = current_sso(&state, &ctx, &headers) else {
-        return signed_out(&ctx, target, &p);
+    let Some(sso) = current_sso(state, ctx, headers) else {
+        return signed_out(ctx, end.target, &p);
     };
+    let hinted = end.hinted_sub.as_deref() == Some(sso.uid.to_string().as_str());
+    let confirmed = posted && same_origin_post(ctx, headers, &p.csrf);
+    if hinted || confirmed {
+        end_sso_session(state, ctx, &sso).await;
+        return signed_out(ctx, end.target, &p);
+    }
+    if posted && !p.csrf.is_empty() {
+        return refused(ctx, "/logout");
+    }
     let name = state
         .registry
         .store()
@@ -157,29 +196,7 @@ pub(super) async fn portal_page(
         "You are signed in as {name}. Signing out ends your session in every application of {}.",
         ctx.pool.name
     );
-    confirm(&ctx, &headers, "/logout", &message, &p)
-}
-
-/// `POST /logout`, `POST /oidc/logout`: ends the SSO session and every app session made
-/// from it, on every node.
-pub(super) async fn portal_submit(
-    State(state): State<WebState>,
-    Extension(ctx): Extension<Ctx>,
-    headers: HeaderMap,
-    Form(p): Form<SignOutParams>,
-) -> Response {
-    let target = match after_signout(&ctx, &p) {
-        Ok(t) => t,
-        Err(why) => return invalid_link(&ctx, why),
-    };
-    if !same_origin_post(&ctx, &headers, &p.csrf) {
-        return refused(&ctx, "/logout");
-    }
-    let binding = sso_binding(ctx.pool.id.as_str());
-    if let Some(t) = Ticket::in_cookies(Cookie::Sso, &headers, ctx.tls, &ctx.pool.keys.cookies, &binding).next() {
-        end_sso_session(&state, &ctx, &t).await;
-    }
-    signed_out(&ctx, target, &p)
+    confirm(ctx, headers, "/logout", &message, &p)
 }
 
 /// `GET /.poolgate/logout` on an app host: asks, when this app has a session; otherwise

@@ -894,3 +894,101 @@ redirect_uris = ["http://rp.localhost:7/cb"]
         .unwrap();
     assert_eq!(resp.status(), 401);
 }
+
+/// An ID token for the wiki, by single sign-on.
+async fn wiki_id_token(gw: &Gateway, b: &Browser) -> String {
+    let code = code(gw, b, "&nonce=n").await;
+    let redirect = wiki_url(gw, "/.poolgate/callback");
+    let tokens: Value = token(
+        gw,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &redirect),
+            ("client_id", "wiki"),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    tokens["id_token"].as_str().unwrap().to_owned()
+}
+
+/// Whether the browser still has a session at the portal (prompt=none answers a code).
+async fn still_signed_in(gw: &Gateway, b: &Browser) -> bool {
+    let resp = b.client.get(authorize_url(gw, "&prompt=none")).send().await.unwrap();
+    param(&location_query(&resp), "code").is_some()
+}
+
+#[tokio::test]
+async fn rp_initiated_logout_checks_the_hint_and_the_return_address() {
+    let (gw, b, _, _) = signed_in().await;
+    let hint = wiki_id_token(&gw, &b).await;
+    let logout = http(&gw, "login.employees.localhost", "/oidc/logout");
+    let root = wiki_url(&gw, "/");
+
+    // No hint: the person is asked (a link alone signs no one out).
+    let resp = b.client.get(&logout).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("<form method=\"post\""));
+    assert!(still_signed_in(&gw, &b).await);
+
+    // Return addresses the client has not registered, hints not issued here: refused.
+    let forged_hint = format!("{}x", &hint[..hint.len() - 1]);
+    for query in [
+        format!(
+            "id_token_hint={hint}&post_logout_redirect_uri={}",
+            enc(&wiki_url(&gw, "/elsewhere"))
+        ),
+        format!(
+            "client_id=wiki&post_logout_redirect_uri={}",
+            enc("https://evil.example/")
+        ),
+        format!("post_logout_redirect_uri={}", enc(&root)),
+        format!("id_token_hint={forged_hint}"),
+        format!("id_token_hint={hint}&client_id=crm"),
+    ] {
+        let resp = b.client.get(format!("{logout}?{query}")).send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{query}");
+        assert!(resp.headers().get("location").is_none());
+    }
+    assert!(still_signed_in(&gw, &b).await);
+
+    // A valid hint naming the person signed in: signed out at once, sent back with state.
+    let resp = b
+        .client
+        .get(format!(
+            "{logout}?id_token_hint={hint}&post_logout_redirect_uri={}&state=bye",
+            enc(&root)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(
+        resp.headers()["location"].to_str().unwrap(),
+        format!("{root}?state=bye")
+    );
+    assert!(!still_signed_in(&gw, &b).await);
+}
+
+#[tokio::test]
+async fn a_hint_for_someone_else_only_asks() {
+    let (gw, b, _, _) = signed_in().await;
+    let alices = wiki_id_token(&gw, &b).await;
+    add_user(&gw, "employees", "bob", PASSWORD, &["staff"]).await;
+    let bob = Browser::new(&gw);
+    sign_in(&bob, &wiki_url(&gw, "/"), "bob", PASSWORD).await;
+    // Posted from another site with alice's hint: bob is asked, not signed out.
+    let resp = bob
+        .client
+        .post(http(&gw, "login.employees.localhost", "/oidc/logout"))
+        .form(&[("id_token_hint", alices.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(still_signed_in(&gw, &bob).await);
+}
