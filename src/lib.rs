@@ -12,6 +12,7 @@ pub mod demo;
 pub mod ids;
 pub mod logging;
 pub mod op;
+pub mod outbound;
 pub mod portal;
 pub mod proxy;
 pub mod registry;

@@ -75,6 +75,7 @@ pub fn serve(config_path: &Path) -> anyhow::Result<()> {
     control.spawn(reload_on_hangup(registry.clone(), metrics.clone()));
     control.spawn(follow_store(registry.clone(), metrics.clone(), sessions.clone()));
     control.spawn(prune_caches(registry.clone(), sessions.clone()));
+    control.spawn(crate::op::backchannel::deliver_forever(registry.clone()));
 
     let conf = ServerConf {
         threads: settings.proxy.threads,

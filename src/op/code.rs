@@ -65,6 +65,8 @@ pub async fn redeem(
     if state.sessions.revocations.is_revoked(&sso) {
         return Err(InvalidGrant("the session has ended"));
     }
+    // A client with a back-channel logout URI is told when this session ends.
+    let notify = super::clients::Client::find(pool, client_id).is_some_and(|c| c.backchannel_logout_uri().is_some());
     // An offline grant (`offline_access`) is not tied to the sign-in: ending the SSO
     // session does not end it, so it is recorded apart from it.
     let (link, expires) = if offline(&grant) {
@@ -74,7 +76,15 @@ pub async fn redeem(
         (grant.sso.clone(), expires)
     };
     if let Err(e) = store
-        .create_app_session(pool.id.as_str(), &sid.hex(), client_id, &link, &grant.uid, expires)
+        .create_app_session(
+            pool.id.as_str(),
+            &sid.hex(),
+            client_id,
+            &link,
+            &grant.uid,
+            expires,
+            notify,
+        )
         .await
     {
         tracing::error!(code = "PG0508", error = %e, pool = %pool.id, "could not store an app session");

@@ -3,6 +3,7 @@
 //! in, confirm), the portal does, and comes back through [`authorize::issue_code`].
 
 pub mod authorize;
+pub mod backchannel;
 pub mod client_auth;
 pub mod clients;
 pub mod code;

@@ -28,7 +28,7 @@ pub use clients::{RefreshRecord, RefreshUse, SECRET_OVERLAP_SECS};
 pub use import::{ImportFormat, ImportReport, ImportRowError};
 pub use keys::KeyRecord;
 pub use objects::{Fragment, FragmentKind, PoolRecord};
-pub use sessions::{AppSessionRecord, SsoSessionRecord};
+pub use sessions::{AppSessionRecord, PendingLogout, SsoSessionRecord};
 pub use signin::CodeUse;
 pub use users::{Group, Link, NewUser, User, UserPatch};
 
@@ -92,6 +92,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/0002_signin.sql")),
     (3, include_str!("../../migrations/0003_code_reuse.sql")),
     (4, include_str!("../../migrations/0004_clients_and_refresh.sql")),
+    (5, include_str!("../../migrations/0005_backchannel.sql")),
 ];
 
 #[derive(Clone)]

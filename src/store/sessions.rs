@@ -87,6 +87,9 @@ impl Store {
         Ok(())
     }
 
+    /// An app session (a cookie's, or a grant's tokens'); `notify_logout`: its client is to
+    /// be told by back-channel logout when it ends.
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_app_session(
         &self,
         pool: &str,
@@ -95,9 +98,10 @@ impl Store {
         sso_id: &str,
         user_id: &str,
         expires_at: i64,
+        notify_logout: bool,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO app_sessions (pool_id, id, app_id, sso_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO app_sessions (pool_id, id, app_id, sso_id, user_id, created_at, expires_at, logout_state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(pool)
         .bind(id)
@@ -106,6 +110,7 @@ impl Store {
         .bind(user_id)
         .bind(self.now())
         .bind(expires_at)
+        .bind(if notify_logout { 0 } else { 2 })
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -246,4 +251,66 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// Revoked app sessions whose client is still to be told (back-channel logout), due
+    /// now: `(pool, id, client, sso, user, attempts)`.
+    pub async fn pending_logouts(&self, limit: i64) -> Result<Vec<PendingLogout>> {
+        let rows = sqlx::query(
+            "SELECT pool_id, id, app_id, sso_id, user_id, logout_attempts FROM app_sessions \
+             WHERE logout_state = 0 AND revoked_at IS NOT NULL AND logout_next_at <= $1 LIMIT $2",
+        )
+        .bind(self.now())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PendingLogout {
+                    pool: r.try_get("pool_id")?,
+                    id: r.try_get("id")?,
+                    client: r.try_get("app_id")?,
+                    sso: r.try_get("sso_id")?,
+                    user: r.try_get("user_id")?,
+                    attempts: r.try_get("logout_attempts")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Claims one delivery attempt (of several nodes, one wins) and schedules the next
+    /// one `retry_in` seconds on, should this one fail.
+    pub async fn claim_logout(&self, p: &PendingLogout, retry_in: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE app_sessions SET logout_attempts = logout_attempts + 1, logout_next_at = $1 \
+             WHERE pool_id = $2 AND id = $3 AND logout_state = 0 AND logout_attempts = $4",
+        )
+        .bind(self.now() + retry_in)
+        .bind(&p.pool)
+        .bind(&p.id)
+        .bind(p.attempts)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// No more attempts: delivered, given up, or nothing to deliver to.
+    pub async fn finish_logout(&self, pool: &str, id: &str) -> Result<()> {
+        sqlx::query("UPDATE app_sessions SET logout_state = 2 WHERE pool_id = $1 AND id = $2")
+            .bind(pool)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// A back-channel logout still to deliver.
+#[derive(Debug, Clone)]
+pub struct PendingLogout {
+    pub pool: String,
+    pub id: String,
+    pub client: String,
+    pub sso: String,
+    pub user: String,
+    pub attempts: i32,
 }

@@ -992,3 +992,152 @@ async fn a_hint_for_someone_else_only_asks() {
     assert_eq!(resp.status(), 200);
     assert!(still_signed_in(&gw, &bob).await);
 }
+
+#[tokio::test]
+async fn ending_a_session_logs_the_client_out_by_back_channel() {
+    use std::sync::{Arc, Mutex};
+    // The relying party's back-channel endpoint: it fails once (the gateway must retry),
+    // then takes the logout token.
+    let received: Arc<Mutex<Vec<String>>> = Arc::default();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = {
+        let (received, calls) = (received.clone(), calls.clone());
+        axum::Router::new().route(
+            "/bc",
+            axum::routing::post(move |body: String| {
+                let (received, calls) = (received.clone(), calls.clone());
+                async move {
+                    if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    received.lock().unwrap().push(body);
+                    axum::http::StatusCode::OK
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rp = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let up = Whoami::start().await;
+    let clients = format!(
+        "[pools.employees.clients.apache]\nredirect_uris = [\"http://rp.localhost:7/cb\"]\nbackchannel_logout_uri = \"http://{rp}/bc\"\n"
+    );
+    let gw = Gateway::start(&pools(&up, &clients, "")).await;
+    add_user(&gw, "employees", "alice", PASSWORD, &["staff"]).await;
+    let b = Browser::new(&gw);
+    sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
+    let secret = new_secret(&gw, "apache").await;
+    let url = format!(
+        "{}?client_id=apache&response_type=code&scope=openid&redirect_uri={}&nonce=n",
+        http(&gw, "login.employees.localhost", "/oidc/authorize"),
+        enc("http://rp.localhost:7/cb")
+    );
+    let resp = b.client.get(url).send().await.unwrap();
+    let code = param(&location_query(&resp), "code").unwrap().to_owned();
+    let tokens: Value = gw
+        .client()
+        .post(http(&gw, "login.employees.localhost", "/oidc/token"))
+        .basic_auth("apache", Some(&secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://rp.localhost:7/cb"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id_claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(tokens["id_token"].as_str().unwrap().split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(received.lock().unwrap().is_empty(), "nothing before the sign-out");
+
+    // The person signs out at the pool (the wiki's sign-out page, confirmed).
+    let page = b.open(&wiki_url(&gw, "/.poolgate/logout")).await;
+    b.submit(&page, "/.poolgate/logout", &[]).await;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while received.lock().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no logout token came:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "retried after the 503"
+    );
+    let body = received.lock().unwrap()[0].clone();
+    let token = url::form_urlencoded::parse(body.as_bytes())
+        .find(|(k, _)| k == "logout_token")
+        .unwrap()
+        .1
+        .into_owned();
+    // Signed like the client's ID tokens (RS256), verifiable with the pool's JWKS.
+    let jwks: Value = gw
+        .client()
+        .get(http(&gw, "login.employees.localhost", "/oidc/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"].as_str() == header.kid.as_deref())
+        .unwrap();
+    let key =
+        jsonwebtoken::DecodingKey::from_rsa_components(jwk["n"].as_str().unwrap(), jwk["e"].as_str().unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&["apache"]);
+    let claims = jsonwebtoken::decode::<Value>(&token, &key, &validation).unwrap().claims;
+    assert_eq!(claims["sid"], id_claims["sid"]);
+    assert_eq!(claims["sub"], id_claims["sub"]);
+    assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
+    assert!(claims.get("nonce").is_none());
+
+    // Its refresh token died with the session; the delivery is in the audit log.
+    let resp = gw
+        .client()
+        .post(http(&gw, "login.employees.localhost", "/oidc/token"))
+        .basic_auth("apache", Some(&secret))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let audit: Value = gw
+        .api(reqwest::Method::GET, "/pools/employees/audit?limit=50")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "backchannel.logout" && e["outcome"] == "ok" && e["target"] == "apache"),
+        "{audit}"
+    );
+}

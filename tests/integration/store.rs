@@ -319,11 +319,11 @@ async fn revoking_an_sso_session_revokes_its_app_sessions() {
             .await
             .unwrap();
         store
-            .create_app_session("employees", "app-1", "wiki", "sso-1", &u.id, exp)
+            .create_app_session("employees", "app-1", "wiki", "sso-1", &u.id, exp, false)
             .await
             .unwrap();
         store
-            .create_app_session("employees", "app-2", "crm", "sso-1", &u.id, exp)
+            .create_app_session("employees", "app-2", "crm", "sso-1", &u.id, exp, false)
             .await
             .unwrap();
         let generation = store.generation("revocations").await.unwrap();
