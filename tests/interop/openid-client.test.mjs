@@ -7,48 +7,13 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
-import { lookup as dnsLookup } from 'node:dns';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { Agent, setGlobalDispatcher } from 'undici';
-import { chromium } from 'playwright-core';
 import * as client from 'openid-client';
+import { fillLogin, freePort, launchBrowser, startDemo } from './harness.mjs';
 
-const root = resolve(import.meta.dirname, '../..');
-const bin = process.env.POOLGATE_BIN ?? join(root, 'target/debug/poolgate');
-const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
-
-// *.localhost is loopback (RFC 6761), as browsers have it; Node asks the system resolver.
-setGlobalDispatcher(new Agent({
-  connect: {
-    lookup(host, opts, cb) {
-      if (host === 'localhost' || host.endsWith('.localhost')) {
-        return opts?.all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4);
-      }
-      return dnsLookup(host, opts, cb);
-    },
-  },
-}));
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => ok(port));
-    });
-  });
-}
-
-let demo, browser, http, admin, rp, rpServer;
+let demo, browser, http, rp, rpServer;
 // What reached the relying party's endpoints, in order.
 const arrived = [];
-let output = '';
 const insecure = { execute: [client.allowInsecureRequests] };
 
 // The demo's pools, their people, and an app of each (a public client of its own pool).
@@ -58,10 +23,7 @@ const POOLS = {
 };
 
 before(async () => {
-  assert.ok(existsSync(bin), `no poolgate binary at ${bin}: run cargo build first`);
-  assert.ok(existsSync(chromiumPath), `no chromium at ${chromiumPath}`);
-  const dir = mkdtempSync(join(tmpdir(), 'poolgate-interop-'));
-  const [httpPort, adminPort, upstreamPort, rpPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const rpPort = await freePort();
   rp = `http://127.0.0.1:${rpPort}`;
   // The relying party's own endpoints (callbacks, post-logout page): they record what
   // the browser brings them.
@@ -76,16 +38,11 @@ before(async () => {
     });
   });
   await new Promise((ok) => rpServer.listen(rpPort, '127.0.0.1', ok));
-  // The demo's config on free ports, with two registered clients in each pool: `rp`, a
-  // confidential web app (client_secret_basic, RS256 ID tokens), and `spa`, a public one.
-  let config = readFileSync(join(root, 'config/demo.toml'), 'utf8')
-    .replaceAll('127.0.0.1:8080', `127.0.0.1:${httpPort}`)
-    .replaceAll('127.0.0.1:9090', `127.0.0.1:${adminPort}`)
-    .replaceAll('127.0.0.1:9001', `127.0.0.1:${upstreamPort}`)
-    .replaceAll('../data/', 'data/')
-    .replaceAll('../certs', 'certs');
+  // Two registered clients in each pool: `rp`, a confidential web app
+  // (client_secret_basic, RS256 ID tokens), and `spa`, a public one.
+  let clients = '';
   for (const pool of Object.keys(POOLS)) {
-    config += `
+    clients += `
 [pools.${pool}.clients.rp]
 redirect_uris = ["${rp}/cb"]
 post_logout_redirect_uris = ["${rp}/bye"]
@@ -97,46 +54,22 @@ redirect_uris = ["${rp}/spa"]
 id_token_signed_response_alg = "ES256"
 `;
   }
-  writeFileSync(join(dir, 'demo.toml'), config);
-  demo = spawn(bin, ['demo', '--config', join(dir, 'demo.toml')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  demo.stdout.on('data', (d) => { output += d; });
-  demo.stderr.on('data', (d) => { output += d; });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (demo.exitCode !== null) throw new Error(`poolgate demo exited:\n${output}`);
-    try { if ((await fetch(`http://127.0.0.1:${adminPort}/readyz`)).ok) break; } catch { /* not yet */ }
-    if (Date.now() > deadline) throw new Error(`poolgate demo not ready:\n${output}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  http = (host, path = '/') => `http://${host}:${httpPort}${path}`;
-  const token = readFileSync(join(dir, 'data/admin.token'), 'utf8').trim();
-  admin = (method, path) => fetch(`http://127.0.0.1:${adminPort}/api${path}`, {
-    method, headers: { authorization: `Bearer ${token}` },
-  });
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-sync'],
-  });
+  demo = await startDemo(clients);
+  http = demo.http;
+  browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
-  demo?.kill('SIGKILL');
+  demo?.stop();
   rpServer?.close();
 });
 
 const issuer = (pool) => new URL(http(`login.${pool}.localhost`, ''));
 
-async function secretOf(pool) {
-  const r = await admin('POST', `/pools/${pool}/clients/rp/secret`);
-  const text = await r.text();
-  assert.equal(r.status, 201, text);
-  return JSON.parse(text).client_secret;
-}
-
 /// openid-client's configuration of the confidential client `rp` of a pool.
 async function rpConfig(pool) {
-  return client.discovery(issuer(pool), 'rp', undefined, client.ClientSecretBasic(await secretOf(pool)), insecure);
+  return client.discovery(issuer(pool), 'rp', undefined, client.ClientSecretBasic(await demo.secretOf(pool, 'rp')), insecure);
 }
 
 /// A browser (context) of its own: a person with no session yet.
@@ -148,7 +81,7 @@ async function person() {
 /// Opens an authorization URL; signs in if the pool asks; returns what reached the RP.
 async function authorize(page, url, pool, { expectLogin } = {}) {
   arrived.length = 0;
-  await page.goto(url.href).catch((e) => { throw new Error(`${e.message}\n--- gateway (exit ${demo.exitCode}):\n${output.slice(-3000)}`); });
+  await page.goto(url.href).catch((e) => { throw new Error(`${e.message}\n--- gateway:\n${demo.output.slice(-3000)}`); });
   const login = page.getByRole('heading', { name: 'Sign in' });
   const came = () => arrived.length > 0;
   await page.waitForFunction(() => true);
@@ -157,9 +90,7 @@ async function authorize(page, url, pool, { expectLogin } = {}) {
   }
   if (!came()) {
     assert.notEqual(expectLogin, false, 'the login page was shown where a session should have answered');
-    await page.getByLabel('Username or email').fill(POOLS[pool].user);
-    await page.getByLabel('Password').fill(POOLS[pool].password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await fillLogin(page, POOLS[pool].user, POOLS[pool].password);
     for (let i = 0; i < 200 && !came(); i++) await page.waitForTimeout(50);
   } else {
     assert.notEqual(expectLogin, true, 'a code came back where a new login was asked for');
