@@ -174,3 +174,40 @@ fn keys_rotate_from_the_command_line() {
         "the master key was created on first use"
     );
 }
+
+#[test]
+fn a_client_secret_from_the_command_line_is_printed_once_and_kept_hashed() {
+    let s = Setup::new();
+    let config = s.dir.path().join("poolgate.toml");
+    let mut file = std::fs::read_to_string(&config).unwrap();
+    file.push_str("[pools.employees.clients.reports]\nredirect_uris = [\"https://reports.example/cb\"]\n[pools.employees.clients.spa]\nauth_method = \"none\"\n");
+    std::fs::write(&config, file).unwrap();
+    let out = s.run(&["client", "secret", "--pool", "employees", "reports"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    let secret = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(secret.len() >= 43, "{secret}");
+    let mut db = Vec::new();
+    for entry in std::fs::read_dir(s.dir.path().join("data")).unwrap() {
+        db.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    assert!(
+        !db.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "no clear secret in the store"
+    );
+    // A public client has none; an unknown one is an error.
+    assert!(
+        !s.run(&["client", "secret", "--pool", "employees", "spa"], None)
+            .status
+            .success()
+    );
+    assert!(
+        !s.run(&["client", "secret", "--pool", "employees", "nobody"], None)
+            .status
+            .success()
+    );
+    let listing = text(&s.run(&["client", "list", "--pool", "employees"], None));
+    assert!(
+        listing.contains("reports") && listing.contains("client_secret_basic"),
+        "{listing}"
+    );
+}

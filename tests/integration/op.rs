@@ -1141,3 +1141,61 @@ async fn ending_a_session_logs_the_client_out_by_back_channel() {
         "{audit}"
     );
 }
+
+#[tokio::test]
+async fn a_client_registered_through_the_api_gets_its_secret_once() {
+    let up = Whoami::start().await;
+    let gw = Gateway::start(&pools(&up, "", "")).await;
+    let resp = gw
+        .api(reqwest::Method::POST, "/pools/employees/clients")
+        .json(&serde_json::json!({"id": "batch", "grant_types": ["client_credentials"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let made: Value = resp.json().await.unwrap();
+    let secret = made["client_secret"]
+        .as_str()
+        .expect("the first secret, once")
+        .to_owned();
+    assert_eq!(made["auth_method"], "client_secret_basic");
+    let shown: Value = gw
+        .api(reqwest::Method::GET, "/pools/employees/clients/batch")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(shown.get("client_secret").is_none(), "never shown again: {shown}");
+    // Its token opens the wiki, with `bearer` in lower case.
+    let resp = gw
+        .client()
+        .post(http(&gw, "login.employees.localhost", "/oidc/token"))
+        .basic_auth("batch", Some(&secret))
+        .form(&[("grant_type", "client_credentials"), ("resource", "wiki")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let access = resp.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = gw
+        .client()
+        .get(wiki_url(&gw, "/"))
+        .header("authorization", format!("bearer {access}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Its id cannot be an app's: the pool's client ids are one space.
+    let resp = gw
+        .api(reqwest::Method::POST, "/pools/employees/clients")
+        .json(&serde_json::json!({"id": "wiki"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+}
