@@ -108,15 +108,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         if let Some(r) = row {
-            let offline: i32 = r.try_get("offline")?;
-            return Ok(RefreshUse::Fresh(RefreshRecord {
-                family: r.try_get("family")?,
-                client_id: r.try_get("client_id")?,
-                body: r.try_get("body")?,
-                sso_sid: r.try_get("sso_sid")?,
-                offline: offline != 0,
-                expires_at: r.try_get("expires_at")?,
-            }));
+            return Ok(RefreshUse::Fresh(refresh_row(&r)?));
         }
         let spent = sqlx::query(
             "SELECT family, client_id FROM refresh_tokens WHERE hash = $1 AND pool_id = $2 AND used_at IS NOT NULL",
@@ -149,16 +141,7 @@ impl Store {
         .bind(self.now())
         .fetch_optional(&self.pool)
         .await?;
-        let Some(r) = row else { return Ok(None) };
-        let offline: i32 = r.try_get("offline")?;
-        Ok(Some(RefreshRecord {
-            family: r.try_get("family")?,
-            client_id: r.try_get("client_id")?,
-            body: r.try_get("body")?,
-            sso_sid: r.try_get("sso_sid")?,
-            offline: offline != 0,
-            expires_at: r.try_get("expires_at")?,
-        }))
+        row.map(|r| refresh_row(&r)).transpose()
     }
 
     pub async fn revoke_refresh_family(&self, pool: &str, family: &str) -> Result<()> {
@@ -188,6 +171,18 @@ impl Store {
             .await?;
         Ok(done.rows_affected())
     }
+}
+
+fn refresh_row(r: &sqlx::any::AnyRow) -> Result<RefreshRecord> {
+    let offline: i32 = r.try_get("offline")?;
+    Ok(RefreshRecord {
+        family: r.try_get("family")?,
+        client_id: r.try_get("client_id")?,
+        body: r.try_get("body")?,
+        sso_sid: r.try_get("sso_sid")?,
+        offline: offline != 0,
+        expires_at: r.try_get("expires_at")?,
+    })
 }
 
 /// Secrets are 32 random bytes: a hash bound to pool and client is enough (no slow hash

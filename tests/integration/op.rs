@@ -68,6 +68,25 @@ async fn token(gw: &Gateway, form: &[(&str, &str)]) -> reqwest::Response {
         .unwrap()
 }
 
+/// The wiki's tokens for a code, as a third-party client using the wiki's id redeems it.
+async fn wiki_tokens(gw: &Gateway, code: &str) -> Value {
+    let redirect = wiki_url(gw, "/.poolgate/callback");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", &redirect),
+        ("client_id", "wiki"),
+        ("code_verifier", VERIFIER),
+    ];
+    token(gw, &form).await.json().await.unwrap()
+}
+
+/// The pool's published keys.
+async fn jwks(gw: &Gateway) -> Value {
+    let url = http(gw, "login.employees.localhost", "/oidc/jwks");
+    gw.client().get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// A code for the wiki, from single sign-on.
 async fn code(gw: &Gateway, b: &Browser, extra: &str) -> String {
     let resp = b.client.get(authorize_url(gw, extra)).send().await.unwrap();
@@ -166,21 +185,7 @@ async fn prompt_max_age_and_hints_are_honoured() {
     }
     // max_age with room: a code at once, and auth_time in the ID token.
     let code = code(&gw, &b, "&max_age=3600&nonce=n").await;
-    let redirect = wiki_url(&gw, "/.poolgate/callback");
-    let tokens: Value = token(
-        &gw,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &redirect),
-            ("client_id", "wiki"),
-            ("code_verifier", VERIFIER),
-        ],
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let tokens = wiki_tokens(&gw, &code).await;
     let id_token = tokens["id_token"].as_str().unwrap().to_owned();
     let claims: Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(id_token.split('.').nth(1).unwrap()).unwrap()).unwrap();
@@ -461,8 +466,13 @@ async fn new_secret(gw: &Gateway, client: &str) -> String {
 
 /// A code for `reports` (no PKCE: a confidential client's choice), by single sign-on.
 async fn reports_code(gw: &Gateway, b: &Browser, scope: &str) -> String {
+    client_code(gw, b, "reports", scope).await
+}
+
+/// A code for a registered client redirecting to `http://rp.localhost:7/cb`.
+async fn client_code(gw: &Gateway, b: &Browser, client: &str, scope: &str) -> String {
     let url = format!(
-        "{}?client_id=reports&response_type=code&scope={}&redirect_uri={}&nonce=n",
+        "{}?client_id={client}&response_type=code&scope={}&redirect_uri={}&nonce=n",
         http(gw, "login.employees.localhost", "/oidc/authorize"),
         enc(scope),
         enc("http://rp.localhost:7/cb")
@@ -473,9 +483,14 @@ async fn reports_code(gw: &Gateway, b: &Browser, scope: &str) -> String {
 }
 
 async fn reports_token(gw: &Gateway, secret: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    client_token(gw, "reports", secret, form).await
+}
+
+/// A token request of a confidential client, authenticated with HTTP Basic.
+async fn client_token(gw: &Gateway, client: &str, secret: &str, form: &[(&str, &str)]) -> reqwest::Response {
     gw.client()
         .post(http(gw, "login.employees.localhost", "/oidc/token"))
-        .basic_auth("reports", Some(secret))
+        .basic_auth(client, Some(secret))
         .form(form)
         .send()
         .await
@@ -483,8 +498,13 @@ async fn reports_token(gw: &Gateway, secret: &str, form: &[(&str, &str)]) -> req
 }
 
 async fn exchange(gw: &Gateway, secret: &str, code: &str) -> Value {
-    let resp = reports_token(
+    client_exchange(gw, "reports", secret, code).await
+}
+
+async fn client_exchange(gw: &Gateway, client: &str, secret: &str, code: &str) -> Value {
+    let resp = client_token(
         gw,
+        client,
         secret,
         &[
             ("grant_type", "authorization_code"),
@@ -688,21 +708,7 @@ async fn revocation_and_introspection() {
         .unwrap();
     assert_eq!(resp.status(), 401);
     let code = code(&gw, &b, "").await;
-    let redirect = wiki_url(&gw, "/.poolgate/callback");
-    let wiki: Value = token(
-        &gw,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &redirect),
-            ("client_id", "wiki"),
-            ("code_verifier", VERIFIER),
-        ],
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let wiki = wiki_tokens(&gw, &code).await;
     let wiki_access = wiki["access_token"].as_str().unwrap().to_owned();
     assert_eq!(
         introspect(wiki_access.clone()).await["active"],
@@ -808,44 +814,16 @@ redirect_uris = ["http://rp.localhost:7/cb"]
     let secret = new_secret(&gw, "apache").await;
 
     // The JWKS publishes both keys, each with its algorithm and use.
-    let jwks: Value = gw
-        .client()
-        .get(http(&gw, "login.employees.localhost", "/oidc/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let keys = jwks["keys"].as_array().unwrap();
+    let published = jwks(&gw).await;
+    let keys = published["keys"].as_array().unwrap();
     let rsa = keys.iter().find(|k| k["kty"] == "RSA").expect("an RSA key");
     assert_eq!((rsa["alg"].as_str(), rsa["use"].as_str()), (Some("RS256"), Some("sig")));
     assert!(keys.iter().any(|k| k["kty"] == "EC" && k["alg"] == "ES256"));
     let modulus = URL_SAFE_NO_PAD.decode(rsa["n"].as_str().unwrap()).unwrap();
     assert!(modulus.len() * 8 >= 2048, "RSA 2048 or more");
 
-    let url = format!(
-        "{}?client_id=apache&response_type=code&scope=openid&redirect_uri={}&nonce=n",
-        http(&gw, "login.employees.localhost", "/oidc/authorize"),
-        enc("http://rp.localhost:7/cb")
-    );
-    let resp = b.client.get(url).send().await.unwrap();
-    let code = param(&location_query(&resp), "code").unwrap().to_owned();
-    let tokens: Value = gw
-        .client()
-        .post(http(&gw, "login.employees.localhost", "/oidc/token"))
-        .basic_auth("apache", Some(&secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", "http://rp.localhost:7/cb"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let code = client_code(&gw, &b, "apache", "openid").await;
+    let tokens = client_exchange(&gw, "apache", &secret, &code).await;
     let id_token = tokens["id_token"].as_str().unwrap();
     let header = jsonwebtoken::decode_header(id_token).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
@@ -866,22 +844,14 @@ redirect_uris = ["http://rp.localhost:7/cb"]
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
-    let jwks: Value = gw
-        .client()
-        .get(http(&gw, "login.employees.localhost", "/oidc/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let rsa_keys: Vec<_> = jwks["keys"]
+    let rotated = jwks(&gw).await;
+    let rsa_keys: Vec<_> = rotated["keys"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|k| k["kty"] == "RSA")
         .collect();
-    assert_eq!(rsa_keys.len(), 2, "{jwks}");
+    assert_eq!(rsa_keys.len(), 2, "{rotated}");
     assert!(rsa_keys.iter().any(|k| k["kid"] == rsa["kid"]));
 
     // The other pool has no RSA key to speak of and does not know this token.
@@ -898,21 +868,7 @@ redirect_uris = ["http://rp.localhost:7/cb"]
 /// An ID token for the wiki, by single sign-on.
 async fn wiki_id_token(gw: &Gateway, b: &Browser) -> String {
     let code = code(gw, b, "&nonce=n").await;
-    let redirect = wiki_url(gw, "/.poolgate/callback");
-    let tokens: Value = token(
-        gw,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &redirect),
-            ("client_id", "wiki"),
-            ("code_verifier", VERIFIER),
-        ],
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let tokens = wiki_tokens(gw, &code).await;
     tokens["id_token"].as_str().unwrap().to_owned()
 }
 
@@ -1029,28 +985,8 @@ async fn ending_a_session_logs_the_client_out_by_back_channel() {
     let b = Browser::new(&gw);
     sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
     let secret = new_secret(&gw, "apache").await;
-    let url = format!(
-        "{}?client_id=apache&response_type=code&scope=openid&redirect_uri={}&nonce=n",
-        http(&gw, "login.employees.localhost", "/oidc/authorize"),
-        enc("http://rp.localhost:7/cb")
-    );
-    let resp = b.client.get(url).send().await.unwrap();
-    let code = param(&location_query(&resp), "code").unwrap().to_owned();
-    let tokens: Value = gw
-        .client()
-        .post(http(&gw, "login.employees.localhost", "/oidc/token"))
-        .basic_auth("apache", Some(&secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", "http://rp.localhost:7/cb"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let code = client_code(&gw, &b, "apache", "openid").await;
+    let tokens = client_exchange(&gw, "apache", &secret, &code).await;
     let id_claims: Value = serde_json::from_slice(
         &URL_SAFE_NO_PAD
             .decode(tokens["id_token"].as_str().unwrap().split('.').nth(1).unwrap())
@@ -1084,15 +1020,7 @@ async fn ending_a_session_logs_the_client_out_by_back_channel() {
         .1
         .into_owned();
     // Signed like the client's ID tokens (RS256), verifiable with the pool's JWKS.
-    let jwks: Value = gw
-        .client()
-        .get(http(&gw, "login.employees.localhost", "/oidc/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = jwks(&gw).await;
     let header = jsonwebtoken::decode_header(&token).unwrap();
     assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
     let jwk = jwks["keys"]
