@@ -329,6 +329,7 @@ const NOT_RUN_HERE: &[(&str, &str)] = &[
     ("benches/load/run", "a measurement, minutes long: run by hand"),
     ("benches/load/profile", "a measurement, minutes long: run by hand"),
     ("benches/load/signin", "a measurement, minutes long: run by hand"),
+    ("benches/load/oidc/run", "a measurement, minutes long: run by hand"),
 ];
 
 /// The shell commands of the README: each line of each `sh` block, continuation lines

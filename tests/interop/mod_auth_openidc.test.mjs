@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,12 +91,15 @@ backchannel_logout_uri = "http://${hostOf(s)}:${port}/oidc_callback?logout=backc
     const dir = mkdtempSync(join(tmpdir(), `poolgate-${s.id}-`));
     const secret = s.auth === 'none' ? null : await demo.secretOf('employees', s.id);
     writeFileSync(join(dir, 'apache.conf'), apacheConf(dir, ports[i], issuer, s, secret));
-    const child = spawn(APACHE, ['-f', join(dir, 'apache.conf'), '-DFOREGROUND'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { out += d; });
+    // Apache forks workers: its output goes to a file (no pipe the workers would hold
+    // open), and it gets a process group of its own, ended whole.
+    const outFile = join(dir, 'stdout.log');
+    const fd = openSync(outFile, 'w');
+    const child = spawn(APACHE, ['-f', join(dir, 'apache.conf'), '-DFOREGROUND'], { stdio: ['ignore', fd, fd], detached: true });
+    closeSync(fd);
+    const out = () => readFileSync(outFile, 'utf8');
     const url = `http://${hostOf(s)}:${ports[i]}`;
-    const log = () => `${out}\n${existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : ''}`;
+    const log = () => `${out()}\n${existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : ''}`;
     apaches.push({ ...s, url, child, log });
     for (let t = 0; ; t++) {
       if (child.exitCode !== null) throw new Error(`apache exited:\n${log()}`);
@@ -110,7 +113,9 @@ backchannel_logout_uri = "http://${hostOf(s)}:${port}/oidc_callback?logout=backc
 
 after(async () => {
   await browser?.close();
-  for (const a of apaches) a.child.kill('SIGKILL');
+  for (const a of apaches) {
+    try { process.kill(-a.child.pid, 'SIGKILL'); } catch { /* gone */ }
+  }
   demo?.stop();
 });
 
