@@ -124,6 +124,8 @@ pub async fn revoke(
         && let Some(sid) = SessionId::from_hex(&grant)
     {
         state.sessions.revocations.revoke(sid, exp.max(store.now() + 600));
+        // The client asked for this itself: no back-channel logout to tell it so.
+        let _ = store.finish_logout(pool, &grant).await;
         let _ = store.revoke_app_session(pool, &grant).await;
     }
     let mut resp = StatusCode::OK.into_response();

@@ -1127,3 +1127,61 @@ async fn a_client_registered_through_the_api_gets_its_secret_once() {
         .unwrap();
     assert_eq!(resp.status(), 422);
 }
+
+/// Eight clients present one refresh token at once (a thief racing the client): exactly
+/// one is answered, and since the token was presented again, its family is revoked —
+/// on SQLite and on PostgreSQL.
+#[tokio::test]
+async fn one_refresh_token_presented_at_once_is_honoured_once_on_both_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores = vec![format!("sqlite:{}", dir.path().join("race.db").display())];
+    stores.extend(fresh_postgres_database().await);
+    for store in stores {
+        let up = Whoami::start().await;
+        let clients = r#"
+[pools.employees.clients.reports]
+redirect_uris = ["http://rp.localhost:7/cb"]
+id_token_signed_response_alg = "ES256"
+"#;
+        let opts = Options {
+            store: Some(store.clone()),
+            ..Options::default()
+        };
+        let gw = Gateway::start_with(&pools(&up, clients, ""), opts).await;
+        add_user(&gw, "employees", "alice", PASSWORD, &["staff"]).await;
+        let b = Browser::new(&gw);
+        sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
+        let secret = new_secret(&gw, "reports").await;
+        for round in 0..3 {
+            let tokens = exchange(&gw, &secret, &reports_code(&gw, &b, "openid").await).await;
+            let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+            let attempts = (0..8).map(|_| {
+                let (gw, secret, rt) = (&gw, secret.clone(), rt.clone());
+                async move {
+                    let resp =
+                        reports_token(gw, &secret, &[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await;
+                    (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+                }
+            });
+            let answers = futures_util::future::join_all(attempts).await;
+            let won: Vec<_> = answers.iter().filter(|(s, _)| *s == 200).collect();
+            assert_eq!(won.len(), 1, "{store} round {round}: {answers:?}");
+            assert!(
+                answers
+                    .iter()
+                    .all(|(s, b)| *s == 200 || (*s == 400 && b["error"] == "invalid_grant")),
+                "{answers:?}"
+            );
+            // The winner's new token died with the family.
+            let next = won[0].1["refresh_token"].as_str().unwrap();
+            let resp = reports_token(
+                &gw,
+                &secret,
+                &[("grant_type", "refresh_token"), ("refresh_token", next)],
+            )
+            .await;
+            assert_eq!(resp.status(), 400, "{store}: the family is revoked");
+        }
+        assert!(!gw.log().contains("PG0509"), "{store}: a store error:\n{}", gw.log());
+    }
+}
