@@ -18,11 +18,11 @@ use crate::session::SessionId;
 use crate::web::context::Ctx;
 use crate::web::state::WebState;
 
+/// The form of both endpoints. `token_type_hint` is not needed (a JWT is an access token,
+/// anything else is looked up as a refresh token) and, like any unknown field, ignored.
 #[derive(Deserialize)]
 pub struct TokenParams {
     token: Option<String>,
-    #[allow(dead_code)]
-    token_type_hint: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
 }

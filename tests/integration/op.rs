@@ -1128,9 +1128,10 @@ async fn a_client_registered_through_the_api_gets_its_secret_once() {
     assert_eq!(resp.status(), 422);
 }
 
-/// Eight clients present one refresh token at once (a thief racing the client): exactly
-/// one is answered, and since the token was presented again, its family is revoked —
-/// on SQLite and on PostgreSQL.
+/// Eight clients present one refresh token at once (a thief racing the client): never
+/// more than one is answered (the one that spent it, unless a replay revoked the family
+/// first), and since the token was presented again, its family is revoked — on SQLite
+/// and on PostgreSQL.
 #[tokio::test]
 async fn one_refresh_token_presented_at_once_is_honoured_once_on_both_stores() {
     let dir = tempfile::tempdir().unwrap();
@@ -1165,22 +1166,20 @@ id_token_signed_response_alg = "ES256"
             });
             let answers = futures_util::future::join_all(attempts).await;
             let won: Vec<_> = answers.iter().filter(|(s, _)| *s == 200).collect();
-            assert_eq!(won.len(), 1, "{store} round {round}: {answers:?}");
+            assert!(won.len() <= 1, "{store} round {round}: {answers:?}");
             assert!(
                 answers
                     .iter()
                     .all(|(s, b)| *s == 200 || (*s == 400 && b["error"] == "invalid_grant")),
                 "{answers:?}"
             );
-            // The winner's new token died with the family.
-            let next = won[0].1["refresh_token"].as_str().unwrap();
-            let resp = reports_token(
-                &gw,
-                &secret,
-                &[("grant_type", "refresh_token"), ("refresh_token", next)],
-            )
-            .await;
-            assert_eq!(resp.status(), 400, "{store}: the family is revoked");
+            // A winner's new token died with the family.
+            for (_, body) in won {
+                let next = body["refresh_token"].as_str().unwrap();
+                let form = [("grant_type", "refresh_token"), ("refresh_token", next)];
+                let resp = reports_token(&gw, &secret, &form).await;
+                assert_eq!(resp.status(), 400, "{store}: the family is revoked");
+            }
         }
         assert!(!gw.log().contains("PG0509"), "{store}: a store error:\n{}", gw.log());
     }
