@@ -15,41 +15,8 @@ use crate::support::*;
 /// An access token for the wiki, from the code flow a third-party client runs with the
 /// browser's single sign-on.
 async fn wiki_token(gw: &Gateway, b: &Browser) -> String {
-    let verifier = "v".repeat(50);
-    let challenge = base64::Engine::encode(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()),
-    );
-    let redirect = wiki_url(gw, "/.poolgate/callback");
-    let authorize = format!(
-        "{}?client_id=wiki&response_type=code&scope=openid&state=s&nonce=n&code_challenge={challenge}&code_challenge_method=S256&redirect_uri={}",
-        http(gw, "login.employees.localhost", "/oidc/authorize"),
-        url::form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>()
-    );
-    let resp = b.client.get(&authorize).send().await.unwrap();
-    let location = url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
-    let code = location
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
-    let tokens: Value = gw
-        .client()
-        .post(http(gw, "login.employees.localhost", "/oidc/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &redirect),
-            ("client_id", "wiki"),
-            ("code_verifier", &verifier),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let code = crate::op::code(gw, b, "&state=s&nonce=n").await;
+    let tokens = crate::op::wiki_tokens(gw, &code).await;
     tokens["access_token"].as_str().expect("an access token").to_owned()
 }
 

@@ -69,7 +69,7 @@ async fn token(gw: &Gateway, form: &[(&str, &str)]) -> reqwest::Response {
 }
 
 /// The wiki's tokens for a code, as a third-party client using the wiki's id redeems it.
-async fn wiki_tokens(gw: &Gateway, code: &str) -> Value {
+pub async fn wiki_tokens(gw: &Gateway, code: &str) -> Value {
     let redirect = wiki_url(gw, "/.poolgate/callback");
     let form = [
         ("grant_type", "authorization_code"),
@@ -88,7 +88,7 @@ async fn jwks(gw: &Gateway) -> Value {
 }
 
 /// A code for the wiki, from single sign-on.
-async fn code(gw: &Gateway, b: &Browser, extra: &str) -> String {
+pub async fn code(gw: &Gateway, b: &Browser, extra: &str) -> String {
     let resp = b.client.get(authorize_url(gw, extra)).send().await.unwrap();
     assert_eq!(resp.status(), 303);
     param(&location_query(&resp), "code").expect("a code").to_owned()

@@ -712,45 +712,10 @@ async fn bearer_tokens_cors_and_access_policy() {
     let b = Browser::new(&gw);
     sign_in(&b, &wiki_url(&gw, "/"), "alice", PASSWORD).await;
 
-    // A third-party client runs the code flow itself and gets an access token for the wiki.
-    let verifier = "v".repeat(50);
-    let challenge = base64::Engine::encode(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()),
-    );
-    let redirect = wiki_url(&gw, "/.poolgate/callback");
-    let authorize = format!(
-        "{}?client_id=wiki&response_type=code&scope=openid&state=xyz&nonce=n1&code_challenge={challenge}&code_challenge_method=S256&redirect_uri={}",
-        http(&gw, "login.employees.localhost", "/oidc/authorize"),
-        url::form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>()
-    );
-    let resp = b.client.get(&authorize).send().await.unwrap();
-    assert_eq!(resp.status(), 303, "single sign-on answers with a code at once");
-    let location = url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
-    let code = location
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
-    let token_url = http(&gw, "login.employees.localhost", "/oidc/token");
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", &code),
-        ("redirect_uri", &redirect),
-        ("client_id", "wiki"),
-        ("code_verifier", &verifier),
-    ];
-    let tokens: Value = gw
-        .client()
-        .post(&token_url)
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // A third-party client runs the code flow itself (single sign-on answers with a code
+    // at once) and gets an access token for the wiki.
+    let code = crate::op::code(&gw, &b, "&state=xyz&nonce=n1").await;
+    let tokens = crate::op::wiki_tokens(&gw, &code).await;
     let access = tokens["access_token"].as_str().expect("an access token").to_owned();
 
     let call = |host: &'static str, token: String| {
@@ -783,8 +748,8 @@ async fn bearer_tokens_cors_and_access_policy() {
     assert_eq!(call("wiki.employees.localhost", forged).await.status(), 401);
 
     // A code is redeemed once; presenting it again revokes what it gave (RFC 6749 §4.1.2).
-    let again = gw.client().post(&token_url).form(&form).send().await.unwrap();
-    assert_eq!(again.status(), 400, "a code is redeemed once");
+    let again = crate::op::wiki_tokens(&gw, &code).await;
+    assert_eq!(again["error"], "invalid_grant", "a code is redeemed once");
     assert_eq!(
         call("wiki.employees.localhost", access.clone()).await.status(),
         401,
