@@ -22,3 +22,4 @@ pub mod store;
 pub mod tls;
 pub mod web;
 pub mod whoami;
+pub mod wire;

@@ -3,7 +3,7 @@
 //! as it is registered to (a public client with no secret; a confidential one with its
 //! secret, by its one method). Anything else is `401 invalid_client`.
 
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use base64::Engine;
 
 use super::clients::Client;
@@ -73,12 +73,7 @@ pub async fn authenticate(
 
 /// `Authorization: Basic` credentials, when sent.
 fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
-    let Some((_, b64)) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
-    else {
+    let Some(b64) = crate::wire::credentials(headers, "Basic") else {
         return Ok(None);
     };
     let unreadable = || OAuthError::invalid_request("the Basic credentials cannot be read");

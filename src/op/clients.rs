@@ -10,8 +10,6 @@ use crate::web::state::WebState;
 
 /// Scopes a gateway app may be granted.
 const APP_SCOPES: [&str; 4] = ["openid", "profile", "email", "groups"];
-/// Access tokens of gateway apps live this long.
-const APP_ACCESS_SECS: i64 = 600;
 
 #[derive(Clone)]
 pub enum Client {
@@ -117,7 +115,7 @@ impl Client {
 
     pub fn access_token_secs(&self) -> i64 {
         match self {
-            Client::App(_) => APP_ACCESS_SECS,
+            Client::App(_) => super::ACCESS_TOKEN_SECS,
             Client::Registered(c) => c.access_token_lifetime.get().as_secs() as i64,
         }
     }

@@ -51,11 +51,7 @@ async fn find(state: &WebState, ctx: &Ctx, token: &str) -> Result<Found, OAuthEr
         else {
             return Ok(Found::Nothing);
         };
-        let revoked = [&claims.sid, &claims.jti]
-            .into_iter()
-            .filter_map(|id| SessionId::from_hex(id))
-            .any(|s| state.sessions.revocations.is_revoked(&s));
-        return Ok(if revoked {
+        return Ok(if claims.revoked(&state.sessions.revocations) {
             Found::Nothing
         } else {
             Found::Access(Box::new(claims))

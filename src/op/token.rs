@@ -16,7 +16,7 @@ use super::clients::Client;
 use super::code::{InvalidGrant, Redeemed, redeem};
 use super::error::{OAuthError, no_store};
 use crate::config::{GrantType, SigningAlg};
-use crate::session::SessionId;
+use crate::session::{Revocations, SessionId};
 use crate::store::{RefreshRecord, RefreshUse, User};
 use crate::web::context::Ctx;
 use crate::web::sealed::random_token;
@@ -52,6 +52,19 @@ pub struct AccessClaims {
     pub mfa: bool,
 }
 
+impl AccessClaims {
+    /// What the token lives by: the SSO session it was issued in and its grant. Ending
+    /// either ends the token.
+    pub fn sessions(&self) -> [Option<SessionId>; 2] {
+        [SessionId::from_hex(&self.sid), SessionId::from_hex(&self.jti)]
+    }
+
+    pub fn revoked(&self, revocations: &Revocations) -> bool {
+        self.sessions().iter().flatten().any(|s| revocations.is_revoked(s))
+    }
+}
+
+/// How long an access token of a gateway app lives.
 pub const ACCESS_TOKEN_SECS: i64 = 600;
 const ID_TOKEN_SECS: i64 = 300;
 
@@ -129,7 +142,7 @@ pub async fn token(
         match grant {
             GrantType::AuthorizationCode => authorization_code(&state, &ctx, &client, f).await,
             GrantType::RefreshToken => refresh(&state, &ctx, &client, f).await,
-            GrantType::ClientCredentials => client_credentials(&ctx, &client, f),
+            GrantType::ClientCredentials => client_credentials(&state, &ctx, &client, f),
         }
     };
     match answer.await {
@@ -262,7 +275,7 @@ async fn refresh(state: &WebState, ctx: &Ctx, client: &Client, f: TokenForm) -> 
 
 /// A service authenticates as itself and gets an access token for one of the pool's apps
 /// (`resource`) or for itself: no user, no ID token, no refresh token.
-fn client_credentials(ctx: &Ctx, client: &Client, f: TokenForm) -> Result<Value, OAuthError> {
+fn client_credentials(state: &WebState, ctx: &Ctx, client: &Client, f: TokenForm) -> Result<Value, OAuthError> {
     if client.is_public() {
         return Err(OAuthError::unauthorized_client(
             "a public client has no credentials of its own",
@@ -272,7 +285,7 @@ fn client_credentials(ctx: &Ctx, client: &Client, f: TokenForm) -> Result<Value,
         None => client.id().to_owned(),
         Some(r) => resource_app(ctx, r).ok_or_else(|| OAuthError::invalid_request("unknown resource"))?,
     };
-    let now = jsonwebtoken::get_current_timestamp() as i64;
+    let now = state.registry.store().now();
     let exp = now + client.access_token_secs();
     let access = AccessClaims {
         iss: ctx.pool.issuer.clone(),

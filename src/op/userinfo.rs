@@ -14,7 +14,6 @@ use serde::Deserialize;
 use super::AccessClaims;
 use super::error::no_store;
 use super::token::released_claims;
-use crate::session::SessionId;
 use crate::web::context::Ctx;
 use crate::web::state::WebState;
 
@@ -47,12 +46,7 @@ pub async fn userinfo(
         no_store(&mut resp);
         resp
     };
-    let from_header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim().to_owned());
+    let from_header = crate::wire::credentials(&headers, "Bearer").map(str::to_owned);
     // Only a POST body: a token in a URL ends up in logs.
     let from_body = body
         .ok()
@@ -70,11 +64,7 @@ pub async fn userinfo(
         Ok(c) => c,
         Err(_) => return refuse(Some("invalid_token")),
     };
-    let revoked = [&claims.sid, &claims.jti]
-        .into_iter()
-        .filter_map(|id| SessionId::from_hex(id))
-        .any(|s| state.sessions.revocations.is_revoked(&s));
-    if revoked {
+    if claims.revoked(&state.sessions.revocations) {
         return refuse(Some("invalid_token"));
     }
     let mut out = serde_json::Map::new();

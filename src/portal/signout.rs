@@ -10,7 +10,6 @@ use minijinja::context;
 use serde::Deserialize;
 
 use crate::op;
-use crate::registry::PoolRoute;
 use crate::session::Ticket;
 use crate::session::cookie::Cookie;
 use crate::store::StoreError;
@@ -68,33 +67,20 @@ fn invalid_link(ctx: &Ctx, why: &str) -> Response {
     )
 }
 
-/// A post-logout address: absolute http(s), printable ASCII with no backslash (a browser
-/// would read one as a slash), no credentials, on one of the pool's app hosts.
-fn post_logout_target(pool: &PoolRoute, raw: &str) -> Option<url::Url> {
-    let fit = raw.len() <= limits::URL && printable_url(raw);
-    let u = url::Url::parse(raw).ok().filter(|_| fit)?;
-    let on_app_host = u
-        .host_str()
-        .is_some_and(|h| pool.apps.values().any(|a| a.hosts.iter().any(|x| x.as_str() == h)));
-    (matches!(u.scheme(), "http" | "https") && u.username().is_empty() && u.password().is_none() && on_app_host)
-        .then_some(u)
-}
-
-/// The signed-out page's next step: back to the app the sign-out started from (an address
-/// on one of the pool's app hosts, as a post-logout address must be), or to sign in again.
-fn way_back(ctx: &Ctx, p: &SignOutParams) -> (String, String) {
-    let back = p.back.as_deref().and_then(|raw| post_logout_target(&ctx.pool, raw));
-    let app = back.as_ref().and_then(|u| {
-        let host = u.host_str()?;
-        ctx.pool
-            .apps
-            .values()
-            .find(|a| a.hosts.iter().any(|h| h.as_str() == host))
+/// The signed-out page's next step: back to the app the sign-out started from — `back`
+/// must be, byte for byte, one of an app's registered post-logout addresses (its root on
+/// one of its hosts), as a client's `post_logout_redirect_uri` must — or to sign in again.
+fn way_back(state: &WebState, ctx: &Ctx, p: &SignOutParams) -> (String, String) {
+    let back = p.back.as_deref().and_then(|back| {
+        let app = ctx.pool.apps.values().find(|a| {
+            op::clients::Client::App((*a).clone())
+                .post_logout_redirect_uris(state)
+                .iter()
+                .any(|u| u == back)
+        })?;
+        Some((back.to_owned(), format!("Back to {}", app.name)))
     });
-    match (back, app) {
-        (Some(u), Some(app)) => (u.to_string(), format!("Back to {}", app.name)),
-        _ => ("/".to_owned(), "Sign in again".to_owned()),
-    }
+    back.unwrap_or_else(|| ("/".to_owned(), "Sign in again".to_owned()))
 }
 
 /// The page that asks, with the button that posts.
@@ -125,12 +111,12 @@ fn refused(ctx: &Ctx, retry: &str) -> Response {
 
 /// The portal clears its cookie and says so, with a way back, or returns to the app that
 /// asked.
-fn signed_out(ctx: &Ctx, target: Option<url::Url>, p: &SignOutParams) -> Response {
+fn signed_out(state: &WebState, ctx: &Ctx, target: Option<url::Url>, p: &SignOutParams) -> Response {
     let clear = [(header::SET_COOKIE, Cookie::Sso.clear(ctx.tls))];
     match target {
         Some(u) => (clear, Redirect::to(u.as_str())).into_response(),
         None => {
-            let (href, text) = way_back(ctx, p);
+            let (href, text) = way_back(state, ctx, p);
             let message = format!("You are signed out of every application of {}.", ctx.pool.name);
             let page = pages::message(
                 StatusCode::OK,
@@ -174,13 +160,13 @@ async fn portal_logout(state: &WebState, ctx: &Ctx, headers: &HeaderMap, p: Sign
         Err(why) => return invalid_link(ctx, why),
     };
     let Some(sso) = current_sso(state, ctx, headers) else {
-        return signed_out(ctx, end.target, &p);
+        return signed_out(state, ctx, end.target, &p);
     };
     let hinted = end.hinted_sub.as_deref() == Some(sso.uid.to_string().as_str());
     let confirmed = posted && same_origin_post(ctx, headers, &p.csrf);
     if hinted || confirmed {
         end_sso_session(state, ctx, &sso).await;
-        return signed_out(ctx, end.target, &p);
+        return signed_out(state, ctx, end.target, &p);
     }
     if posted && !p.csrf.is_empty() {
         return refused(ctx, "/logout");

@@ -12,7 +12,7 @@ use crate::ids::{PoolId, Serial};
 use crate::portal::AccessClaims;
 use crate::registry::{AppRoute, PoolRoute};
 use crate::session::cookie::Cookie;
-use crate::session::{Bearer, PROFILE_SECS, Principal, SessionId, Sessions, Ticket};
+use crate::session::{Bearer, PROFILE_SECS, Principal, Sessions, Ticket};
 use crate::store::Store;
 
 /// What authentication found.
@@ -120,15 +120,7 @@ fn principal_key(pool: &PoolId, t: &Ticket) -> String {
 
 /// Verifies `Authorization: Bearer` as an access token of this pool for this app.
 pub fn from_bearer(req: &RequestHeader, pool: &PoolRoute, app: &AppRoute, sessions: &Sessions, now: i64) -> Authn {
-    let Some(token) = req
-        .headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        // The scheme is case-insensitive (RFC 7235 §2.1).
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-    else {
+    let Some(token) = crate::wire::credentials(&req.headers, "Bearer") else {
         return Authn::None;
     };
     // Cached per app: a token verified for one app says nothing about another.
@@ -143,6 +135,7 @@ pub fn from_bearer(req: &RequestHeader, pool: &PoolRoute, app: &AppRoute, sessio
     else {
         return Authn::None;
     };
+    let lives_by = claims.sessions();
     let p = Arc::new(Principal {
         sub: claims.sub,
         username: claims.preferred_username,
@@ -155,7 +148,7 @@ pub fn from_bearer(req: &RequestHeader, pool: &PoolRoute, app: &AppRoute, sessio
     });
     let bearer = Bearer {
         principal: p.clone(),
-        sessions: [SessionId::from_hex(&claims.sid), SessionId::from_hex(&claims.jti)],
+        sessions: lives_by,
     };
     if bearer.revoked(&sessions.revocations) {
         return Authn::None;
