@@ -93,6 +93,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../migrations/0003_code_reuse.sql")),
     (4, include_str!("../../migrations/0004_clients_and_refresh.sql")),
     (5, include_str!("../../migrations/0005_backchannel.sql")),
+    (6, include_str!("../../migrations/0006_backchannel_index.sql")),
 ];
 
 #[derive(Clone)]
