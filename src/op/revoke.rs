@@ -57,13 +57,20 @@ async fn find(state: &WebState, ctx: &Ctx, token: &str) -> Result<Found, OAuthEr
             Found::Access(Box::new(claims))
         });
     }
-    match state.registry.store().find_refresh(ctx.pool.id.as_str(), token).await {
-        Ok(Some(r)) => Ok(Found::Refresh {
-            family: r.family,
-            client_id: r.client_id,
-            exp: r.expires_at,
-        }),
-        Ok(None) => Ok(Found::Nothing),
+    let store = state.registry.store();
+    match store.find_refresh(ctx.pool.id.as_str(), token).await {
+        // As the refresh grant would judge it: a token whose sign-in ended is not active.
+        Ok(Some(r))
+            if serde_json::from_str::<super::Grant>(&r.body)
+                .is_ok_and(|g| super::token::refresh_alive(state, &r, &g, store.now())) =>
+        {
+            Ok(Found::Refresh {
+                family: r.family,
+                client_id: r.client_id,
+                exp: r.expires_at,
+            })
+        }
+        Ok(_) => Ok(Found::Nothing),
         Err(e) => {
             tracing::error!(code = "PG0509", error = %e, "could not look up a refresh token");
             Err(OAuthError::server_error("the store is unavailable"))

@@ -241,11 +241,7 @@ async fn refresh(state: &WebState, ctx: &Ctx, client: &Client, f: TokenForm) -> 
     let grant: Grant =
         serde_json::from_str(&record.body).map_err(|_| OAuthError::invalid_grant("damaged refresh token"))?;
     let now = store.now();
-    let family = SessionId::from_hex(&record.family);
-    let sso = SessionId::from_hex(&grant.sso);
-    let revoked = |s: Option<SessionId>| s.is_some_and(|s| state.sessions.revocations.is_revoked(&s));
-    // An ordinary refresh token ends with the sign-in it came from; an offline one does not.
-    if revoked(family) || (!record.offline && (revoked(sso) || grant.sso_expires <= now)) {
+    if !refresh_alive(state, &record, &grant, now) {
         return Err(OAuthError::invalid_grant("the session has ended"));
     }
     let user = live_user(state, ctx, &grant.uid).await?;
@@ -271,6 +267,13 @@ async fn refresh(state: &WebState, ctx: &Ctx, client: &Client, f: TokenForm) -> 
     let next = RefreshRecord { ..record };
     body["refresh_token"] = json!(new_refresh(state, ctx, &next).await?);
     Ok(body)
+}
+
+/// Whether a stored refresh token still stands: its family not revoked, and — an ordinary
+/// one ends with the sign-in it came from, an offline one does not — its SSO session live.
+pub(super) fn refresh_alive(state: &WebState, record: &RefreshRecord, grant: &Grant, now: i64) -> bool {
+    let revoked = |id: &str| SessionId::from_hex(id).is_some_and(|s| state.sessions.revocations.is_revoked(&s));
+    !revoked(&record.family) && (record.offline || (!revoked(&grant.sso) && grant.sso_expires > now))
 }
 
 /// A service authenticates as itself and gets an access token for one of the pool's apps

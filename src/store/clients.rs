@@ -153,16 +153,6 @@ impl Store {
         Ok(())
     }
 
-    /// An SSO session ended: its refresh tokens end too, but for offline ones.
-    pub async fn revoke_refresh_of_sso(&self, pool: &str, sso_sid: &str) -> Result<()> {
-        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE pool_id = $1 AND sso_sid = $2 AND offline = 0")
-            .bind(pool)
-            .bind(sso_sid)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// Forgets refresh tokens that expired before `before`.
     pub async fn prune_refresh(&self, before: i64) -> Result<u64> {
         let done = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")

@@ -632,9 +632,22 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_its_family() {
             .await
             .unwrap();
     }
-    let resp = refresh(plain["refresh_token"].as_str().unwrap().to_owned()).await;
+    // Introspection judges them as the refresh grant does.
+    let introspect = |token: &str| {
+        gw.client()
+            .post(http(&gw, "login.employees.localhost", "/oidc/introspect"))
+            .basic_auth("reports", Some(secret.clone()))
+            .form(&[("token", token.to_owned())])
+            .send()
+    };
+    let active = |v: Value| v["active"].as_bool().unwrap();
+    let plain_rt = plain["refresh_token"].as_str().unwrap();
+    let offline_rt = offline["refresh_token"].as_str().unwrap();
+    assert!(!active(introspect(plain_rt).await.unwrap().json().await.unwrap()));
+    assert!(active(introspect(offline_rt).await.unwrap().json().await.unwrap()));
+    let resp = refresh(plain_rt.to_owned()).await;
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_grant");
-    let resp = refresh(offline["refresh_token"].as_str().unwrap().to_owned()).await;
+    let resp = refresh(offline_rt.to_owned()).await;
     assert_eq!(resp.status(), 200);
 }
 
