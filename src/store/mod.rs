@@ -128,11 +128,18 @@ impl Store {
                     std::fs::create_dir_all(dir)
                         .map_err(|e| StoreError::Invalid(format!("creating {}: {e}", dir.display())))?;
                 }
-                (
-                    Backend::Sqlite,
-                    format!("sqlite://{path}?mode=rwc"),
-                    AnyPoolOptions::new().max_connections(8),
-                )
+                // WAL with `synchronous = NORMAL`: a commit appends to the log without
+                // waiting for the disk, which is synced at checkpoints. A crashed gateway
+                // loses nothing; a power cut may lose the last commits (a refresh rotation,
+                // a sign-in) but never corrupts the file. FULL (sqlx's default) syncs every
+                // commit and made grants wait on the disk, one at a time.
+                let opts = AnyPoolOptions::new().max_connections(8).after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(conn).await?;
+                        Ok(())
+                    })
+                });
+                (Backend::Sqlite, format!("sqlite://{path}?mode=rwc"), opts)
             }
         } else {
             (
