@@ -21,6 +21,9 @@ const CODES_PER_WORKER = 20;
 const REFRESH_SECONDS = 5;
 const ROUNDS = 3;
 const VERIFIER = 'bench-verifier-0123456789-0123456789-0123456789';
+// The ID tokens' algorithm, the same on every target: RS256 (OIDC's mandatory one, the
+// default for a registered client) unless POOLGATE_BENCH_ALG=ES256.
+const ALG = process.env.POOLGATE_BENCH_ALG ?? 'RS256';
 const CHALLENGE = createHash('sha256').update(VERIFIER).digest('base64url');
 
 if (process.argv[2] === 'serve-op') {
@@ -49,9 +52,16 @@ if (process.argv[2] === 'serve-op') {
       }
     }
   }
+  // RS256 with its quick-start keys; ES256 with a P-256 key of its own.
+  const { generateKeyPairSync } = await import('node:crypto');
+  const jwks = ALG === 'ES256'
+    ? { keys: [{ ...generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }), use: 'sig', alg: 'ES256' }] }
+    : undefined;
   const provider = new Provider(`http://op.localhost:${port}`, {
     adapter: MemoryAdapter,
+    ...(jwks && { jwks }),
     clients: [{
+      id_token_signed_response_alg: ALG,
       client_id: 'rp', client_secret: 'rp-secret', redirect_uris: ['http://rp.localhost/cb'],
       grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
@@ -123,6 +133,7 @@ portal = "login.bench.localhost"
 plan = "enterprise"
 [pools.bench.clients.rp]
 redirect_uris = ["http://rp.localhost/cb"]
+id_token_signed_response_alg = "${ALG}"
 `);
   execFileSync(bin, ['user', 'add', '--config', config, '--pool', 'bench', 'alice', '--password-stdin'], { input: 'bench-password\n' });
   const secret = execFileSync(bin, ['client', 'secret', '--config', config, '--pool', 'bench', 'rp'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
@@ -264,5 +275,5 @@ const out = join(root, 'benches/load/results');
 mkdirSync(out, { recursive: true });
 const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim();
-writeFileSync(join(out, `oidc-${stamp}.json`), JSON.stringify({ commit, concurrency: CONCURRENCY, table }, null, 2));
+writeFileSync(join(out, `oidc-${stamp}.json`), JSON.stringify({ commit, concurrency: CONCURRENCY, id_token_alg: ALG, table }, null, 2));
 console.log(`results: benches/load/results/oidc-${stamp}.json`);
