@@ -4,12 +4,12 @@
 //! request_filter           authority::request_host → registry snapshot → Route
 //!   ├─ unknown host        421, no default pool
 //!   ├─ Portal(pool)        → the portal (internal listener)
-//!   └─ App(pool, app)      https redirect if asked
-//!        ├─ /.poolgate/…   → the portal (sign-in callback, logout)
-//!        ├─ CORS preflight answered from the app's config
-//!        ├─ public path    forward anonymously
-//!        └─ auth::from_cookie | auth::from_bearer → policy → forward
-//!                          none: browser 302 to sign-in, API 401
+//!   └─ App(pool, app)      https redirect if asked; then gate::Gate::decide renders:
+//!        ├─ Portal         → the portal (/.poolgate/…: sign-in callback, logout)
+//!        ├─ Preflight      answered from the app's config
+//!        ├─ Forward        to the upstream, anonymously (public path) or as the principal
+//!        ├─ SignIn         browser 302 to sign-in, API 401
+//!        └─ Forbidden      403
 //! upstream_peer            the portal, or the app's upstream (round-robin, healthy, timeouts)
 //! upstream_request_filter  strip identity, gateway cookies, untrusted X-Forwarded-*;
 //!                          then set ours: identity headers + assertion, X-Forwarded-*, X-Request-Id
@@ -19,10 +19,8 @@
 //! ```
 //! The hot path reads one snapshot and the session caches; it touches no database.
 
-mod auth;
 mod authority;
 mod headers;
-mod identity;
 mod pages;
 use pages::{Answer, Next};
 
@@ -39,6 +37,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType};
 
 use crate::admin::metrics::{AppMetrics, Metrics, NONE};
+use crate::gate::{self, Verdict};
 use crate::ids::Host;
 use crate::portal::InternalKey;
 use crate::registry::{AppRoute, PoolRoute, Registry, Route};
@@ -46,7 +45,13 @@ use crate::session::{Principal, Sessions};
 use crate::tls::Sni;
 
 pub use headers::{StripSet, header_key};
-pub use identity::apply as apply_identity;
+
+/// Copies prepared identity headers into the upstream request.
+pub fn apply_identity(req: &mut RequestHeader, headers: &[(Bytes, HeaderValue)]) {
+    for (name, value) in headers {
+        let _ = req.insert_header(name.clone(), value.clone());
+    }
+}
 
 /// The gateway's proxy logic, shared by every listener.
 pub struct Gateway {
@@ -282,8 +287,8 @@ impl ProxyHttp for Gateway {
                 strip_gateway_cookies(upstream);
                 headers::set_forwarded(upstream, peer_ip(session), proto, host)?;
                 if let Some(who) = who {
-                    let headers = identity::headers(pool, app, &who.principal, &self.sessions, now());
-                    identity::apply(upstream, &headers);
+                    let headers = gate::identity::headers(pool, app, &who.principal, &self.sessions, now());
+                    apply_identity(upstream, &headers);
                 }
             }
             _ => return Err(Error::explain(ErrorType::InternalError, "no route to proxy to")),
@@ -331,7 +336,7 @@ impl ProxyHttp for Gateway {
         }
         if let (Some(Route::App(_, app)), Some(Forward::Upstream(_))) = (&ctx.route, &ctx.forward)
             && let Some(cors) = &app.cors
-            && let Some(origin) = auth::allowed_origin(session.req_header(), cors)
+            && let Some(origin) = gate::policy::allowed_origin(&session.req_header().headers, cors)
         {
             let origin = origin.to_owned();
             resp.insert_header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin)?;
@@ -483,7 +488,8 @@ impl Gateway {
             .get_or_init(|| self.metrics.for_app(pool.id.as_str(), app.id.as_str()))
     }
 
-    /// Decides what happens to a request for an app: portal, preflight, public, or who.
+    /// Decides what happens to a request for an app (`gate`), and answers it when the
+    /// answer is not the upstream's or the portal's.
     async fn guard_app(
         &self,
         session: &mut Session,
@@ -492,49 +498,52 @@ impl Gateway {
         app: &Arc<AppRoute>,
     ) -> pingora::Result<bool> {
         let req = session.req_header();
-        let path = req.uri.path();
-        if path.starts_with("/.poolgate/") {
-            ctx.forward = Some(Forward::Portal(format!("app/{}/{}", pool.id, app.id)));
-            return Ok(false);
-        }
-        if auth::is_preflight(req) {
-            return self.answer_preflight(session, app).await;
-        }
-        if is_public(path, &app.public_paths) {
-            ctx.forward = Some(Forward::Upstream(None));
-            return Ok(false);
-        }
-        let now = now();
-        let store = self.registry.store();
-        let lookups = auth::Lookups {
+        let asked = gate::Asked {
+            method: &req.method,
+            target: req.uri.path_and_query().map_or("/", |pq| pq.as_str()),
+            headers: &req.headers,
+            tls: ctx.tls,
+        };
+        let gate = gate::Gate {
             sessions: &self.sessions,
-            store,
+            store: self.registry.store(),
             control: &self.control,
         };
-        let mut found = auth::from_cookie(req, ctx.tls, pool, app, &lookups, now).await;
-        if matches!(found, auth::Authn::None) {
-            found = auth::from_bearer(session.req_header(), pool, app, &self.sessions, now);
-        }
-        let (principal, browser_session) = match found {
-            auth::Authn::Session { principal, refresh } => {
-                ctx.set_cookie = refresh;
-                (principal, true)
-            }
-            auth::Authn::Bearer { principal } => (principal, false),
-            auth::Authn::None => return self.sign_in(session, pool).await,
-        };
-        match auth::authorize(app, &principal) {
-            Ok(()) => {
-                ctx.forward = Some(Forward::Upstream(Some(Who { principal })));
+        let verdict = gate.decide(pool, app, &asked, now()).await;
+        let browser = gate::policy::is_browser(&req.method, &req.headers);
+        match verdict {
+            Verdict::Portal => {
+                ctx.forward = Some(Forward::Portal(format!("app/{}/{}", pool.id, app.id)));
                 Ok(false)
             }
-            Err(auth::Denied::NeedsMfa) if browser_session && auth::is_browser(session.req_header()) => {
-                self.sign_in(session, pool).await
+            Verdict::Forward { who, set_cookie } => {
+                ctx.set_cookie = set_cookie;
+                ctx.forward = Some(Forward::Upstream(who.map(|principal| Who { principal })));
+                Ok(false)
             }
-            Err(_) => {
+            Verdict::Preflight(Ok(headers)) => {
+                pages::empty(session, 204, &headers).await?;
+                Ok(true)
+            }
+            Verdict::Preflight(Err(why)) => {
+                pages::respond(session, Answer::new(403, "Forbidden", why)).await?;
+                Ok(true)
+            }
+            Verdict::SignIn { login } if browser => {
+                pages::redirect(session, 302, &login).await?;
+                Ok(true)
+            }
+            Verdict::SignIn { .. } => {
+                let challenge = format!("Bearer realm=\"{}\"", pool.id);
+                let answer =
+                    Answer::new(401, "Unauthorized", "sign in, or send a bearer token of this pool").at(pool, None);
+                pages::respond_with(session, answer, &[("www-authenticate", challenge)]).await?;
+                Ok(true)
+            }
+            Verdict::Forbidden { username } => {
                 let detail = format!(
-                    "You are signed in to {} as {}, but this application is not open to you.",
-                    pool.name, principal.username
+                    "You are signed in to {} as {username}, but this application is not open to you.",
+                    pool.name
                 );
                 let answer = Answer::new(403, "Access denied", &detail)
                     .at(pool, Some(app))
@@ -544,106 +553,11 @@ impl Gateway {
             }
         }
     }
-
-    /// No valid session: a browser goes to sign in (and comes back here); anything else
-    /// is told how to authenticate.
-    async fn sign_in(&self, session: &mut Session, pool: &PoolRoute) -> pingora::Result<bool> {
-        let req = session.req_header();
-        if auth::is_browser(req) {
-            let target = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
-            let encoded: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
-            pages::redirect(session, 302, &format!("/.poolgate/login?return_to={encoded}")).await?;
-        } else {
-            let challenge = format!("Bearer realm=\"{}\"", pool.id);
-            let answer =
-                Answer::new(401, "Unauthorized", "sign in, or send a bearer token of this pool").at(pool, None);
-            pages::respond_with(session, answer, &[("www-authenticate", challenge)]).await?;
-        }
-        Ok(true)
-    }
-
-    /// Answers a CORS preflight from the app's config; it is never redirected to sign in.
-    async fn answer_preflight(&self, session: &mut Session, app: &AppRoute) -> pingora::Result<bool> {
-        let req = session.req_header();
-        let Some(cors) = &app.cors else {
-            let answer = Answer::new(403, "Forbidden", "this application takes no cross-origin requests");
-            pages::respond(session, answer).await?;
-            return Ok(true);
-        };
-        let Some(origin) = auth::allowed_origin(req, cors).map(str::to_owned) else {
-            let answer = Answer::new(403, "Forbidden", "this origin may not call this application");
-            pages::respond(session, answer).await?;
-            return Ok(true);
-        };
-        let mut headers = vec![
-            ("access-control-allow-origin", origin),
-            ("access-control-allow-methods", cors.methods.join(", ")),
-            ("access-control-max-age", cors.max_age.as_secs().to_string()),
-            ("vary", "Origin".to_owned()),
-        ];
-        if !cors.headers.is_empty() {
-            headers.push(("access-control-allow-headers", cors.headers.join(", ")));
-        }
-        if cors.credentials {
-            headers.push(("access-control-allow-credentials", "true".to_owned()));
-        }
-        pages::empty(session, 204, &headers).await?;
-        Ok(true)
-    }
-}
-
-/// Whether `path` is under one of the app's public paths. A path a server could read
-/// differently than we do is never public: dot segments, doubled or encoded slashes,
-/// backslashes, `;` parameters, and any escape that decodes to something other than a
-/// plain printable ASCII character (`%25` for a second decoding, `%00`, bytes of UTF-8
-/// that a lenient backend might fold — overlong forms, dot look-alikes — or `%u` escapes),
-/// and any raw byte outside printable ASCII.
-fn is_public(path: &str, public: &[String]) -> bool {
-    if public.is_empty() || !plain_path(path) {
-        return false;
-    }
-    public.iter().any(|p| {
-        if p.ends_with('/') {
-            path.starts_with(p.as_str())
-        } else {
-            path == p || path.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/'))
-        }
-    })
-}
-
-/// A path that every server reads the same way.
-fn plain_path(path: &str) -> bool {
-    let b = path.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                let (Some(hi), Some(lo)) = (b.get(i + 1).and_then(|c| hex(*c)), b.get(i + 2).and_then(|c| hex(*c)))
-                else {
-                    return false; // `%u002e`, a lone `%`
-                };
-                let decoded = (hi * 16 + lo) as u8;
-                if (!decoded.is_ascii_graphic() && decoded != b' ') || b"%./\\;".contains(&decoded) {
-                    return false;
-                }
-                i += 3;
-            }
-            b'\\' | b';' => return false,
-            c if !c.is_ascii_graphic() => return false,
-            _ => i += 1,
-        }
-    }
-    !(path.contains("//")
-        || path.contains("/./")
-        || path.contains("/../")
-        || path.ends_with("/.")
-        || path.ends_with("/.."))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{is_public, request_id};
+    use super::request_id;
 
     #[test]
     fn request_ids_are_32_hex_digits_and_never_repeat() {
@@ -654,47 +568,5 @@ mod tests {
         }
         assert_ne!(a, b);
         assert_eq!(a.as_bytes()[..16], b.as_bytes()[..16], "one process, one prefix");
-    }
-
-    #[test]
-    fn public_paths_match_whole_segments_and_refuse_tricks() {
-        let public = vec!["/health".to_owned(), "/static/".to_owned()];
-        for yes in [
-            "/health",
-            "/health/deep",
-            "/static/app.js",
-            "/static/my%20file.css",
-            "/static/%41.js",
-        ] {
-            assert!(is_public(yes, &public), "{yes}");
-        }
-        for no in [
-            "/healthz",
-            "/static",
-            "/health/../admin",
-            "/static/..%2fadmin",
-            "/static/%2e%2e/admin",
-            "//health",
-            "/static/./x",
-            "/health;x",
-            "/admin",
-            "/static/%252e%252e/secret",
-            "/static/%25",
-            "/static/%00/../secret",
-            "/static/%00",
-            "/static/x%01",
-            "/static/%7f",
-            "/static/%c0%ae%c0%ae/secret",
-            "/static/%e2%80%a5/secret",
-            "/static/%ef%bc%8e%ef%bc%8e/secret",
-            "/static/%u002e%u002e/secret",
-            "/static/%zz",
-            "/static/%",
-            "/static/\u{2025}/secret",
-            "/static/\u{ff0e}\u{ff0e}/secret",
-            "/static/caf\u{e9}",
-        ] {
-            assert!(!is_public(no, &public), "{no}");
-        }
     }
 }

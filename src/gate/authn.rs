@@ -5,9 +5,8 @@
 
 use std::sync::Arc;
 
-use pingora::http::RequestHeader;
+use http::HeaderMap;
 
-use crate::config::Cors;
 use crate::ids::{PoolId, Serial};
 use crate::portal::AccessClaims;
 use crate::registry::{AppRoute, PoolRoute};
@@ -40,7 +39,7 @@ pub struct Lookups<'a> {
 
 /// Opens the app cookie, checks it is live and not revoked, and finds its principal.
 pub async fn from_cookie(
-    req: &RequestHeader,
+    headers: &HeaderMap,
     tls: bool,
     pool: &PoolRoute,
     app: &AppRoute,
@@ -52,7 +51,7 @@ pub async fn from_cookie(
         store,
         control,
     } = *state;
-    let ticket = Ticket::in_cookies(Cookie::App, &req.headers, tls, &pool.keys.cookies, &app.cookie_binding).next();
+    let ticket = Ticket::in_cookies(Cookie::App, headers, tls, &pool.keys.cookies, &app.cookie_binding).next();
     let Some(ticket) = ticket else {
         return Authn::None;
     };
@@ -119,8 +118,8 @@ fn principal_key(pool: &PoolId, t: &Ticket) -> String {
 }
 
 /// Verifies `Authorization: Bearer` as an access token of this pool for this app.
-pub fn from_bearer(req: &RequestHeader, pool: &PoolRoute, app: &AppRoute, sessions: &Sessions, now: i64) -> Authn {
-    let Some(token) = crate::wire::credentials(&req.headers, "Bearer") else {
+pub fn from_bearer(headers: &HeaderMap, pool: &PoolRoute, app: &AppRoute, sessions: &Sessions, now: i64) -> Authn {
+    let Some(token) = crate::wire::credentials(headers, "Bearer") else {
         return Authn::None;
     };
     // Cached per app: a token verified for one app says nothing about another.
@@ -156,51 +155,4 @@ pub fn from_bearer(req: &RequestHeader, pool: &PoolRoute, app: &AppRoute, sessio
     // Served from the cache from now on, still checked against revocations at every use.
     sessions.remember_bearer(&cache_key, bearer, claims.exp.min(now + 300));
     Authn::Bearer { principal: p }
-}
-
-/// Why the app's policy turned a signed-in user away.
-pub enum Denied {
-    /// The app needs MFA and this session has none: a browser can step up.
-    NeedsMfa,
-    Forbidden,
-}
-
-pub fn authorize(app: &AppRoute, p: &Principal) -> Result<(), Denied> {
-    let policy = &app.policy;
-    if !policy.allowed_groups.is_empty() && !p.groups.iter().any(|g| policy.allowed_groups.contains(g)) {
-        return Err(Denied::Forbidden);
-    }
-    if !policy.allowed_sources.is_empty() && !policy.allowed_sources.contains(&p.source) {
-        return Err(Denied::Forbidden);
-    }
-    if policy.require_mfa && !p.mfa {
-        return Err(Denied::NeedsMfa);
-    }
-    Ok(())
-}
-
-/// A browser navigation (which gets the portal) rather than an API call (which gets 401).
-pub fn is_browser(req: &RequestHeader) -> bool {
-    let navigational = req.method == http::Method::GET || req.method == http::Method::HEAD;
-    let html = req
-        .headers
-        .get(http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"));
-    let xhr = req.headers.get("x-requested-with").is_some();
-    navigational && html && !xhr
-}
-
-/// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
-pub fn is_preflight(req: &RequestHeader) -> bool {
-    req.method == http::Method::OPTIONS
-        && req.headers.contains_key(http::header::ORIGIN)
-        && req.headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
-}
-
-/// The origin of a request if the app's CORS config allows it.
-pub fn allowed_origin<'a>(req: &'a RequestHeader, cors: &Cors) -> Option<&'a str> {
-    let origin = req.headers.get(http::header::ORIGIN)?.to_str().ok()?;
-    let lower = origin.to_ascii_lowercase();
-    cors.origins.iter().any(|o| o == "*" || *o == lower).then_some(origin)
 }

@@ -4,7 +4,6 @@
 
 use bytes::Bytes;
 use http::HeaderValue;
-use pingora::http::RequestHeader;
 use serde::Serialize;
 
 use crate::config::Claim;
@@ -39,13 +38,6 @@ pub fn headers(pool: &PoolRoute, app: &AppRoute, p: &Principal, sessions: &Sessi
     let prepared = prepare(pool, app, p, sign(pool, app, p, now).as_deref());
     sessions.remember_identity(p.serial, app.serial, prepared.clone(), now + PROFILE_SECS);
     prepared
-}
-
-/// Copies prepared identity headers into the upstream request.
-pub fn apply(req: &mut RequestHeader, headers: &[(Bytes, HeaderValue)]) {
-    for (name, value) in headers {
-        let _ = req.insert_header(name.clone(), value.clone());
-    }
 }
 
 /// The assertion JWT: who the user is (not which session), for this app, signed by the pool.
