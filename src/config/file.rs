@@ -72,6 +72,8 @@ pub struct Proxy {
     #[serde(default)]
     pub trusted_proxies: Vec<S<String>>,
     pub threads: Option<S<i64>>,
+    #[serde(default)]
+    pub oauth2_proxy_headers: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -246,6 +246,7 @@ impl Lowering<'_> {
             return ProxySettings {
                 trusted_proxies: Vec::new(),
                 threads: default_threads,
+                oauth2_proxy_headers: false,
             };
         };
         let mut trusted = Vec::new();
@@ -273,6 +274,7 @@ impl Lowering<'_> {
         ProxySettings {
             trusted_proxies: trusted,
             threads,
+            oauth2_proxy_headers: p.oauth2_proxy_headers,
         }
     }
 

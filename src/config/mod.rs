@@ -152,6 +152,8 @@ pub struct ProxySettings {
     pub trusted_proxies: Vec<IpNet>,
     /// Worker threads of the proxy.
     pub threads: usize,
+    /// Forward-auth answers also carry oauth2-proxy's `X-Auth-Request-*` names.
+    pub oauth2_proxy_headers: bool,
 }
 
 /// Edition of a pool; its limits arrive with the store.

@@ -37,6 +37,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType};
 
 use crate::admin::metrics::{AppMetrics, Metrics, NONE};
+use crate::forward_auth;
 use crate::gate::{self, Verdict};
 use crate::ids::Host;
 use crate::portal::InternalKey;
@@ -179,6 +180,16 @@ impl ProxyHttp for Gateway {
             && let Ok(id) = HeaderValue::from_str(id)
         {
             ctx.request_id = id;
+        }
+
+        if let Some((dialect, tail)) = session
+            .req_header()
+            .uri
+            .path_and_query()
+            .and_then(|pq| forward_auth::Dialect::of(pq.as_str()))
+        {
+            let tail = tail.to_owned();
+            return self.forward_auth(session, ctx, dialect, &tail).await;
         }
 
         let host = match authority::request_host(session.req_header(), sni.as_deref()) {
@@ -476,6 +487,69 @@ fn strip_gateway_cookies(req: &mut RequestHeader) {
     req.remove_header(&http::header::COOKIE);
     if let Some(kept) = crate::session::cookie::without_gateway_cookies(&values.join("; ")) {
         let _ = req.insert_header(http::header::COOKIE, kept);
+    }
+}
+
+// === impl Gateway: forward-auth ===
+
+impl Gateway {
+    /// A front proxy's check (`forward_auth`): the same decision as `guard_app`, for the
+    /// request the proxy describes, answered in its dialect and never forwarded.
+    async fn forward_auth(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        dialect: forward_auth::Dialect,
+        tail: &str,
+    ) -> pingora::Result<bool> {
+        let bad = |why: &'static str| Answer::new(400, "Bad request", why);
+        if !ctx.trusted_peer {
+            let answer = bad("forward-auth answers only a proxy of proxy.trusted_proxies");
+            pages::respond(session, answer).await?;
+            return Ok(true);
+        }
+        let snapshot = self.registry.snapshot();
+        let req = session.req_header();
+        let original = match forward_auth::original(dialect, &req.method, tail, &req.headers) {
+            Ok(o) => o,
+            Err(why) => {
+                pages::respond(session, bad(why)).await?;
+                return Ok(true);
+            }
+        };
+        let Some(Route::App(pool, app)) = snapshot.resolve(original.host.as_str()).cloned() else {
+            pages::respond(session, bad("the original host is not a host of an app")).await?;
+            return Ok(true);
+        };
+        ctx.route = Some(Route::App(pool.clone(), app.clone()));
+        ctx.host = Some(original.host.clone());
+        let gate = gate::Gate {
+            sessions: &self.sessions,
+            store: self.registry.store(),
+            control: &self.control,
+        };
+        let now = now();
+        let verdict = gate.decide(&pool, &app, &original.asked(&req.headers), now).await;
+        let principal = match &verdict {
+            Verdict::Forward { who: Some(p), .. } => Some(p.clone()),
+            _ => None,
+        };
+        let identity = forward_auth::Identity {
+            app: &app,
+            prepared: principal
+                .as_ref()
+                .map(|p| gate::identity::headers(&pool, &app, p, &self.sessions, now)),
+            oauth2_proxy_headers: snapshot.config.proxy.oauth2_proxy_headers,
+            principal: principal.as_deref(),
+        };
+        let reply = forward_auth::render(dialect, verdict, &original, &req.headers, &pool, &identity);
+        let headers: Vec<(&str, String)> = reply
+            .headers
+            .iter()
+            .filter_map(|(n, v)| Some((std::str::from_utf8(n).ok()?, v.clone())))
+            .collect();
+        pages::empty(session, reply.status, &headers).await?;
+        Ok(true)
     }
 }
 

@@ -66,6 +66,12 @@ pub fn html_unescape(s: &str) -> String {
 
 impl Browser {
     pub fn new(gw: &Gateway) -> Browser {
+        Browser::via(gw, &[])
+    }
+
+    /// A browser that reaches `hosts` at another address (a front proxy), every other
+    /// host of the gateway at the gateway.
+    pub fn via(gw: &Gateway, hosts: &[(&str, std::net::SocketAddr)]) -> Browser {
         let jar = Arc::new(Jar::default());
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -73,7 +79,8 @@ impl Browser {
             .timeout(Duration::from_secs(20))
             .no_proxy();
         for host in gw.hosts() {
-            builder = builder.resolve(&host, gw.http);
+            let addr = hosts.iter().find(|(h, _)| *h == host).map_or(gw.http, |(_, a)| *a);
+            builder = builder.resolve(&host, addr);
         }
         if gw.https.is_some() {
             let pem = std::fs::read(gw.dir.path().join("certs/dev-ca.pem")).unwrap();

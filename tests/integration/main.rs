@@ -9,6 +9,7 @@ mod attacks;
 mod check;
 mod cli;
 mod demo;
+mod forward_auth;
 mod op;
 mod proxying;
 mod reload;
