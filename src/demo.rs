@@ -70,7 +70,7 @@ pub fn run(config_path: &Path, log_format: Option<LogFormat>) -> anyhow::Result<
     })?;
 
     print_welcome(&config, addr, &access);
-    server::serve(config_path)
+    server::serve(config_path, false)
 }
 
 /// Creates the demo's users on first run (the embedded store keeps them after).

@@ -35,6 +35,10 @@ enum Command {
         /// terminal, JSON otherwise).
         #[arg(long, value_enum)]
         log_format: Option<LogFormat>,
+        /// Take over from the running gateway (`[server] pid_file`) without dropping a
+        /// request: it hands over its listening sockets, drains and exits.
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Validate a config file and print every error with its line.
     Check {
@@ -122,12 +126,16 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve { config, log_format } => {
+        Command::Serve {
+            config,
+            log_format,
+            upgrade,
+        } => {
             let loaded = Config::load(&config)?;
             let human = logging::is_human(log_format.unwrap_or(loaded.log.format));
             let access = loaded.log.access.clone().unwrap_or(AccessLog::Stdout);
             logging::init_gateway(human, &access)?;
-            poolgate::server::serve(&config)?;
+            poolgate::server::serve(&config, upgrade)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config } => {

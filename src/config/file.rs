@@ -26,6 +26,8 @@ pub struct File {
     #[serde(default)]
     pub log: Option<S<Log>>,
     #[serde(default)]
+    pub server: Option<S<Server>>,
+    #[serde(default)]
     pub pools: BTreeMap<S<String>, S<Pool>>,
 }
 
@@ -74,6 +76,14 @@ pub struct Proxy {
     pub threads: Option<S<i64>>,
     #[serde(default)]
     pub oauth2_proxy_headers: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub pid_file: Option<S<String>>,
+    pub upgrade_socket: Option<S<String>>,
+    pub drain_timeout: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

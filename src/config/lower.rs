@@ -17,6 +17,8 @@ const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
 const DEFAULT_STORE: &str = "sqlite:data/poolgate.db";
 const DEFAULT_MASTER_KEY: &str = "data/master.key";
 const DEFAULT_ADMIN_TOKEN: &str = "data/admin.token";
+const DEFAULT_PID_FILE: &str = "data/poolgate.pid";
+const DEFAULT_UPGRADE_SOCKET: &str = "data/upgrade.sock";
 const DEFAULT_TIMEOUT: &str = "60s";
 const DEFAULT_CONNECT_TIMEOUT: &str = "5s";
 const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
@@ -149,6 +151,18 @@ impl Lowering<'_> {
         };
 
         let proxy = self.proxy(f.proxy.as_ref());
+        let server = f.server.as_ref().map(|s| s.get_ref());
+        let path = |v: Option<&Spanned<String>>, default: &str| base.join(v.map_or(default, |p| p.get_ref().as_str()));
+        let server = ServerSettings {
+            pid_file: path(server.and_then(|s| s.pid_file.as_ref()), DEFAULT_PID_FILE),
+            upgrade_socket: path(server.and_then(|s| s.upgrade_socket.as_ref()), DEFAULT_UPGRADE_SOCKET),
+            drain_timeout: self.duration(
+                server.and_then(|s| s.drain_timeout.as_ref()),
+                "server",
+                "drain_timeout",
+                Duration::from_secs(30),
+            ),
+        };
         let log = f.log.as_ref().map_or_else(Log::default, |l| {
             let l = l.get_ref();
             Log {
@@ -182,6 +196,7 @@ impl Lowering<'_> {
             certs_dir,
             proxy,
             log,
+            server,
             pools,
         }
     }

@@ -87,7 +87,19 @@ pub struct Config {
     pub certs_dir: PathBuf,
     pub proxy: ProxySettings,
     pub log: Log,
+    pub server: ServerSettings,
     pub pools: Vec<Pool>,
+}
+
+/// The process (`[server]`): how one gateway process hands over to the next.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// The running process's id, for `serve --upgrade` to find it.
+    pub pid_file: PathBuf,
+    /// Where `serve --upgrade` takes the listening sockets from the running process.
+    pub upgrade_socket: PathBuf,
+    /// How long a stopping process (upgraded, or `SIGTERM`) finishes requests in flight.
+    pub drain_timeout: Duration,
 }
 
 /// How the gateway logs (`[log]`).

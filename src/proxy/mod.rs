@@ -26,6 +26,7 @@ use pages::{Answer, Next};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -62,6 +63,17 @@ pub struct Gateway {
     portal: PortalLink,
     /// The control plane's runtime: where store calls run.
     control: tokio::runtime::Handle,
+    drain: Arc<Drain>,
+}
+
+/// Where this process is in its life, as the proxy sees it.
+#[derive(Default)]
+pub struct Drain {
+    /// Handing over or stopping: no connection is kept alive, so keep-alive clients move
+    /// to the new process before this one stops reading.
+    pub stopping: AtomicBool,
+    /// Requests being served; a stopping process exits once none is left.
+    pub in_flight: AtomicUsize,
 }
 
 /// How the proxy reaches the portal: its internal listener and the key it signs with.
@@ -77,6 +89,7 @@ impl Gateway {
         sessions: Arc<Sessions>,
         portal: PortalLink,
         control: tokio::runtime::Handle,
+        drain: Arc<Drain>,
     ) -> Gateway {
         Gateway {
             registry,
@@ -84,6 +97,7 @@ impl Gateway {
             sessions,
             portal,
             control,
+            drain,
         }
     }
 }
@@ -135,6 +149,7 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
+        self.drain.in_flight.fetch_add(1, Ordering::AcqRel);
         RequestCtx {
             request_id: request_id(),
             started: Instant::now(),
@@ -157,7 +172,9 @@ impl ProxyHttp for Gateway {
         session.set_pipelining_enabled(true);
         // A keep-alive connection waits at most a minute for its next request (Pingora
         // otherwise waits without bound once a client asked for keep-alive).
-        if session.get_keepalive().is_some() {
+        if self.drain.stopping.load(Ordering::Acquire) {
+            session.set_keepalive(None);
+        } else if session.get_keepalive().is_some() {
             session.set_keepalive(Some(60));
         }
         Ok(())
@@ -415,6 +432,7 @@ impl ProxyHttp for Gateway {
     where
         RequestCtx: Send + Sync,
     {
+        self.drain.in_flight.fetch_sub(1, Ordering::AcqRel);
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let (pool, app) = match &ctx.route {
             Some(Route::App(p, a)) => (p.id.as_str(), a.id.as_str()),

@@ -88,9 +88,12 @@ fn demo_dir(dir: &Path, ports: Option<(u16, u16, u16)>) -> PathBuf {
     let config = dir.join("config");
     std::fs::create_dir_all(&config).unwrap();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    // Its files (the snippets for front proxies and the like, in folders, are not the demo's).
     for entry in std::fs::read_dir(repo).unwrap() {
         let entry = entry.unwrap();
-        std::fs::copy(entry.path(), config.join(entry.file_name())).unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), config.join(entry.file_name())).unwrap();
+        }
     }
     if let Some((http, admin, whoami)) = ports {
         let path = config.join("demo.toml");

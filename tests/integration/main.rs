@@ -17,3 +17,4 @@ mod routing;
 mod signin;
 mod store;
 mod tls;
+mod upgrade;

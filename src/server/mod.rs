@@ -7,6 +7,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -19,15 +20,26 @@ use crate::clock;
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::portal::{self, InternalKey, WebState};
-use crate::proxy::{Gateway, PortalLink};
+use crate::proxy::{Drain, Gateway, PortalLink};
 use crate::registry::Registry;
 use crate::session::Sessions;
 use crate::store::Store;
 use crate::tls;
 
+mod upgrade;
+
 /// Runs the gateway on `config` until the process is told to stop. Never returns on success.
-pub fn serve(config_path: &Path) -> anyhow::Result<()> {
+///
+/// With `upgrade`, takes over from the running process (`[server] pid_file`): once this one
+/// is ready, the old one hands over its listening sockets through `[server] upgrade_socket`
+/// and then finishes its requests in flight (`drain_timeout`) and exits. No connection
+/// is refused in between: both accept on the same sockets for a few seconds.
+pub fn serve(config_path: &Path, upgrade: bool) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
+    let predecessor = match upgrade {
+        true => Some(upgrade::running(&config.server.pid_file)?),
+        false => None,
+    };
     let control = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("poolgate-control")
@@ -62,14 +74,42 @@ pub fn serve(config_path: &Path) -> anyhow::Result<()> {
     let state = AdminState::new(registry.clone(), metrics.clone(), token, sessions.clone());
     let listen = settings.admin.listen;
     // Bound before anything is served: a port already taken stops the start, rather than
-    // leaving a gateway whose admin address answers for another process.
-    let admin_listener = control
-        .block_on(tokio::net::TcpListener::bind(listen))
-        .with_context(|| format!("binding the admin listener {listen}"))?;
+    // leaving a gateway whose admin address answers for another process. An upgrade takes
+    // it once the old process lets it go, which it does as soon as it is told to hand over.
+    let admin_listener = match predecessor {
+        Some(_) => None,
+        None => Some(
+            control
+                .block_on(tokio::net::TcpListener::bind(listen))
+                .with_context(|| format!("binding the admin listener {listen}"))?,
+        ),
+    };
     control.spawn(async move {
-        if let Err(e) = admin::serve(admin_listener, state).await {
-            tracing::error!(code = "PG0201", %listen, error = %e, "admin listener stopped");
+        let listener = match admin_listener {
+            Some(l) => l,
+            None => match upgrade::bind_when_free(listen).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(code = "PG0201", %listen, error = %e, "the admin listener was never freed");
+                    return;
+                }
+            },
+        };
+        tokio::select! {
+            served = admin::serve(listener, state) => if let Err(e) = served {
+                tracing::error!(code = "PG0201", %listen, error = %e, "admin listener stopped");
+            },
+            () = upgrade::stopping() => {}
         }
+    });
+    // Told to stop: every answer from then on closes its connection, so keep-alive clients
+    // move to the new process before this one stops reading.
+    let drain = Arc::new(Drain::default());
+    let stopping = drain.clone();
+    control.spawn(async move {
+        upgrade::stopping().await;
+        stopping.stopping.store(true, Ordering::Release);
+        tracing::info!(code = "PG0004", "draining: finishing requests in flight, then exiting");
     });
     control.spawn(check_health(registry.clone()));
     control.spawn(reload_on_hangup(registry.clone(), metrics.clone()));
@@ -79,13 +119,28 @@ pub fn serve(config_path: &Path) -> anyhow::Result<()> {
 
     let conf = ServerConf {
         threads: settings.proxy.threads,
-        // Stop promptly: finish in-flight requests for up to 5 s, no extra grace period.
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(5),
+        // Stopping (an upgrade or SIGTERM): no new connections; requests in flight have the
+        // drain timeout to finish (the grace period: Pingora's runtimes are then shut down,
+        // which drops whatever is still running).
+        grace_period_seconds: Some(settings.server.drain_timeout.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(1),
+        upgrade_sock: settings.server.upgrade_socket.display().to_string(),
+        upgrade_sock_connect_accept_max_retries: Some(upgrade::HAND_OVER_WITHIN.as_secs() as usize),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let handed_over = Arc::new(AtomicBool::new(false));
+    if let Some(old) = predecessor {
+        upgrade::ask_to_hand_over(old, &settings.server.upgrade_socket, handed_over.clone())?;
+    }
+    let opt = pingora::server::configuration::Opt {
+        upgrade: predecessor.is_some(),
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    // With `upgrade`, this returns once the old process handed its sockets over.
     server.bootstrap();
+    handed_over.store(true, Ordering::Release);
+    upgrade::write_pid_file(&settings.server.pid_file)?;
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         Gateway::new(
@@ -94,6 +149,7 @@ pub fn serve(config_path: &Path) -> anyhow::Result<()> {
             sessions,
             PortalLink { addr: portal_addr, key },
             control.handle().clone(),
+            drain.clone(),
         ),
         "poolgate proxy",
     );
@@ -120,6 +176,7 @@ pub fn serve(config_path: &Path) -> anyhow::Result<()> {
         pools = settings.pools.len(),
         "poolgate is starting"
     );
+    control.spawn(upgrade::exit_when_drained(server.watch_execution_phase(), drain));
     // `control` lives on this stack frame for as long as the process: run_forever never returns.
     server.run_forever()
 }

@@ -1,0 +1,153 @@
+//! Replacing a running gateway without dropping a request (Pingora's graceful upgrade).
+//!
+//! `poolgate serve --upgrade` finds the running process by its pid file, and once it
+//! listens on the upgrade socket, tells it to hand over (`SIGQUIT`). The old process sends
+//! its listening sockets, keeps accepting on them beside the new one for a few seconds,
+//! then stops accepting, finishes what is in flight (`drain_timeout`) and exits. Sessions
+//! live in cookies and the store, so they outlive both.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// The running gateway named by `pid_file`.
+pub fn running(pid_file: &Path) -> anyhow::Result<Pid> {
+    let text = std::fs::read_to_string(pid_file).with_context(|| {
+        format!(
+            "--upgrade: no running poolgate to take over from: cannot read {}",
+            pid_file.display()
+        )
+    })?;
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .with_context(|| format!("--upgrade: {} holds no process id", pid_file.display()))?;
+    let pid = Pid::from_raw(pid);
+    if kill(pid, None).is_err() {
+        bail!(
+            "--upgrade: process {pid} of {} is not running: start without --upgrade",
+            pid_file.display()
+        );
+    }
+    Ok(pid)
+}
+
+/// Tells `old` to hand over once this process listens on `socket`, and again every two
+/// seconds until `handed_over` (a signal that reaches the old process before its handler
+/// is in place is lost, not fatal: the handler is ours first). From a thread, since
+/// Pingora's bootstrap waits on that socket.
+pub fn ask_to_hand_over(old: Pid, socket: &Path, handed_over: Arc<AtomicBool>) -> anyhow::Result<()> {
+    // A socket left by an earlier upgrade would be taken for this one's.
+    match std::fs::remove_file(socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing the old upgrade socket {}", socket.display())),
+    }
+    let socket = socket.to_owned();
+    std::thread::Builder::new()
+        .name("poolgate-upgrade".into())
+        .spawn(move || {
+            let deadline = Instant::now() + HAND_OVER_WITHIN;
+            while !socket.exists() {
+                if Instant::now() > deadline {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            while !handed_over.load(Ordering::Acquire) && Instant::now() < deadline {
+                match kill(old, Signal::SIGQUIT) {
+                    Ok(()) => tracing::info!(code = "PG0002", old = old.as_raw(), "taking over from the running process"),
+                    Err(e) => {
+                        tracing::error!(code = "PG0003", old = old.as_raw(), error = %e, "cannot signal the running process");
+                        return;
+                    }
+                }
+                let asked = Instant::now();
+                while !handed_over.load(Ordering::Acquire) && asked.elapsed() < Duration::from_secs(2) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// How long a new process waits for the old one's sockets before it gives up.
+pub const HAND_OVER_WITHIN: Duration = Duration::from_secs(30);
+
+/// Records this process as the running gateway (written whole, then renamed into place).
+pub fn write_pid_file(pid_file: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = pid_file.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = pid_file.with_extension("pid.new");
+    std::fs::write(&tmp, format!("{}\n", std::process::id()))
+        .and_then(|()| std::fs::rename(&tmp, pid_file))
+        .with_context(|| format!("writing the pid file {}", pid_file.display()))
+}
+
+/// Resolves when this process is told to stop: handing over (`SIGQUIT`) or draining
+/// (`SIGTERM`). Pingora sees the same signals and drains the proxy.
+pub async fn stopping() {
+    static SIGNALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SIGNALLED.get_or_init(first_stop_signal).await;
+}
+
+async fn first_stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut quit), Ok(mut term)) = (signal(SignalKind::quit()), signal(SignalKind::terminate())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = quit.recv() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Binds `addr` once the process it belonged to lets it go (within a minute).
+pub async fn bind_when_free(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => return Ok(l),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Once Pingora has stopped accepting (its grace period begun), exits as soon as no
+/// request is in flight, rather than always waiting out the drain timeout.
+pub async fn exit_when_drained(
+    mut phases: tokio::sync::broadcast::Receiver<pingora::server::ExecutionPhase>,
+    drain: Arc<crate::proxy::Drain>,
+) {
+    use pingora::server::ExecutionPhase;
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match phases.recv().await {
+            Ok(ExecutionPhase::ShutdownGracePeriod) => break,
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
+    }
+    let mut idle_since: Option<Instant> = None;
+    loop {
+        if drain.in_flight.load(Ordering::Acquire) == 0 {
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_millis(200) {
+                tracing::info!(code = "PG0005", "drained: nothing in flight, exiting");
+                std::process::exit(0);
+            }
+        } else {
+            idle_since = None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,163 @@
+//! Replacing the running gateway under load: `serve --upgrade` takes the listening sockets,
+//! the old process drains and exits, and no client notices.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::header::COOKIE;
+use serde_json::Value;
+
+use crate::browser::Browser;
+use crate::signin::{PASSWORD, add_user, pools, sign_in};
+use crate::support::*;
+
+const WIKI: &str = "wiki.employees.localhost";
+const UPGRADES: usize = 20;
+const CLIENTS: usize = 6;
+
+/// Processes this test started, stopped however it ends.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_upgrades_under_load_drop_no_request() {
+    let up = Whoami::start().await;
+    let db = tempfile::tempdir().unwrap();
+    let opts = Options {
+        store: Some(format!("sqlite:{}/store.db", db.path().display())),
+        preamble: "[server]\ndrain_timeout = \"5s\"\n[log]\naccess = \"off\"\n".into(),
+        ..Options::default()
+    };
+    let mut gw = Gateway::start_with(&pools(&up, "", ""), opts).await;
+    add_user(&gw, "employees", "alice", PASSWORD, &["staff"]).await;
+    let b = Browser::new(&gw);
+    sign_in(&b, &gw.url(WIKI, "/"), "alice", PASSWORD).await;
+    let cookie = format!("poolgate={}", b.cookie(&gw.url(WIKI, "/"), "poolgate").unwrap());
+
+    // Steady load: clients on keep-alive connections, public and signed-in pages in turn.
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let mut load = Vec::new();
+    for n in 0..CLIENTS {
+        let client = reqwest::Client::builder()
+            .resolve(WIKI, gw.http)
+            .no_proxy()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let (stop, ok, cookie) = (stop.clone(), ok.clone(), cookie.clone());
+        let url = gw.url(WIKI, "");
+        load.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let req = if (i + n).is_multiple_of(2) {
+                    client.get(format!("{url}/health"))
+                } else {
+                    client.get(format!("{url}/me")).header(COOKIE, &cookie)
+                };
+                match req.send().await {
+                    Ok(r) if r.status() == 200 => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(r) => failures.push(format!("status {}", r.status())),
+                    Err(e) => failures.push(format!("{e:?}")),
+                }
+            }
+            failures
+        }));
+    }
+
+    let pid_file = gw.dir.path().join("data/poolgate.pid");
+    let mut children = Children(Vec::new());
+    for n in 0..UPGRADES {
+        let served_before = ok.load(Ordering::Relaxed);
+        let log = gw.dir.path().join(format!("upgrade-{n}.log"));
+        let child = Command::new(BIN)
+            .args(["serve", "--upgrade", "--log-format", "json", "--config"])
+            .arg(gw.config_path())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(gw.dir.path().join(format!("upgrade-{n}.err"))).unwrap())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        children.0.push(child);
+        // Serving: it took the sockets (and wrote its pid) and started its services.
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let running = std::fs::read_to_string(&pid_file).unwrap_or_default();
+            let started = std::fs::read_to_string(&log).unwrap_or_default().contains("PG0001");
+            if running.trim() == pid.to_string() && started {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "upgrade {n} did not take over:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The load went on meanwhile.
+        wait_until(|| ok.load(Ordering::Relaxed) > served_before + 20).await;
+    }
+
+    // Every process but the last drains and exits by itself.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while gw.is_running()
+        || children.0[..UPGRADES - 1]
+            .iter_mut()
+            .any(|c| c.try_wait().unwrap().is_none())
+    {
+        assert!(Instant::now() < deadline, "an old process did not exit after draining");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (n, c) in children.0[..UPGRADES - 1].iter_mut().enumerate() {
+        assert!(
+            c.try_wait().unwrap().unwrap().success(),
+            "process of upgrade {n} failed"
+        );
+    }
+    assert!(
+        children.0[UPGRADES - 1].try_wait().unwrap().is_none(),
+        "the last one serves"
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    let mut failures = Vec::new();
+    for task in load {
+        failures.extend(task.await.unwrap());
+    }
+    let served = ok.load(Ordering::Relaxed);
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failures.len(),
+        served + failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(served > UPGRADES * 20, "only {served} requests were served");
+
+    // The session signed in before the first upgrade is still good after the last.
+    let me = b
+        .client
+        .get(gw.url(WIKI, "/me"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let echo: Value = me.json().await.unwrap();
+    assert_eq!(seen(&echo, "x-poolgate-username"), ["alice"]);
+}
