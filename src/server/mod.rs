@@ -99,7 +99,7 @@ pub fn serve(config_path: &Path, upgrade: bool) -> anyhow::Result<()> {
             served = admin::serve(listener, state) => if let Err(e) = served {
                 tracing::error!(code = "PG0201", %listen, error = %e, "admin listener stopped");
             },
-            () = upgrade::stopping() => {}
+            _ = upgrade::stopping() => {}
         }
     });
     // Told to stop: every answer from then on closes its connection, so keep-alive clients
@@ -107,8 +107,12 @@ pub fn serve(config_path: &Path, upgrade: bool) -> anyhow::Result<()> {
     let drain = Arc::new(Drain::default());
     let stopping = drain.clone();
     control.spawn(async move {
-        upgrade::stopping().await;
+        let why = upgrade::stopping().await;
         stopping.stopping.store(true, Ordering::Release);
+        // Handing over, the service goes on (the new process is its main process now).
+        if why == upgrade::Stop::Terminate {
+            upgrade::notify_stopping();
+        }
         tracing::info!(code = "PG0004", "draining: finishing requests in flight, then exiting");
     });
     control.spawn(check_health(registry.clone()));
@@ -177,6 +181,7 @@ pub fn serve(config_path: &Path, upgrade: bool) -> anyhow::Result<()> {
         "poolgate is starting"
     );
     control.spawn(upgrade::exit_when_drained(server.watch_execution_phase(), drain));
+    upgrade::notify_ready();
     // `control` lives on this stack frame for as long as the process: run_forever never returns.
     server.run_forever()
 }

@@ -79,6 +79,35 @@ pub fn ask_to_hand_over(old: Pid, socket: &Path, handed_over: Arc<AtomicBool>) -
 /// How long a new process waits for the old one's sockets before it gives up.
 pub const HAND_OVER_WITHIN: Duration = Duration::from_secs(30);
 
+/// Tells a service manager (systemd's `Type=notify`) that this process now serves and is
+/// the service's main process: after an upgrade, the new process is.
+pub fn notify_ready() {
+    notify(&format!("READY=1\nMAINPID={}\n", std::process::id()));
+}
+
+/// Tells a service manager this process is stopping.
+pub fn notify_stopping() {
+    notify("STOPPING=1\n");
+}
+
+/// One datagram to `$NOTIFY_SOCKET` (a path, or `@name` in the abstract namespace).
+fn notify(state: &str) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let target = target.to_string_lossy().into_owned();
+    let addr = match target.strip_prefix('@') {
+        Some(name) => SocketAddr::from_abstract_name(name.as_bytes()),
+        None => SocketAddr::from_pathname(&target),
+    };
+    let sent = UnixDatagram::unbound().and_then(|s| addr.and_then(|a| s.send_to_addr(state.as_bytes(), &a)));
+    if let Err(e) = sent {
+        tracing::warn!(code = "PG0006", socket = %target, error = %e, "cannot notify the service manager");
+    }
+}
+
 /// Records this process as the running gateway (written whole, then renamed into place).
 pub fn write_pid_file(pid_file: &Path) -> anyhow::Result<()> {
     if let Some(dir) = pid_file.parent() {
@@ -90,21 +119,30 @@ pub fn write_pid_file(pid_file: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("writing the pid file {}", pid_file.display()))
 }
 
-/// Resolves when this process is told to stop: handing over (`SIGQUIT`) or draining
-/// (`SIGTERM`). Pingora sees the same signals and drains the proxy.
-pub async fn stopping() {
-    static SIGNALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    SIGNALLED.get_or_init(first_stop_signal).await;
+/// Why this process stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// `SIGQUIT`: a new process takes over.
+    HandOver,
+    /// `SIGTERM`: the service stops.
+    Terminate,
 }
 
-async fn first_stop_signal() {
+/// Resolves when this process is told to stop: handing over (`SIGQUIT`) or draining
+/// (`SIGTERM`). Pingora sees the same signals and drains the proxy.
+pub async fn stopping() -> Stop {
+    static SIGNALLED: tokio::sync::OnceCell<Stop> = tokio::sync::OnceCell::const_new();
+    *SIGNALLED.get_or_init(first_stop_signal).await
+}
+
+async fn first_stop_signal() -> Stop {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut quit), Ok(mut term)) = (signal(SignalKind::quit()), signal(SignalKind::terminate())) else {
         return std::future::pending().await;
     };
     tokio::select! {
-        _ = quit.recv() => {}
-        _ = term.recv() => {}
+        _ = quit.recv() => Stop::HandOver,
+        _ = term.recv() => Stop::Terminate,
     }
 }
 

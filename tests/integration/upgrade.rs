@@ -81,6 +81,10 @@ async fn twenty_upgrades_under_load_drop_no_request() {
 
     let pid_file = gw.dir.path().join("data/poolgate.pid");
     let mut children = Children(Vec::new());
+    // Where a service manager (systemd, Type=notify) hears which process is the service.
+    let notify_path = gw.dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_nonblocking(true).unwrap();
     for n in 0..UPGRADES {
         let served_before = ok.load(Ordering::Relaxed);
         let log = gw.dir.path().join(format!("upgrade-{n}.log"));
@@ -90,6 +94,7 @@ async fn twenty_upgrades_under_load_drop_no_request() {
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(std::fs::File::create(gw.dir.path().join(format!("upgrade-{n}.err"))).unwrap())
             .stdin(Stdio::null())
+            .env("NOTIFY_SOCKET", &notify_path)
             .spawn()
             .unwrap();
         let pid = child.id();
@@ -109,6 +114,21 @@ async fn twenty_upgrades_under_load_drop_no_request() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // The service manager was told: ready, and this is the main process now.
+        let mut said = String::new();
+        let mut buf = [0u8; 256];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !said.contains(&format!("MAINPID={pid}\n")) && Instant::now() < deadline {
+            match notify.recv(&mut buf) {
+                Ok(n) => said.push_str(&String::from_utf8_lossy(&buf[..n])),
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+        assert!(
+            said.contains(&format!("READY=1\nMAINPID={pid}\n")),
+            "upgrade {n} told the service manager {said:?}"
+        );
+        assert!(!said.contains("STOPPING=1"), "handing over is not stopping: {said:?}");
         // The load went on meanwhile.
         wait_until(|| ok.load(Ordering::Relaxed) > served_before + 20).await;
     }
