@@ -36,6 +36,8 @@ pub struct File {
 pub struct Listen {
     pub http: Option<S<String>>,
     pub https: Option<S<String>>,
+    /// `scheme:port` people reach the gateway's hosts at, when not its listeners'.
+    pub public: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -93,6 +93,19 @@ impl Lowering<'_> {
         let listen = Listen {
             http: listen.http.as_ref().and_then(|a| self.socket_addr(a, "listen.http")),
             https: listen.https.as_ref().and_then(|a| self.socket_addr(a, "listen.https")),
+            public: listen.public.as_ref().and_then(|p| {
+                let parsed = PublicOrigin::parse(p.get_ref());
+                if parsed.is_none() {
+                    self.err(
+                        p.span(),
+                        format!(
+                            "listen.public: `{}` is not a scheme and port: write https, https:8443 or http:8080",
+                            p.get_ref()
+                        ),
+                    );
+                }
+                parsed
+            }),
         };
         if listen.http.is_none() && listen.https.is_none() && self.errors.is_empty() {
             self.err(listen_span.clone(), "[listen] needs `http`, `https` or both");

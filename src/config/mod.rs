@@ -133,6 +133,68 @@ pub enum AccessLog {
 pub struct Listen {
     pub http: Option<SocketAddr>,
     pub https: Option<SocketAddr>,
+    /// Where people reach the gateway's hosts when a front proxy or load balancer stands
+    /// before it (TLS ended there, another port): the addresses poolgate makes — issuers,
+    /// the apps' sign-in callbacks — use this instead of its listeners.
+    pub public: Option<PublicOrigin>,
+}
+
+/// A scheme and port (`https:443`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicOrigin {
+    pub https: bool,
+    pub port: u16,
+}
+
+impl PublicOrigin {
+    /// `https:8443`, `http:80`, or just the scheme for its default port.
+    pub fn parse(s: &str) -> Option<PublicOrigin> {
+        let (scheme, port) = match s.split_once(':') {
+            Some((scheme, port)) => (scheme, Some(port.parse::<u16>().ok().filter(|p| *p > 0)?)),
+            None => (s, None),
+        };
+        let https = match scheme {
+            "https" => true,
+            "http" => false,
+            _ => return None,
+        };
+        Some(PublicOrigin {
+            https,
+            port: port.unwrap_or(if https { 443 } else { 80 }),
+        })
+    }
+
+    /// `scheme://host[:port]`, the port left out when it is the scheme's default.
+    pub fn origin(&self, host: &str) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        match (self.https, self.port) {
+            (true, 443) | (false, 80) => format!("{scheme}://{host}"),
+            (_, port) => format!("{scheme}://{host}:{port}"),
+        }
+    }
+}
+
+impl Listen {
+    /// Where people reach the gateway: `public`, or each listener (HTTPS first).
+    pub fn reached_at(&self) -> Vec<PublicOrigin> {
+        if let Some(p) = self.public {
+            return vec![p];
+        }
+        let mut out = Vec::new();
+        if let Some(a) = self.https {
+            out.push(PublicOrigin {
+                https: true,
+                port: a.port(),
+            });
+        }
+        if let Some(a) = self.http {
+            out.push(PublicOrigin {
+                https: false,
+                port: a.port(),
+            });
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -649,5 +711,22 @@ impl Config {
     pub fn cert_paths(&self, host: &Host) -> (PathBuf, PathBuf) {
         let dir = self.certs_dir.join(host.as_str());
         (dir.join("cert.pem"), dir.join("key.pem"))
+    }
+}
+
+#[cfg(test)]
+mod public_origin_tests {
+    use super::PublicOrigin;
+
+    #[test]
+    fn a_public_origin_is_a_scheme_and_a_port() {
+        let https = PublicOrigin::parse("https").unwrap();
+        assert_eq!(https.origin("wiki.example"), "https://wiki.example");
+        let alt = PublicOrigin::parse("http:8080").unwrap();
+        assert_eq!(alt.origin("wiki.example"), "http://wiki.example:8080");
+        assert_eq!(PublicOrigin::parse("https:443"), Some(https));
+        for bad in ["ftp", "https:", "https:0", "https:65536", "https://x", ":443", ""] {
+            assert_eq!(PublicOrigin::parse(bad), None, "{bad}");
+        }
     }
 }

@@ -55,8 +55,8 @@ pub enum Start {
 }
 
 /// The redirect URIs registered for an app, exactly: its callback on each of its hosts,
-/// on each listener (the port written unless it is the scheme's default), and the ones
-/// the config adds.
+/// where people reach them (`listen.public`, or each listener; the port written unless it
+/// is the scheme's default), and the ones the config adds.
 pub fn registered_redirects(state: &WebState, app: &AppRoute) -> Vec<String> {
     let mut out: Vec<String> = app_origins(state, app)
         .into_iter()
@@ -66,25 +66,14 @@ pub fn registered_redirects(state: &WebState, app: &AppRoute) -> Vec<String> {
     out
 }
 
-/// `scheme://host[:port]` of an app on each of its hosts and each listener, the port
-/// written unless it is the scheme's default.
+/// `scheme://host[:port]` of an app on each of its hosts, where people reach them
+/// (`listen.public`, or each listener), the port written unless it is the scheme's default.
 pub fn app_origins(state: &WebState, app: &AppRoute) -> Vec<String> {
-    let listen = state.registry.snapshot().config.listen.clone();
-    let listeners = [("http", listen.http, 80), ("https", listen.https, 443)];
-    let mut out = Vec::new();
-    for host in &app.hosts {
-        for (scheme, addr, default) in listeners {
-            if let Some(addr) = addr {
-                let port = if addr.port() == default {
-                    String::new()
-                } else {
-                    format!(":{}", addr.port())
-                };
-                out.push(format!("{scheme}://{host}{port}"));
-            }
-        }
-    }
-    out
+    let reached = state.registry.snapshot().config.listen.reached_at();
+    app.hosts
+        .iter()
+        .flat_map(|host| reached.iter().map(move |o| o.origin(host.as_str())))
+        .collect()
 }
 
 /// Validates a request and says what happens next. Until client and redirect URI are

@@ -194,25 +194,10 @@ impl Snapshot {
                 "no usable certificate: this host is not served over HTTPS until one is added and the config reloaded"
             );
         }
-        let (scheme, port) = match (config.listen.https, config.listen.http) {
-            (Some(a), _) => (
-                "https",
-                if a.port() == 443 {
-                    String::new()
-                } else {
-                    format!(":{}", a.port())
-                },
-            ),
-            (None, Some(a)) => (
-                "http",
-                if a.port() == 80 {
-                    String::new()
-                } else {
-                    format!(":{}", a.port())
-                },
-            ),
-            (None, None) => ("http", String::new()),
-        };
+        // The issuer is where people reach the portal: the public origin, or a listener
+        // (HTTPS first).
+        let reached = config.listen.reached_at().first().copied();
+
         let mut routes = HashMap::new();
         let mut pools = HashMap::new();
         // Apps with the same servers and checks share one upstream (and its health state),
@@ -265,7 +250,10 @@ impl Snapshot {
                 id: pool.id.clone(),
                 name: pool.name.clone(),
                 portal: pool.portal.clone(),
-                issuer: format!("{scheme}://{}{port}", pool.portal),
+                issuer: match reached {
+                    Some(origin) => origin.origin(pool.portal.as_str()),
+                    None => format!("http://{}", pool.portal),
+                },
                 mfa: pool.mfa,
                 sessions: pool.sessions,
                 lockout: pool.lockout,

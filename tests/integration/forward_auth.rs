@@ -16,6 +16,7 @@ use crate::support::*;
 
 const WIKI: &str = "wiki.employees.localhost";
 const CRM: &str = "crm.employees.localhost";
+const PORTAL: &str = "login.employees.localhost";
 const IDENTITY: [&str; 8] = [
     "x-poolgate-user",
     "x-poolgate-username",
@@ -27,13 +28,12 @@ const IDENTITY: [&str; 8] = [
     "x-poolgate-assertion",
 ];
 
-/// A gateway trusting proxies on 127.0.0.0/8, on `port` of 127.0.0.1 (front proxies take
-/// the same port on other loopback addresses, so the addresses poolgate makes are theirs).
-/// crm admits the `sales` group only.
-async fn gateway(up: &Whoami, port: u16, preamble: &str) -> Gateway {
+/// A gateway trusting proxies on 127.0.0.0/8, reached (when `public` is given) at a front
+/// proxy's scheme and port. crm admits the `sales` group only.
+async fn gateway(up: &Whoami, public: Option<u16>, preamble: &str) -> Gateway {
     let opts = Options {
         preamble: format!("[proxy]\ntrusted_proxies = [\"127.0.0.0/8\"]\n{preamble}"),
-        http: Some(format!("127.0.0.1:{port}").parse().unwrap()),
+        public: public.map(|port| format!("http:{port}")),
         ..Options::default()
     };
     Gateway::start_with(&pools(up, "", "allowed_groups = [\"sales\"]"), opts).await
@@ -67,7 +67,7 @@ fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
 #[tokio::test]
 async fn traefik_and_envoy_checks_get_the_gates_verdict_in_their_dialect() {
     let up = Whoami::start().await;
-    let gw = gateway(&up, free_port(), "oauth2_proxy_headers = true").await;
+    let gw = gateway(&up, None, "oauth2_proxy_headers = true").await;
     add_user(&gw, "employees", "alice", PASSWORD, &["staff"]).await;
     let wiki = session_cookie(&gw, WIKI).await;
     let crm = session_cookie(&gw, CRM).await;
@@ -226,17 +226,23 @@ fn snippet(name: &str, gw: &Gateway, front: SocketAddr, up: &Whoami) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("config/forward-auth")
         .join(name);
-    // Both apps of the employees behind the one front proxy.
-    std::fs::read_to_string(path)
+    // Both apps of the employees, and their portal, behind the one front proxy.
+    let text = std::fs::read_to_string(path)
         .unwrap()
         .replace("server_name wiki.example.com;", &format!("server_name {WIKI} {CRM};"))
+        .replace("server_name login.example.com;", &format!("server_name {PORTAL};"))
         .replace(
             "http://wiki.example.com",
             &format!("http://{WIKI}:{p}, http://{CRM}:{p}", p = front.port()),
         )
-        .replace("wiki.example.com", &format!("{WIKI}:{}", front.port()))
+        .replace("http://login.example.com", &format!("http://{PORTAL}:{}", front.port()))
         .replace("127.0.0.1:8080", &gw.http.to_string())
-        .replace("127.0.0.1:3000", &up.addr.to_string())
+        .replace("127.0.0.1:3000", &up.addr.to_string());
+    assert!(
+        !text.contains("example.com"),
+        "{name} names a host the test does not replace"
+    );
+    text
 }
 
 fn installed(program: &str) -> bool {
@@ -295,11 +301,14 @@ async fn start_nginx(gw: &Gateway, front: SocketAddr, up: &Whoami) -> Front {
 
 async fn start_caddy(gw: &Gateway, front: SocketAddr, up: &Whoami) -> Front {
     let dir = tempfile::tempdir().unwrap();
-    let site = snippet("Caddyfile", gw, front, up).replacen(
-        "\t# Sign-in, callback",
-        &format!("\tbind {}\n\t# Sign-in, callback", front.ip()),
-        1,
-    );
+    // Each site listens on the front proxy's own loopback address.
+    let site: String = snippet("Caddyfile", gw, front, up)
+        .lines()
+        .map(|line| match line.starts_with("http://") {
+            true => format!("{line}\n\tbind {}\n", front.ip()),
+            false => format!("{line}\n"),
+        })
+        .collect();
     let conf = format!("{{\n\tadmin off\n\tauto_https off\n}}\n{site}");
     std::fs::write(dir.path().join("Caddyfile"), conf).unwrap();
     let child = Command::new("caddy")
@@ -322,7 +331,7 @@ async fn start_caddy(gw: &Gateway, front: SocketAddr, up: &Whoami) -> Front {
 /// identity header never arrives; forbidden → 403; signed out → 401 again.
 async fn through_front_proxy(gw: &Gateway, front: SocketAddr, up: &Whoami) {
     let url = |host: &str, path: &str| format!("http://{host}:{}{path}", front.port());
-    let b = Browser::via(gw, &[(WIKI, front), (CRM, front)]);
+    let b = Browser::via(gw, &[(WIKI, front), (CRM, front), (PORTAL, front)]);
 
     // An API client: 401, and the app never saw it.
     let before = up.hits();
@@ -334,6 +343,12 @@ async fn through_front_proxy(gw: &Gateway, front: SocketAddr, up: &Whoami) {
     let page = sign_in(&b, &url(WIKI, "/reports?year=2026"), "alice", PASSWORD).await;
     assert_eq!(page.status, 200, "{:?}\n{}", page.hops, page.body);
     assert_eq!(page.url, url(WIKI, "/reports?year=2026"));
+    // The portal was reached through the front proxy too: poolgate's addresses are public.
+    assert!(
+        page.hops.iter().any(|h| h.starts_with(&url(PORTAL, "/"))),
+        "{:?}",
+        page.hops
+    );
     assert!(page.body.contains("GET /reports?year=2026"), "{}", page.body);
     let echo = b.fetch(&url(WIKI, "/me")).await.json();
     assert_eq!(seen(&echo, "x-poolgate-username"), ["alice"]);
@@ -404,10 +419,10 @@ async fn nginx_auth_request_in_front_of_an_app() {
         return skip("the nginx forward-auth test (install nginx)");
     }
     let up = Whoami::start().await;
-    let port = free_port();
-    let gw = gateway(&up, port, "").await;
+    // nginx on a port of its own: poolgate is told people reach it there.
+    let front: SocketAddr = format!("127.0.0.2:{}", free_port()).parse().unwrap();
+    let gw = gateway(&up, Some(front.port()), "").await;
     add_user(&gw, "employees", "alice", PASSWORD, &["staff"]).await;
-    let front: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
     let nginx = start_nginx(&gw, front, &up).await;
     through_front_proxy(&gw, front, &up).await;
     // nginx turned no answer of poolgate's into a 500.
@@ -424,10 +439,9 @@ async fn caddy_forward_auth_in_front_of_an_app() {
         return skip("the Caddy forward-auth test (install caddy)");
     }
     let up = Whoami::start().await;
-    let port = free_port();
-    let gw = gateway(&up, port, "").await;
+    let front: SocketAddr = format!("127.0.0.3:{}", free_port()).parse().unwrap();
+    let gw = gateway(&up, Some(front.port()), "").await;
     add_user(&gw, "employees", "alice", PASSWORD, &["staff"]).await;
-    let front: SocketAddr = format!("127.0.0.3:{port}").parse().unwrap();
     let _caddy = start_caddy(&gw, front, &up).await;
     through_front_proxy(&gw, front, &up).await;
 }

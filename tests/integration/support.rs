@@ -114,6 +114,8 @@ pub struct Options {
     /// Certificate directories (under `certs/`) removed after `certs dev`: hosts that
     /// start without a certificate.
     pub without_certs: Vec<&'static str>,
+    /// `[listen] public`: where people reach the gateway, when a front proxy stands before it.
+    pub public: Option<String>,
 }
 
 /// A `poolgate serve` child process with its own config file, ports and log.
@@ -122,6 +124,7 @@ pub struct Gateway {
     pub https: Option<SocketAddr>,
     pub admin: SocketAddr,
     store: String,
+    public: Option<String>,
     pub dir: tempfile::TempDir,
     child: Child,
     client: reqwest::Client,
@@ -153,7 +156,15 @@ impl Gateway {
             .then(|| format!("127.0.0.1:{}", free_port()).parse().unwrap());
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let store = opts.store.clone().unwrap_or_else(|| "sqlite::memory:".into());
-        let config = Gateway::config_text(http, https, admin, &store, &opts.preamble, pools);
+        let config = Gateway::config_text(
+            http,
+            https,
+            admin,
+            &store,
+            opts.public.as_deref(),
+            &opts.preamble,
+            pools,
+        );
         let path = dir.path().join("poolgate.toml");
         std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
         std::fs::write(&path, &config).unwrap();
@@ -187,6 +198,7 @@ impl Gateway {
             https,
             admin,
             store,
+            public: opts.public.clone(),
             dir,
             child,
             client,
@@ -199,10 +211,14 @@ impl Gateway {
         https: Option<SocketAddr>,
         admin: SocketAddr,
         store: &str,
+        public: Option<&str>,
         preamble: &str,
         pools: &str,
     ) -> String {
-        let https_line = https.map(|a| format!("https = \"{a}\"\n")).unwrap_or_default();
+        let mut https_line = https.map(|a| format!("https = \"{a}\"\n")).unwrap_or_default();
+        if let Some(public) = public {
+            https_line.push_str(&format!("public = \"{public}\"\n"));
+        }
         format!(
             "version = 1\n{preamble}\n[listen]\nhttp = \"{http}\"\n{https_line}\n[admin]\nlisten = \"{admin}\"\ntoken_file = \"admin.token\"\n\n[store]\nurl = \"{store}\"\n{pools}"
         )
@@ -250,7 +266,15 @@ impl Gateway {
 
     /// Rewrites the config file with new pools (same listeners).
     pub fn rewrite_pools(&self, pools: &str, preamble: &str) {
-        let text = Gateway::config_text(self.http, self.https, self.admin, &self.store, preamble, pools);
+        let text = Gateway::config_text(
+            self.http,
+            self.https,
+            self.admin,
+            &self.store,
+            self.public.as_deref(),
+            preamble,
+            pools,
+        );
         std::fs::write(self.config_path(), text).unwrap();
     }
 
