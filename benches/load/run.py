@@ -19,6 +19,7 @@ every ratio the median of the ratios within a round. Results: a table on stdout 
 import argparse
 import base64
 import hashlib
+import html
 import http.client
 import json
 import os
@@ -204,25 +205,31 @@ def wait_ready(url_port, path="/readyz", host="127.0.0.1", seconds=120):
 
 def portal_login(pg, user, password, portal_jar, authorize_path):
     """Runs the login page for an authorize request; returns the redirect (with a code)."""
-    st, h, body = request(pg, "127.0.0.1", authorize_path, headers={"Cookie": cookie_header(portal_jar), "Accept": "text/html"})
+    portal = f"127.0.0.1:{pg}"
+    st, h, body = request(pg, portal, authorize_path, headers={"Cookie": cookie_header(portal_jar), "Accept": "text/html"})
     portal_jar.update(set_cookies(h))
     if st in (302, 303):
         return location(h)
-    fields = dict(re.findall(r'name="(csrf|request)" value="([^"]*)"', body))
+    # The page escapes what it writes into attributes; a browser reads it back unescaped.
+    fields = {k: html.unescape(v) for k, v in re.findall(r'name="(csrf|request)" value="([^"]*)"', body)}
     form = urllib.parse.urlencode({**fields, "username": user, "password": password})
-    st, h, _ = request(pg, "127.0.0.1", "/login", "POST", {"Cookie": cookie_header(portal_jar), "Content-Type": "application/x-www-form-urlencoded"}, form)
-    assert st in (302, 303), f"login failed: {st}"
+    # A browser says where the form was posted from (the portal checks it against CSRF).
+    st, h, body = request(pg, portal, "/login", "POST", {"Cookie": cookie_header(portal_jar), "Origin": f"http://{portal}",
+                                                             "Content-Type": "application/x-www-form-urlencoded"}, form)
+    assert st in (302, 303), f"login failed: {st} {re.sub(r'<[^>]+>', ' ', body.split('<body')[-1])[:600]}"
     portal_jar.update(set_cookies(h))
     return location(h)
 
 
 def app_session(pg, app_host, user, password, portal_jar):
     """Signs in to an app through its portal; returns the app cookie header."""
-    st, h, _ = request(pg, app_host, "/.poolgate/login?return_to=/")
+    # With its port, as a browser sends it: the callback must match the registered one exactly.
+    host = f"{app_host}:{pg}"
+    st, h, _ = request(pg, host, "/.poolgate/login?return_to=/")
     app_jar = set_cookies(h)
     auth = location(h)
     cb = portal_login(pg, user, password, portal_jar, f"{auth.path}?{auth.query}")
-    st, h, _ = request(pg, app_host, f"{cb.path}?{cb.query}", headers={"Cookie": cookie_header(app_jar)})
+    st, h, _ = request(pg, host, f"{cb.path}?{cb.query}", headers={"Cookie": cookie_header(app_jar)})
     assert st in (302, 303), f"callback failed: {st}"
     app_jar.update(set_cookies(h))
     return f"poolgate={app_jar['poolgate']}"
