@@ -17,7 +17,7 @@
 //! 400. Every answer is `no-store`.
 
 use bytes::Bytes;
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderValue, Method};
 
 use crate::gate::{Asked, Verdict};
 use crate::ids::Host;
@@ -158,7 +158,7 @@ impl Original {
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
-    pub headers: Vec<(Bytes, String)>,
+    pub headers: Vec<(Bytes, HeaderValue)>,
 }
 
 /// What the identity headers say for a let-through: every name the app receives, with
@@ -191,15 +191,23 @@ pub fn render(
     pool: &PoolRoute,
     id: &Identity<'_>,
 ) -> Reply {
-    let mut out: Vec<(Bytes, String)> = vec![(Bytes::from_static(b"cache-control"), "no-store".into())];
+    let mut out: Vec<(Bytes, HeaderValue)> = Vec::with_capacity(id.app.identity_headers.len() + 6);
+    out.push((
+        Bytes::from_static(b"cache-control"),
+        HeaderValue::from_static("no-store"),
+    ));
+    let text = |s: String| HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static(""));
     let status = match verdict {
         Verdict::Forward { set_cookie, .. } => {
             let names = identity_headers(id, &mut out);
             if dialect == Dialect::Envoy {
-                out.push((Bytes::from_static(b"x-envoy-auth-headers-to-remove"), names.join(",")));
+                out.push((
+                    Bytes::from_static(b"x-envoy-auth-headers-to-remove"),
+                    text(names.join(",")),
+                ));
             }
             if let Some(cookie) = set_cookie {
-                out.push((Bytes::from_static(b"set-cookie"), cookie));
+                out.push((Bytes::from_static(b"set-cookie"), text(cookie)));
             }
             200
         }
@@ -228,14 +236,14 @@ pub fn render(
                 // config turns into the redirect; a script gets a bare 401.
                 Dialect::Nginx => {
                     if person {
-                        out.push((Bytes::from_static(b"location"), location));
+                        out.push((Bytes::from_static(b"location"), text(location)));
                     } else {
-                        out.push((www_authenticate(), format!("Bearer realm=\"{}\"", pool.id)));
+                        out.push((www_authenticate(), text(format!("Bearer realm=\"{}\"", pool.id))));
                     }
                     401
                 }
                 _ if person => {
-                    out.push((Bytes::from_static(b"location"), location));
+                    out.push((Bytes::from_static(b"location"), text(location)));
                     if original.method == Method::GET || original.method == Method::HEAD {
                         302
                     } else {
@@ -243,7 +251,7 @@ pub fn render(
                     }
                 }
                 _ => {
-                    out.push((www_authenticate(), format!("Bearer realm=\"{}\"", pool.id)));
+                    out.push((www_authenticate(), text(format!("Bearer realm=\"{}\"", pool.id))));
                     401
                 }
             }
@@ -273,17 +281,16 @@ fn headers_authority(dialect: Dialect, headers: &HeaderMap) -> Option<String> {
 
 /// Adds every identity header of the app (and the oauth2-proxy names when asked for),
 /// valued or empty; returns their names.
-fn identity_headers(id: &Identity<'_>, out: &mut Vec<(Bytes, String)>) -> Vec<String> {
+fn identity_headers<'a>(id: &'a Identity<'_>, out: &mut Vec<(Bytes, HeaderValue)>) -> Vec<&'a str> {
+    let empty = HeaderValue::from_static("");
     let mut names = Vec::new();
     for (_, name) in &id.app.identity_headers {
         let value = id
             .prepared
             .as_ref()
             .and_then(|p| p.iter().find(|(n, _)| n == name))
-            .and_then(|(_, v)| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        names.push(String::from_utf8_lossy(name).into_owned());
+            .map_or_else(|| empty.clone(), |(_, v)| v.clone());
+        names.push(std::str::from_utf8(name).unwrap_or_default());
         out.push((name.clone(), value));
     }
     if id.oauth2_proxy_headers {
@@ -293,8 +300,11 @@ fn identity_headers(id: &Identity<'_>, out: &mut Vec<(Bytes, String)>) -> Vec<St
                 crate::config::Claim::Groups => p.groups.join(","),
                 _ => p.username.clone(),
             });
-            names.push(name.to_owned());
-            out.push((Bytes::from_static(name.as_bytes()), value));
+            names.push(name);
+            out.push((
+                Bytes::from_static(name.as_bytes()),
+                HeaderValue::try_from(value).unwrap_or_else(|_| empty.clone()),
+            ));
         }
     }
     names

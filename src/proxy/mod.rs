@@ -561,12 +561,7 @@ impl Gateway {
             principal: principal.as_deref(),
         };
         let reply = forward_auth::render(dialect, verdict, &original, &req.headers, &pool, &identity);
-        let headers: Vec<(&str, String)> = reply
-            .headers
-            .iter()
-            .filter_map(|(n, v)| Some((std::str::from_utf8(n).ok()?, v.clone())))
-            .collect();
-        pages::empty(session, reply.status, &headers).await?;
+        pages::bare(session, reply.status, reply.headers).await?;
         Ok(true)
     }
 }

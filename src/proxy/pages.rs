@@ -121,6 +121,18 @@ pub async fn redirect(session: &mut Session, status: u16, location: &str) -> pin
     write(session, resp, Bytes::new()).await
 }
 
+/// A bodiless answer to a machine (a front proxy's check): status and headers as given,
+/// none of the page headers.
+pub async fn bare(session: &mut Session, status: u16, headers: Vec<(Bytes, http::HeaderValue)>) -> pingora::Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(headers.len() + 2))?;
+    for (name, value) in headers {
+        resp.append_header(name, value)?;
+    }
+    resp.insert_header(http::header::CONTENT_LENGTH, 0)?;
+    resp.insert_header(http::header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
+    session.write_response_header(Box::new(resp), true).await
+}
+
 async fn write(session: &mut Session, mut resp: ResponseHeader, body: Bytes) -> pingora::Result<()> {
     // Every answer of the gateway's own: not to be sniffed into another type, nor framed
     // by another site (a page with a sign-out button included).
