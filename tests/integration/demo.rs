@@ -328,6 +328,7 @@ const NOT_RUN_HERE: &[(&str, &str)] = &[
     ("benches/load/profile", "a measurement, minutes long: run by hand"),
     ("benches/load/signin", "a measurement, minutes long: run by hand"),
     ("benches/load/oidc/run", "a measurement, minutes long: run by hand"),
+    ("benches/load/forward_auth", "a measurement, minutes long: run by hand"),
 ];
 
 /// The shell commands of the README: each line of each `sh` block, continuation lines
