@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
+use crate::admin::ops::{Operator, Ops, UserInput};
 use crate::clock;
 use crate::config::Config;
-use crate::crypto::{MasterKey, password};
-use crate::store::{ImportFormat, NewAuditEvent, NewUser, Page, Store};
+use crate::crypto::MasterKey;
+use crate::store::{ImportFormat, NewAuditEvent, Page, Store};
 
 #[derive(Subcommand)]
 pub enum PoolCommand {
@@ -131,15 +132,21 @@ async fn open(config_path: &Path) -> anyhow::Result<(Config, Store)> {
     Ok((config, store))
 }
 
+/// The admin operations, done as whoever runs the CLI.
+fn ops(store: &Store) -> Ops<'_> {
+    Ops::new(store, Operator::cli())
+}
+
+/// Records a change the operations do not cover yet (a client secret).
 async fn audit(store: &Store, pool: &str, action: &str, target: &str, detail: String) {
-    let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let by = Operator::cli();
     let event = NewAuditEvent {
         pool: Some(pool.into()),
-        actor,
+        actor: by.actor,
         action: action.into(),
         target: target.into(),
         outcome: "ok".into(),
-        client: "local".into(),
+        client: by.client,
         detail,
     };
     if let Err(e) = store.audit(event).await {
@@ -172,10 +179,6 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
         bail!("the passwords differ");
     }
     Ok(first)
-}
-
-async fn hash(plain: String) -> anyhow::Result<String> {
-    Ok(tokio::task::spawn_blocking(move || password::hash(&plain)).await??)
 }
 
 pub async fn pool(config: &Path, cmd: PoolCommand) -> anyhow::Result<()> {
@@ -211,32 +214,23 @@ pub async fn user(config: &Path, cmd: UserCommand) -> anyhow::Result<()> {
             password_stdin,
             no_password,
         } => {
-            let password_hash = if no_password {
+            let password = if no_password {
                 None
             } else {
-                Some(hash(read_password(password_stdin)?).await?)
+                Some(read_password(password_stdin)?)
             };
-            let user = store
-                .create_user(
-                    &pool,
-                    NewUser {
-                        username,
-                        email,
-                        email_verified,
-                        name,
-                        password_hash,
-                        groups,
-                    },
-                )
-                .await?;
-            audit(
-                &store,
-                &pool,
-                "user.create",
-                &user.id,
-                format!("username={}", user.username),
-            )
-            .await;
+            let new = UserInput {
+                username,
+                email,
+                email_verified,
+                name,
+                password,
+                groups,
+            };
+            let user = ops(&store)
+                .create_user(&pool, new)
+                .await
+                .with_context(|| format!("pool {pool}"))?;
             println!("added {} to pool {pool} (id {})", user.username, user.id);
             if no_password {
                 println!(
@@ -268,20 +262,17 @@ pub async fn user(config: &Path, cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Disable { pool, username } => {
             let u = store.user_by_username(&pool, &username).await?;
-            store.set_disabled(&pool, &u.id, true).await?;
-            audit(&store, &pool, "user.disable", &u.id, String::new()).await;
+            ops(&store).set_disabled(&pool, &u.id, true).await?;
             println!("disabled {username}; their sessions are revoked");
         }
         UserCommand::Enable { pool, username } => {
             let u = store.user_by_username(&pool, &username).await?;
-            store.set_disabled(&pool, &u.id, false).await?;
-            audit(&store, &pool, "user.enable", &u.id, String::new()).await;
+            ops(&store).set_disabled(&pool, &u.id, false).await?;
             println!("enabled {username}");
         }
         UserCommand::Unlock { pool, username } => {
             let u = store.user_by_username(&pool, &username).await?;
-            store.unlock(&pool, &u.id).await?;
-            audit(&store, &pool, "user.unlock", &u.id, String::new()).await;
+            ops(&store).unlock(&pool, &u.id).await?;
             println!("unlocked {username}");
         }
         UserCommand::Passwd {
@@ -291,8 +282,7 @@ pub async fn user(config: &Path, cmd: UserCommand) -> anyhow::Result<()> {
         } => {
             let u = store.user_by_username(&pool, &username).await?;
             let p = read_password(password_stdin)?;
-            store.change_password(&pool, &u.id, Some(hash(p).await?)).await?;
-            audit(&store, &pool, "user.password", &u.id, String::new()).await;
+            ops(&store).set_password(&pool, &u.id, Some(p)).await?;
             println!("password set for {username}");
         }
         UserCommand::Import {
@@ -310,18 +300,13 @@ pub async fn user(config: &Path, cmd: UserCommand) -> anyhow::Result<()> {
                 ),
             };
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let report = store.import_users(&pool, &text, format, atomic).await?;
+            let report = ops(&store)
+                .import_users(&pool, &text, format, atomic)
+                .await
+                .with_context(|| format!("pool {pool}"))?;
             for e in &report.errors {
                 eprintln!("{}:{}: {}", file.display(), e.line, e.message);
             }
-            audit(
-                &store,
-                &pool,
-                "user.import",
-                &pool,
-                format!("imported={} errors={}", report.imported, report.errors.len()),
-            )
-            .await;
             println!("imported {} users into {pool}", report.imported);
             if !report.errors.is_empty() {
                 if atomic {
@@ -392,8 +377,10 @@ pub async fn keys(config: &Path, cmd: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::Rotate { pool } => {
             let master = MasterKey::load(&config.master_key)?;
-            let key = store.rotate_key(&pool, &master).await?;
-            audit(&store, &pool, "key.rotate", &key.kid, String::new()).await;
+            let key = ops(&store)
+                .rotate_key(&pool, &master)
+                .await
+                .with_context(|| format!("pool {pool}"))?;
             println!(
                 "pool {pool} now signs with {}; the previous key stays published for a day",
                 key.kid

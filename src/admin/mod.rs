@@ -3,6 +3,7 @@
 
 mod api;
 pub mod metrics;
+pub mod ops;
 mod token;
 
 use std::net::SocketAddr;

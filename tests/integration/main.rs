@@ -11,6 +11,7 @@ mod cli;
 mod demo;
 mod forward_auth;
 mod op;
+mod ops;
 mod proxying;
 mod reload;
 mod routing;

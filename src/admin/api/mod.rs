@@ -206,6 +206,11 @@ impl<T> List<T> {
 pub(super) struct Caller(pub SocketAddr);
 
 impl Caller {
+    /// The admin operations, done as this caller.
+    pub(super) fn ops<'a>(&self, state: &'a AdminState) -> crate::admin::ops::Ops<'a> {
+        crate::admin::ops::Ops::new(state.registry.store(), crate::admin::ops::Operator::api(self.0.ip()))
+    }
+
     /// Records an admin change in the audit log; a failure to record is logged, not hidden.
     pub(super) async fn audit(
         &self,

@@ -66,18 +66,13 @@ pub(super) async fn rotate_key(
     caller: Caller,
     Path(pool): PoolPath,
 ) -> ApiResult<(StatusCode, Json<KeyRecord>)> {
-    known_pool(&state, &pool).await?;
-    let key = state
-        .registry
-        .store()
+    let key = caller
+        .ops(&state)
         .rotate_key(&pool, state.registry.master_key())
         .await?;
     // In force on this node when the call returns (other nodes follow the store). A reload
     // refused for a bad file is logged; the rotation itself stands.
     let _ = state.registry.reload_logged("key rotation").await;
-    caller
-        .audit(&state, Some(&pool), "key.rotate", &key.kid, String::new())
-        .await;
     Ok((StatusCode::CREATED, Json(key)))
 }
 

@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use super::{ApiError, ApiResult, Caller, List, PoolIdPath, PoolPath, known_pool};
 use crate::admin::AdminState;
-use crate::crypto::password;
-use crate::store::{Group, ImportFormat, ImportReport, NewUser, Page, User, UserPatch};
+use crate::admin::ops::UserInput;
+use crate::store::{Group, ImportFormat, ImportReport, Page, User, UserPatch};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,14 +27,6 @@ pub(super) struct CreateUser {
     groups: Vec<String>,
 }
 
-/// Argon2id takes ~20 MiB and tens of milliseconds: off the async threads.
-async fn hash(plain: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || password::hash(&plain))
-        .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "hashing failed"))?
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string()))
-}
-
 pub(super) async fn list(
     State(state): State<AdminState>,
     Path(pool): PoolPath,
@@ -50,35 +42,15 @@ pub(super) async fn create(
     Path(pool): PoolPath,
     Json(body): Json<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
-    known_pool(&state, &pool).await?;
-    let password_hash = match body.password {
-        Some(p) => Some(hash(p).await?),
-        None => None,
+    let new = UserInput {
+        username: body.username,
+        email: body.email,
+        email_verified: body.email_verified,
+        name: body.name,
+        password: body.password,
+        groups: body.groups,
     };
-    let user = state
-        .registry
-        .store()
-        .create_user(
-            &pool,
-            NewUser {
-                username: body.username,
-                email: body.email,
-                email_verified: body.email_verified,
-                name: body.name,
-                password_hash,
-                groups: body.groups,
-            },
-        )
-        .await?;
-    caller
-        .audit(
-            &state,
-            Some(&pool),
-            "user.create",
-            &user.id,
-            format!("username={}", user.username),
-        )
-        .await;
+    let user = caller.ops(&state).create_user(&pool, new).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -104,11 +76,8 @@ pub(super) async fn remove(
     caller: Caller,
     Path((pool, id)): PoolIdPath,
 ) -> ApiResult<StatusCode> {
-    state.registry.store().delete_user(&pool, &id).await?;
+    caller.ops(&state).delete_user(&pool, &id).await?;
     state.sessions_ended().await;
-    caller
-        .audit(&state, Some(&pool), "user.delete", &id, String::new())
-        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -125,16 +94,8 @@ pub(super) async fn set_password(
     Path((pool, id)): PoolIdPath,
     Json(body): Json<SetPassword>,
 ) -> ApiResult<StatusCode> {
-    state.registry.store().user(&pool, &id).await?;
-    let hashed = match body.password {
-        Some(p) => Some(hash(p).await?),
-        None => None,
-    };
-    state.registry.store().change_password(&pool, &id, hashed).await?;
+    caller.ops(&state).set_password(&pool, &id, body.password).await?;
     state.sessions_ended().await;
-    caller
-        .audit(&state, Some(&pool), "user.password", &id, String::new())
-        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -143,12 +104,9 @@ pub(super) async fn disable(
     caller: Caller,
     Path((pool, id)): PoolIdPath,
 ) -> ApiResult<Json<User>> {
-    state.registry.store().set_disabled(&pool, &id, true).await?;
+    let user = caller.ops(&state).set_disabled(&pool, &id, true).await?;
     state.sessions_ended().await;
-    caller
-        .audit(&state, Some(&pool), "user.disable", &id, String::new())
-        .await;
-    show(State(state), Path((pool, id))).await
+    Ok(Json(user))
 }
 
 pub(super) async fn enable(
@@ -156,11 +114,7 @@ pub(super) async fn enable(
     caller: Caller,
     Path((pool, id)): PoolIdPath,
 ) -> ApiResult<Json<User>> {
-    state.registry.store().set_disabled(&pool, &id, false).await?;
-    caller
-        .audit(&state, Some(&pool), "user.enable", &id, String::new())
-        .await;
-    show(State(state), Path((pool, id))).await
+    Ok(Json(caller.ops(&state).set_disabled(&pool, &id, false).await?))
 }
 
 pub(super) async fn unlock(
@@ -168,11 +122,7 @@ pub(super) async fn unlock(
     caller: Caller,
     Path((pool, id)): PoolIdPath,
 ) -> ApiResult<Json<User>> {
-    state.registry.store().unlock(&pool, &id).await?;
-    caller
-        .audit(&state, Some(&pool), "user.unlock", &id, String::new())
-        .await;
-    show(State(state), Path((pool, id))).await
+    Ok(Json(caller.ops(&state).unlock(&pool, &id).await?))
 }
 
 #[derive(Deserialize)]
@@ -196,26 +146,12 @@ pub(super) async fn import(
     Query(q): Query<ImportQuery>,
     body: String,
 ) -> ApiResult<(StatusCode, Json<ImportReport>)> {
-    known_pool(&state, &pool).await?;
     let format = match q.format.as_str() {
         "jsonl" | "json" => ImportFormat::Jsonl,
         "csv" => ImportFormat::Csv,
         other => return Err(ApiError::bad_request(format!("unknown format `{other}`: jsonl or csv"))),
     };
-    let report = state
-        .registry
-        .store()
-        .import_users(&pool, &body, format, q.atomic)
-        .await?;
-    caller
-        .audit(
-            &state,
-            Some(&pool),
-            "user.import",
-            &pool,
-            format!("imported={} errors={}", report.imported, report.errors.len()),
-        )
-        .await;
+    let report = caller.ops(&state).import_users(&pool, &body, format, q.atomic).await?;
     let status = if q.atomic && !report.errors.is_empty() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
