@@ -4,7 +4,9 @@
 //! to do afterwards (drop its cached sessions, reload its keys) stays with the API.
 
 use crate::crypto::{MasterKey, password};
-use crate::store::{ImportFormat, ImportReport, KeyRecord, NewAuditEvent, NewUser, Store, StoreError, User};
+use crate::store::{
+    Group, ImportFormat, ImportReport, KeyRecord, NewAuditEvent, NewUser, Store, StoreError, User, UserPatch,
+};
 
 /// Who makes a change, as the audit log records it.
 #[derive(Debug, Clone)]
@@ -109,6 +111,12 @@ impl<'a> Ops<'a> {
         Ok(())
     }
 
+    pub async fn update_user(&self, pool: &str, id: &str, patch: UserPatch) -> Result<User> {
+        let user = self.store.update_user(pool, id, patch).await?;
+        self.audit(pool, "user.update", id, String::new()).await;
+        Ok(user)
+    }
+
     pub async fn delete_user(&self, pool: &str, id: &str) -> Result<()> {
         self.store.delete_user(pool, id).await?;
         self.audit(pool, "user.delete", id, String::new()).await;
@@ -136,6 +144,46 @@ impl<'a> Ops<'a> {
         let key = self.store.rotate_key(pool, master).await?;
         self.audit(pool, "key.rotate", &key.kid, String::new()).await;
         Ok(key)
+    }
+
+    pub async fn create_group(&self, pool: &str, name: &str) -> Result<Group> {
+        self.store.pool(pool).await?;
+        let group = self.store.create_group(pool, name).await?;
+        self.audit(pool, "group.create", &group.name, String::new()).await;
+        Ok(group)
+    }
+
+    pub async fn delete_group(&self, pool: &str, name: &str) -> Result<()> {
+        self.store.delete_group(pool, name).await?;
+        self.audit(pool, "group.delete", name, String::new()).await;
+        Ok(())
+    }
+
+    /// Puts a user in a group (`member`) or takes them out.
+    pub async fn set_member(&self, pool: &str, group: &str, user: &str, member: bool) -> Result<()> {
+        let action = if member {
+            self.store.add_member(pool, group, user).await?;
+            "group.add_member"
+        } else {
+            self.store.remove_member(pool, group, user).await?;
+            "group.remove_member"
+        };
+        self.audit(pool, action, group, format!("user={user}")).await;
+        Ok(())
+    }
+
+    /// Ends a sign-in (SSO session) and the app sessions it started, on every node.
+    pub async fn revoke_session(&self, pool: &str, id: &str) -> Result<()> {
+        self.store.revoke_sso_session(pool, id).await?;
+        self.audit(pool, "session.revoke", id, String::new()).await;
+        Ok(())
+    }
+
+    /// Forgets a link between a user and an identity source's account.
+    pub async fn delete_link(&self, pool: &str, id: &str) -> Result<()> {
+        self.store.delete_link(pool, id).await?;
+        self.audit(pool, "link.delete", id, String::new()).await;
+        Ok(())
     }
 
     /// Records a change; a failure to record is logged, not hidden, and does not undo it.

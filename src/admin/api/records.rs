@@ -23,10 +23,7 @@ pub(super) async fn delete_link(
     caller: Caller,
     Path((pool, id)): PoolIdPath,
 ) -> ApiResult<StatusCode> {
-    state.registry.store().delete_link(&pool, &id).await?;
-    caller
-        .audit(&state, Some(&pool), "link.delete", &id, String::new())
-        .await;
+    caller.ops(&state).delete_link(&pool, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -45,11 +42,9 @@ pub(super) async fn revoke_session(
     caller: Caller,
     Path((pool, id)): PoolIdPath,
 ) -> ApiResult<StatusCode> {
-    state.registry.store().revoke_sso_session(&pool, &id).await?;
+    caller.ops(&state).revoke_session(&pool, &id).await?;
+    // In force on this node at once; other nodes follow the store.
     state.sessions_ended().await;
-    caller
-        .audit(&state, Some(&pool), "session.revoke", &id, String::new())
-        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -64,11 +64,7 @@ pub(super) async fn update(
     Path((pool, id)): PoolIdPath,
     Json(patch): Json<UserPatch>,
 ) -> ApiResult<Json<User>> {
-    let user = state.registry.store().update_user(&pool, &id, patch).await?;
-    caller
-        .audit(&state, Some(&pool), "user.update", &id, String::new())
-        .await;
-    Ok(Json(user))
+    Ok(Json(caller.ops(&state).update_user(&pool, &id, patch).await?))
 }
 
 pub(super) async fn remove(
@@ -181,11 +177,7 @@ pub(super) async fn create_group(
     Path(pool): PoolPath,
     Json(body): Json<CreateGroup>,
 ) -> ApiResult<(StatusCode, Json<Group>)> {
-    known_pool(&state, &pool).await?;
-    let group = state.registry.store().create_group(&pool, &body.name).await?;
-    caller
-        .audit(&state, Some(&pool), "group.create", &group.name, String::new())
-        .await;
+    let group = caller.ops(&state).create_group(&pool, &body.name).await?;
     Ok((StatusCode::CREATED, Json(group)))
 }
 
@@ -194,10 +186,7 @@ pub(super) async fn delete_group(
     caller: Caller,
     Path((pool, group)): PoolIdPath,
 ) -> ApiResult<StatusCode> {
-    state.registry.store().delete_group(&pool, &group).await?;
-    caller
-        .audit(&state, Some(&pool), "group.delete", &group, String::new())
-        .await;
+    caller.ops(&state).delete_group(&pool, &group).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -206,10 +195,7 @@ pub(super) async fn add_member(
     caller: Caller,
     Path((pool, group, user)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    state.registry.store().add_member(&pool, &group, &user).await?;
-    caller
-        .audit(&state, Some(&pool), "group.add_member", &group, format!("user={user}"))
-        .await;
+    caller.ops(&state).set_member(&pool, &group, &user, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -218,15 +204,6 @@ pub(super) async fn remove_member(
     caller: Caller,
     Path((pool, group, user)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    state.registry.store().remove_member(&pool, &group, &user).await?;
-    caller
-        .audit(
-            &state,
-            Some(&pool),
-            "group.remove_member",
-            &group,
-            format!("user={user}"),
-        )
-        .await;
+    caller.ops(&state).set_member(&pool, &group, &user, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }
