@@ -252,6 +252,25 @@ impl Store {
         Ok(out)
     }
 
+    /// Forgets sessions that ended (expired) before `before`, but not an app session whose
+    /// client is still to be told it was revoked (back-channel logout). An expired session
+    /// needs no revocation (its cookie or tokens end with it), so nothing is lost: without
+    /// this, every sign-in ever made stayed in the store. Returns how many went.
+    pub async fn prune_sessions(&self, before: i64) -> Result<u64> {
+        let apps = sqlx::query(
+            "DELETE FROM app_sessions WHERE expires_at < $1 \
+             AND NOT (logout_state = 0 AND revoked_at IS NOT NULL)",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await?;
+        let ssos = sqlx::query("DELETE FROM sso_sessions WHERE expires_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(apps.rows_affected() + ssos.rows_affected())
+    }
+
     /// Revoked app sessions whose client is still to be told (back-channel logout), due
     /// now: `(pool, id, client, sso, user, attempts)`.
     pub async fn pending_logouts(&self, limit: i64) -> Result<Vec<PendingLogout>> {

@@ -442,6 +442,56 @@ async fn time_is_the_stores_clock() {
     );
 }
 
+#[tokio::test]
+async fn ended_sessions_are_pruned_but_not_a_logout_still_to_deliver() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(1_000_000);
+    let url = StoreUrl(format!("sqlite:{}", dir.path().join("t.db").display()));
+    let store = Store::connect(&url, clock.clone() as Arc<dyn poolgate::clock::Clock>)
+        .await
+        .unwrap();
+    store
+        .sync_config_pools(&[pool("employees", Plan::Enterprise)])
+        .await
+        .unwrap();
+    let u = store.create_user("employees", user("lee", None)).await.unwrap();
+    // Two sign-ins ending at 1,000,100; one lives on to 1,009,000.
+    for (sso, app, notify) in [("old", "old-app", false), ("told", "told-app", true)] {
+        store
+            .create_sso_session("employees", sso, &u.id, &["pwd"], "local", "", 1_000_100)
+            .await
+            .unwrap();
+        store
+            .create_app_session("employees", app, "wiki", sso, &u.id, 1_000_100, notify)
+            .await
+            .unwrap();
+    }
+    store
+        .create_sso_session("employees", "live", &u.id, &["pwd"], "local", "", 1_009_000)
+        .await
+        .unwrap();
+    store
+        .create_app_session("employees", "live-app", "wiki", "live", &u.id, 1_009_000, true)
+        .await
+        .unwrap();
+    // "told" was signed out: its client is still to be told (back-channel logout).
+    store.revoke_sso_session("employees", "told").await.unwrap();
+    assert_eq!(
+        store.prune_sessions(store.now()).await.unwrap(),
+        0,
+        "nothing has ended yet"
+    );
+
+    clock.advance(200);
+    let pruned = store.prune_sessions(store.now()).await.unwrap();
+    assert_eq!(pruned, 3, "old, its app session, and told's sign-in");
+    assert!(store.app_sessions_of("employees", "old").await.unwrap().is_empty());
+    let kept = store.app_sessions_of("employees", "told").await.unwrap();
+    assert_eq!(kept.len(), 1, "the logout still to deliver stays");
+    assert_eq!(store.app_sessions_of("employees", "live").await.unwrap().len(), 1);
+    assert_eq!(store.sso_sessions("employees", Page::default()).await.unwrap().len(), 1);
+}
+
 /// A write refused mid-transaction (a duplicate) is rolled back before the store returns,
 /// so the next write never finds the database locked. Timing-dependent: the lock was seen
 /// ("database is locked" on the write after a refused one) under a loaded full suite, not
