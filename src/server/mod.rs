@@ -84,6 +84,14 @@ pub fn serve(config_path: &Path, upgrade: bool) -> anyhow::Result<()> {
                 .with_context(|| format!("binding the admin listener {listen}"))?,
         ),
     };
+    // Pingora binds the proxy's listeners later, in its own threads, and a port taken there
+    // would leave a gateway up without them: each is tried here first, so a taken port
+    // stops the start with its address. (An upgrade takes them over instead.)
+    if predecessor.is_none() {
+        for addr in [settings.listen.http, settings.listen.https].into_iter().flatten() {
+            std::net::TcpListener::bind(addr).with_context(|| format!("binding the proxy listener {addr}"))?;
+        }
+    }
     control.spawn(async move {
         let listener = match admin_listener {
             Some(l) => l,
@@ -202,9 +210,12 @@ async fn check_health(registry: Arc<Registry>) {
 /// this time revokes the tokens of its first redemption.
 const CODE_REPLAY_MEMORY_SECS: i64 = 600;
 
+/// How long an expired session stays in the store (the admin API no longer lists it).
+const SESSION_MEMORY_SECS: i64 = 3600;
+
 /// Every half minute, drops cached profiles, identity headers and bearer tokens that
 /// have expired: a node's memory follows its recently active users. Expired
-/// authorization codes go from the store.
+/// authorization codes, refresh tokens and sessions go from the store.
 async fn prune_caches(registry: Arc<Registry>, sessions: Arc<Sessions>) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     loop {
@@ -217,6 +228,9 @@ async fn prune_caches(registry: Arc<Registry>, sessions: Arc<Sessions>) {
         }
         if let Err(e) = registry.store().prune_refresh(now).await {
             tracing::warn!(code = "PG0406", error = %e, "cannot prune expired refresh tokens");
+        }
+        if let Err(e) = registry.store().prune_sessions(now - SESSION_MEMORY_SECS).await {
+            tracing::warn!(code = "PG0406", error = %e, "cannot prune ended sessions");
         }
     }
 }

@@ -145,3 +145,44 @@ async fn h2_authority_must_agree_with_host() {
     assert_eq!(orders.hits(), 0, "the contradictory request reached no upstream");
     assert_eq!(wiki.hits(), 1);
 }
+
+/// A proxy port another process holds stops the start, naming the address: never a gateway
+/// left running without its listener (whose readiness check would then reach the other
+/// process).
+#[test]
+fn a_taken_proxy_port_stops_the_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "version = 1\n[listen]\nhttp = \"{addr}\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n",
+        crate::support::free_port()
+    );
+    std::fs::write(dir.path().join("poolgate.toml"), config).unwrap();
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .args(["serve", "--log-format", "json", "--config"])
+        .arg(dir.path().join("poolgate.toml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the gateway kept running without its listener {addr}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    assert!(!status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&format!("binding the proxy listener {addr}")) && said.contains("in use"),
+        "{said}"
+    );
+    drop(taken);
+}
