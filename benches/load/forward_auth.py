@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import (LOAD_CPU, PROXY_CPU, ROOT, TOOLS, Server, app_session, check, cpu_seconds, free_port,  # noqa: E402
-                 launch, log, median, nginx_conf, oha, run, settle, start_poolgate, wait_ready)
+from run import (LOAD_CPU, PROXY_CPU, ROOT, TOOLS, Server, app_session, auth_request_server, check, cpu_seconds,  # noqa: E402
+                 free_port, launch, log, median, nginx_conf, oha, run, settle, start_poolgate, wait_ready)
 
 
 def tools():
@@ -39,24 +39,16 @@ def tools():
 
 def fronts_conf(d, upstream, trivial_port, trivial_auth_port, forward_port, poolgate):
     """(4) and (8) in one nginx: the same upstream pool, the same auth_request shape."""
+    check = " proxy_set_header X-Original-URL http://app.bench.localhost$request_uri; proxy_set_header X-Original-Method $request_method;"
     conf = f"""pid {d}/fronts.pid; error_log {d}/fronts.err warn; worker_processes 1; daemon off;
 events {{ worker_connections 4096; }}
 http {{ access_log off; keepalive_requests 1000000;
   upstream app {{ server 127.0.0.1:{upstream}; keepalive 64; }}
   upstream trivial {{ server 127.0.0.1:{trivial_auth_port}; keepalive 64; }}
   upstream poolgate {{ server 127.0.0.1:{poolgate}; keepalive 64; }}
-  server {{ listen 127.0.0.1:{trivial_port};
-    location = /auth {{ internal; proxy_pass http://trivial/; proxy_http_version 1.1;
-      proxy_pass_request_body off; proxy_set_header Content-Length ""; proxy_set_header Connection ""; }}
-    location / {{ auth_request /auth; auth_request_set $user $upstream_http_x_user;
-      proxy_set_header X-Poolgate-User $user; proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
+{auth_request_server(trivial_port, "trivial/", "x_user")}
   server {{ listen 127.0.0.1:{trivial_auth_port}; location / {{ add_header X-User alice; return 204; }} }}
-  server {{ listen 127.0.0.1:{forward_port};
-    location = /.poolgate-check {{ internal; proxy_pass http://poolgate/.poolgate/auth/nginx; proxy_http_version 1.1;
-      proxy_pass_request_body off; proxy_set_header Content-Length ""; proxy_set_header Connection "";
-      proxy_set_header X-Original-URL http://app.bench.localhost$request_uri; proxy_set_header X-Original-Method $request_method; }}
-    location / {{ auth_request /.poolgate-check; auth_request_set $user $upstream_http_x_poolgate_user;
-      proxy_set_header X-Poolgate-User $user; proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
+{auth_request_server(forward_port, "poolgate/.poolgate/auth/nginx", "x_poolgate_user", check)}
 }}
 """
     path = d / "fronts.conf"

@@ -300,6 +300,17 @@ url = "sqlite:data/poolgate.db"
     return d / "poolgate.toml"
 
 
+def auth_request_server(port, auth, user_header, check_headers=""):
+    """An nginx server in front of `app` that asks `auth` (an upstream and path) about every
+    request (auth_request) and passes the user it answers with (`user_header`, as nginx
+    names it) on as X-Poolgate-User."""
+    return f'''  server {{ listen 127.0.0.1:{port};
+    location = /auth {{ internal; proxy_pass http://{auth}; proxy_http_version 1.1;
+      proxy_pass_request_body off; proxy_set_header Content-Length ""; proxy_set_header Connection "";{check_headers} }}
+    location / {{ auth_request /auth; auth_request_set $user $upstream_http_{user_header};
+      proxy_set_header X-Poolgate-User $user; proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}'''
+
+
 def nginx_conf(d, upstream_port, proxy_port, auth_port, auth_endpoint_port, pinned_upstream):
     common = f"pid {d}/nginx-%s.pid; error_log {d}/nginx-%s.err warn; worker_processes 1; daemon off;\nevents {{ worker_connections 4096; }}\n"
     if pinned_upstream:
@@ -314,11 +325,7 @@ def nginx_conf(d, upstream_port, proxy_port, auth_port, auth_endpoint_port, pinn
   server {{ listen 127.0.0.1:{proxy_port};
     location / {{ proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
   upstream auth {{ server 127.0.0.1:{auth_endpoint_port}; keepalive 64; }}
-  server {{ listen 127.0.0.1:{auth_port};
-    location = /auth {{ internal; proxy_pass http://auth/; proxy_http_version 1.1;
-      proxy_pass_request_body off; proxy_set_header Content-Length ""; proxy_set_header Connection ""; }}
-    location / {{ auth_request /auth; auth_request_set $user $upstream_http_x_user;
-      proxy_set_header X-Poolgate-User $user; proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
+{auth_request_server(auth_port, "auth/", "x_user")}
   server {{ listen 127.0.0.1:{auth_endpoint_port}; location / {{ add_header X-User alice; return 204; }} }} }}'''
     (d / "proxy.conf").write_text(common.replace("%s", "proxy") + body)
     return d / "proxy.conf"

@@ -131,7 +131,6 @@ impl<'a> Ops<'a> {
         format: ImportFormat,
         atomic: bool,
     ) -> Result<ImportReport> {
-        self.store.pool(pool).await?;
         let report = self.store.import_users(pool, text, format, atomic).await?;
         let detail = format!("imported={} errors={}", report.imported, report.errors.len());
         self.audit(pool, "user.import", pool, detail).await;

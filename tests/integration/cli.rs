@@ -1,9 +1,8 @@
 //! The operator's CLI on a store file: users, imports, keys. Passwords never on argv.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use crate::support::BIN;
+use crate::support::run_cli;
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -20,19 +19,7 @@ impl Setup {
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .arg("--config")
-            .arg(self.dir.path().join("poolgate.toml"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-        drop(input);
-        child.wait_with_output().unwrap()
+        run_cli(&self.dir.path().join("poolgate.toml"), args, stdin.unwrap_or(""))
     }
 }
 

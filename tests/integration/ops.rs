@@ -2,8 +2,7 @@
 //! (`admin::ops`): each test does an operation both ways, on one deployment, and finds
 //! the same result and the same audit record.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -25,17 +24,7 @@ async fn deployment() -> (Gateway, Whoami, tempfile::TempDir) {
 }
 
 fn cli(gw: &Gateway, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .arg("--config")
-        .arg(gw.config_path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    run_cli(&gw.config_path(), args, stdin)
 }
 
 fn ok(out: &Output) {

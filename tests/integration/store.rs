@@ -413,8 +413,8 @@ async fn fragments_and_audit_events() {
     }
 }
 
-#[tokio::test]
-async fn time_is_the_stores_clock() {
+/// A SQLite store with the employees pool, on a clock the test moves.
+async fn clocked_store() -> (Store, Arc<ManualClock>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::at(1_000_000);
     let url = StoreUrl(format!("sqlite:{}", dir.path().join("t.db").display()));
@@ -425,6 +425,12 @@ async fn time_is_the_stores_clock() {
         .sync_config_pools(&[pool("employees", Plan::Enterprise)])
         .await
         .unwrap();
+    (store, clock, dir)
+}
+
+#[tokio::test]
+async fn time_is_the_stores_clock() {
+    let (store, clock, _dir) = clocked_store().await;
     let u = store.create_user("employees", user("lee", None)).await.unwrap();
     store
         .create_sso_session("employees", "s", &u.id, &["pwd"], "local", "", 1_000_100)
@@ -444,16 +450,7 @@ async fn time_is_the_stores_clock() {
 
 #[tokio::test]
 async fn ended_sessions_are_pruned_but_not_a_logout_still_to_deliver() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::at(1_000_000);
-    let url = StoreUrl(format!("sqlite:{}", dir.path().join("t.db").display()));
-    let store = Store::connect(&url, clock.clone() as Arc<dyn poolgate::clock::Clock>)
-        .await
-        .unwrap();
-    store
-        .sync_config_pools(&[pool("employees", Plan::Enterprise)])
-        .await
-        .unwrap();
+    let (store, clock, _dir) = clocked_store().await;
     let u = store.create_user("employees", user("lee", None)).await.unwrap();
     // Two sign-ins ending at 1,000,100; one lives on to 1,009,000.
     for (sso, app, notify) in [("old", "old-app", false), ("told", "told-app", true)] {

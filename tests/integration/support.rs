@@ -21,6 +21,22 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_poolgate");
 /// The admin token every test gateway is given.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
+/// Runs the CLI on `config` with `stdin` (closed after it), to the end.
+pub fn run_cli(config: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
