@@ -150,7 +150,7 @@ impl Store {
             .bind(family)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        self.durable().await
     }
 
     /// Forgets refresh tokens that expired before `before`.

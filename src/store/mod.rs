@@ -130,9 +130,9 @@ impl Store {
                 }
                 // WAL with `synchronous = NORMAL`: a commit appends to the log without
                 // waiting for the disk, which is synced at checkpoints. A crashed gateway
-                // loses nothing; a power cut may lose the last commits (a refresh rotation,
-                // a sign-in) but never corrupts the file. FULL (sqlx's default) syncs every
-                // commit and made grants wait on the disk, one at a time.
+                // loses nothing; a power cut may lose the last grants or sign-ins, never a
+                // revocation (`durable`), and never corrupts the file. FULL (sqlx's
+                // default) syncs every commit and made grants wait on the disk, one at a time.
                 let opts = AnyPoolOptions::new().max_connections(8).after_connect(|conn, _| {
                     Box::pin(async move {
                         sqlx::query("PRAGMA synchronous = NORMAL").execute(conn).await?;
@@ -200,7 +200,8 @@ impl Store {
         Ok(())
     }
 
-    /// Bumps a change counter other nodes poll (`routes`, `revocations`).
+    /// Bumps a change counter other nodes poll (`routes`, `revocations`). What it announces
+    /// is on disk when this returns (see `durable`).
     pub async fn bump(&self, name: &str) -> Result<i64> {
         let next = self.generation(name).await? + 1;
         sqlx::query(
@@ -211,7 +212,22 @@ impl Store {
         .bind(next)
         .execute(&self.pool)
         .await?;
+        self.durable().await?;
         self.generation(name).await
+    }
+
+    /// Makes every commit so far survive a power cut. SQLite commits to its log without
+    /// waiting for the disk (`synchronous = NORMAL`, see `connect`): fine for a grant, which
+    /// a power cut may at worst undo, but a revocation (a sign-out, a disabled user, a
+    /// replayed refresh token) must never come undone, so after one the log is synced (a
+    /// passive checkpoint syncs it first, and blocks no one). PostgreSQL commits durably.
+    pub(crate) async fn durable(&self) -> Result<()> {
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
     }
 
     /// What a snapshot is built from changes with this: run-time objects (`routes`) and
