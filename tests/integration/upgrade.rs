@@ -181,3 +181,55 @@ async fn twenty_upgrades_under_load_drop_no_request() {
     let echo: Value = me.json().await.unwrap();
     assert_eq!(seen(&echo, "x-poolgate-username"), ["alice"]);
 }
+
+/// `SIGTERM`: no new connections, the requests in flight finish, and the process exits as
+/// soon as they have, well before the drain timeout.
+#[tokio::test]
+async fn sigterm_finishes_the_requests_in_flight_then_exits() {
+    let up = Whoami::start().await;
+    let opts = Options {
+        preamble: "[server]\ndrain_timeout = \"20s\"\n".into(),
+        ..Options::default()
+    };
+    let mut gw = Gateway::start_with(&crate::support::two_pools(&up, &up), opts).await;
+    let client = reqwest::Client::builder()
+        .resolve(WIKI, gw.http)
+        .no_proxy()
+        .build()
+        .unwrap();
+    let slow = tokio::spawn({
+        let (client, url) = (client.clone(), gw.url(WIKI, "/slow?delay_ms=1500"));
+        async move { client.get(url).send().await.map(|r| r.status().as_u16()) }
+    });
+    wait_until(|| up.hits() >= 1).await;
+    let asked = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &gw.pid().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // The request in flight is answered in full.
+    assert_eq!(slow.await.unwrap().unwrap(), 200);
+    // Nothing new is taken meanwhile.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fresh = reqwest::Client::builder()
+        .resolve(WIKI, gw.http)
+        .no_proxy()
+        .build()
+        .unwrap();
+    assert!(
+        fresh.get(gw.url(WIKI, "/")).send().await.is_err(),
+        "a stopping gateway took a new connection"
+    );
+    // And it is gone once nothing is in flight: not 20 s later.
+    while gw.is_running() {
+        assert!(
+            asked.elapsed() < Duration::from_secs(10),
+            "still running {:?} after SIGTERM",
+            asked.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
