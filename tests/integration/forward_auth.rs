@@ -333,6 +333,17 @@ async fn through_front_proxy(gw: &Gateway, front: SocketAddr, up: &Whoami) {
     let url = |host: &str, path: &str| format!("http://{host}:{}{path}", front.port());
     let b = Browser::via(gw, &[(WIKI, front), (CRM, front), (PORTAL, front)]);
 
+    // poolgate's check is not for a client to call through the front proxy (which poolgate
+    // trusts): it would answer for whatever original request the client describes.
+    let direct = b
+        .client
+        .get(url(WIKI, "/.poolgate/auth/nginx"))
+        .header("x-original-url", format!("http://{WIKI}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), 404);
+
     // An API client: 401, and the app never saw it.
     let before = up.hits();
     let api = b.fetch(&url(WIKI, "/reports")).await;
