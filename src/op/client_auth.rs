@@ -55,20 +55,47 @@ pub async fn authenticate(
         ));
     }
     if let Some(secret) = secret {
-        let ok = state
-            .registry
-            .store()
-            .client_secret_ok(ctx.pool.id.as_str(), client.id(), &secret)
-            .await
-            .map_err(|e| {
-                tracing::error!(code = "PG0509", error = %e, "could not check a client secret");
-                OAuthError::server_error("the store is unavailable")
-            })?;
-        if !ok {
-            return Err(OAuthError::invalid_client("wrong client secret", realm));
+        let store = state.registry.store();
+        let now = store.now();
+        let key = SecretKey::of(realm, client.id(), &secret);
+        if state.secrets.get(&key).is_none_or(|until| *until <= now) {
+            let valid = store
+                .client_secret_valid(realm, client.id(), &secret)
+                .await
+                .map_err(|e| {
+                    tracing::error!(code = "PG0509", error = %e, "could not check a client secret");
+                    OAuthError::server_error("the store is unavailable")
+                })?;
+            let Some(ends) = valid else {
+                return Err(OAuthError::invalid_client("wrong client secret", realm));
+            };
+            // Only a secret the store just vouched for is remembered, so guesses never
+            // fill this; a rotation's overlap ends it on every node in time.
+            let until = ends.map_or(now + SECRET_MEMORY_SECS, |e| e.min(now + SECRET_MEMORY_SECS));
+            state.secrets.insert(key, until);
         }
     }
     Ok(client)
+}
+
+/// How long a checked client secret is taken on its word (the token endpoint reads no
+/// secret from the store on every grant).
+const SECRET_MEMORY_SECS: i64 = 60;
+
+/// A client secret as a cache key: its SHA-256 with the pool and client, never the secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SecretKey([u8; 32]);
+
+impl SecretKey {
+    fn of(pool: &str, client: &str, secret: &str) -> SecretKey {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        for part in [pool, "\0", client, "\0", secret] {
+            ctx.update(part.as_bytes());
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(ctx.finish().as_ref());
+        SecretKey(key)
+    }
 }
 
 /// `Authorization: Basic` credentials, when sent.

@@ -59,9 +59,11 @@ impl Store {
     }
 
     /// Whether `secret` is a live secret of the client.
-    pub async fn client_secret_ok(&self, pool: &str, client: &str, secret: &str) -> Result<bool> {
+    /// Whether `secret` is one of the client's live secrets: `Some(until)` (the time it
+    /// ends, `None` for never) when it is.
+    pub async fn client_secret_valid(&self, pool: &str, client: &str, secret: &str) -> Result<Option<Option<i64>>> {
         let row = sqlx::query(
-            "SELECT 1 AS ok FROM client_secrets WHERE pool_id = $1 AND client_id = $2 AND hash = $3 \
+            "SELECT expires_at FROM client_secrets WHERE pool_id = $1 AND client_id = $2 AND hash = $3 \
              AND (expires_at IS NULL OR expires_at > $4)",
         )
         .bind(pool)
@@ -70,7 +72,7 @@ impl Store {
         .bind(self.now())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.is_some())
+        row.map(|r| Ok(r.try_get::<Option<i64>, _>("expires_at")?)).transpose()
     }
 
     /// Stores a new refresh token of `family`.

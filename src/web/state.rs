@@ -21,6 +21,8 @@ pub struct WebState {
     pub key: Arc<InternalKey>,
     pub throttle: Arc<Throttle>,
     pub hashing: Arc<HashGate>,
+    /// Client secrets the store vouched for lately, until when (see `op::client_auth`).
+    pub secrets: Arc<dashmap::DashMap<crate::op::client_auth::SecretKey, i64>>,
 }
 
 impl WebState {
@@ -31,6 +33,7 @@ impl WebState {
             key,
             throttle: Arc::new(Throttle::default()),
             hashing: Arc::new(HashGate::default()),
+            secrets: Arc::default(),
         }
     }
 }
