@@ -11,7 +11,7 @@ use crate::admin::ops::{Operator, Ops, UserInput};
 use crate::clock;
 use crate::config::Config;
 use crate::crypto::MasterKey;
-use crate::store::{ImportFormat, NewAuditEvent, Page, Store};
+use crate::store::{ImportFormat, Page, Store};
 
 #[derive(Subcommand)]
 pub enum PoolCommand {
@@ -135,23 +135,6 @@ async fn open(config_path: &Path) -> anyhow::Result<(Config, Store)> {
 /// The admin operations, done as whoever runs the CLI.
 fn ops(store: &Store) -> Ops<'_> {
     Ops::new(store, Operator::cli())
-}
-
-/// Records a change the operations do not cover yet (a client secret).
-async fn audit(store: &Store, pool: &str, action: &str, target: &str, detail: String) {
-    let by = Operator::cli();
-    let event = NewAuditEvent {
-        pool: Some(pool.into()),
-        actor: by.actor,
-        action: action.into(),
-        target: target.into(),
-        outcome: "ok".into(),
-        client: by.client,
-        detail,
-    };
-    if let Err(e) = store.audit(event).await {
-        eprintln!("warning: could not write the audit log: {e}");
-    }
 }
 
 /// A password from stdin (first line) or an interactive prompt. Without a terminal and
@@ -350,12 +333,7 @@ pub async fn client(config_path: &Path, cmd: ClientCommand) -> anyhow::Result<()
                 .iter()
                 .find(|c| c.id.as_str() == client)
                 .with_context(|| format!("pool {pool} has no client {client}"))?;
-            if c.auth_method == crate::config::ClientAuthMethod::None {
-                bail!("client {client} is public (auth_method none): it has no secret");
-            }
-            let secret = crate::web::sealed::random_token(32);
-            store.add_client_secret(&pool, &client, &secret).await?;
-            audit(&store, &pool, "client.secret", &client, String::new()).await;
+            let secret = ops(&store).new_client_secret(&pool, c).await?;
             println!("{secret}");
             eprintln!(
                 "The secret of {pool}/{client}, shown this once. Its previous secrets end in {} hours.",

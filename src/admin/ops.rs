@@ -185,6 +185,22 @@ impl<'a> Ops<'a> {
         Ok(())
     }
 
+    /// A new secret for a confidential client (`client`, as the deployment sees it), shown
+    /// once and stored as a hash; its earlier secrets end after an overlap.
+    pub async fn new_client_secret(&self, pool: &str, client: &crate::config::Client) -> Result<String> {
+        if client.auth_method == crate::config::ClientAuthMethod::None {
+            return Err(StoreError::Invalid(format!(
+                "client {} is public (auth_method none): it has no secret",
+                client.id
+            )));
+        }
+        let secret = crate::web::sealed::random_token(32);
+        self.store.add_client_secret(pool, client.id.as_str(), &secret).await?;
+        self.audit(pool, "client.secret", client.id.as_str(), String::new())
+            .await;
+        Ok(secret)
+    }
+
     /// Records a change; a failure to record is logged, not hidden, and does not undo it.
     async fn audit(&self, pool: &str, action: &str, target: &str, detail: String) {
         let event = NewAuditEvent {

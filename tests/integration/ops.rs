@@ -11,7 +11,8 @@ use crate::browser::Browser;
 use crate::signin::{PASSWORD, pools, sign_in};
 use crate::support::*;
 
-/// A running gateway on a store file the CLI can open too.
+/// A running gateway on a store file the CLI can open too; the employees have a service
+/// (`svc`, a confidential client that may use client_credentials) beside their apps.
 async fn deployment() -> (Gateway, Whoami, tempfile::TempDir) {
     let up = Whoami::start().await;
     let db = tempfile::tempdir().unwrap();
@@ -19,7 +20,9 @@ async fn deployment() -> (Gateway, Whoami, tempfile::TempDir) {
         store: Some(format!("sqlite:{}/store.db", db.path().display())),
         ..Options::default()
     };
-    let gw = Gateway::start_with(&pools(&up, "", ""), opts).await;
+    let svc = "[pools.employees.clients.svc]\nredirect_uris = [\"http://svc.localhost/cb\"]\n\
+               grant_types = [\"client_credentials\"]\n";
+    let gw = Gateway::start_with(&pools(&up, svc, ""), opts).await;
     (gw, up, db)
 }
 
@@ -288,16 +291,17 @@ async fn rotating_keys_is_one_operation() {
     let (status, made) = api(&gw, Method::POST, "/pools/employees/keys/rotate", None).await;
     assert_eq!(status, 201);
     let (_, after_api) = api(&gw, Method::GET, "/pools/employees/keys", None).await;
-    // Each way adds one active key and retires the one before it.
+    // Each way replaces every active key (one per algorithm the pool signs with) by a new
+    // one, the old ones retired.
+    let active = |ks: &[(String, String)]| {
+        ks.iter()
+            .filter(|(_, s)| s == "active")
+            .map(|(k, _)| k.clone())
+            .collect::<Vec<_>>()
+    };
     for (from, to) in [(&before, &after_cli), (&after_cli, &after_api)] {
         let (from, to) = (keys(from), keys(to));
-        assert_eq!(to.len(), from.len() + 1, "{from:?} → {to:?}");
-        let active = |ks: &[(String, String)]| {
-            ks.iter()
-                .filter(|(_, s)| s == "active")
-                .map(|(k, _)| k.clone())
-                .collect::<Vec<_>>()
-        };
+        assert_eq!(to.len(), from.len() + active(&from).len(), "{from:?} → {to:?}");
         assert_eq!(active(&to).len(), active(&from).len(), "{to:?}");
         assert!(
             active(&from).iter().all(|k| !active(&to).contains(k)),
@@ -311,4 +315,43 @@ async fn rotating_keys_is_one_operation() {
             && log.iter().any(|(a, t)| a == "admin-api" && *t == made["kid"]),
         "{log:?}"
     );
+}
+
+#[tokio::test]
+async fn a_client_secret_is_one_operation() {
+    let (gw, _up, _db) = deployment().await;
+    let out = cli(&gw, &["client", "secret", "--pool", "employees", "svc"], "");
+    ok(&out);
+    let by_cli = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (status, made) = api(&gw, Method::POST, "/pools/employees/clients/svc/secret", None).await;
+    assert_eq!(status, 201);
+    let by_api = made["client_secret"].as_str().unwrap().to_owned();
+    assert_ne!(by_cli, by_api);
+    // Both work at the token endpoint (the earlier one within its overlap); a wrong one not.
+    let token = |secret: String| {
+        let client = gw.client().clone();
+        let url = gw.url("login.employees.localhost", "/oidc/token");
+        async move {
+            client
+                .post(url)
+                .basic_auth("svc", Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(token(by_cli).await, 200);
+    assert_eq!(token(by_api).await, 200);
+    assert_eq!(token("not-the-secret".into()).await, 401);
+    // The same refusal both ways: a public client has no secret.
+    let out = cli(&gw, &["client", "secret", "--pool", "employees", "wiki"], "");
+    assert!(!out.status.success());
+    let (status, _) = api(&gw, Method::POST, "/pools/employees/clients/wiki/secret", None).await;
+    assert!(status == 404 || status == 422, "{status}");
+    let log = audited(&gw, "client.secret").await;
+    assert!(log.iter().any(|(a, t)| a.starts_with("cli:") && t == "svc"), "{log:?}");
+    assert!(log.iter().any(|(a, t)| a == "admin-api" && t == "svc"), "{log:?}");
 }

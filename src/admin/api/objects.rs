@@ -360,10 +360,15 @@ impl From<&crate::config::Client> for ClientView {
 }
 
 fn live_client(state: &AdminState, pool: &str, id: &str) -> ApiResult<ClientView> {
+    live_client_config(state, pool, id).map(|c| ClientView::from(&c))
+}
+
+/// A client as the running gateway has it (from the file or made through the API).
+fn live_client_config(state: &AdminState, pool: &str, id: &str) -> ApiResult<crate::config::Client> {
     let snapshot = state.registry.snapshot_full();
     live_pool(&snapshot.config, pool)
         .and_then(|p| p.clients.iter().find(|c| c.id.as_str() == id))
-        .map(ClientView::from)
+        .cloned()
         .ok_or_else(ApiError::not_found)
 }
 
@@ -407,9 +412,10 @@ pub(super) async fn create_client(
     caller
         .audit(&state, Some(&pool), "client.create", &id, String::new())
         .await;
-    let mut view = live_client(&state, &pool, &id)?;
-    if view.auth_method != "none" {
-        view.client_secret = Some(new_secret(&state, &pool, &id).await?);
+    let client = live_client_config(&state, &pool, &id)?;
+    let mut view = ClientView::from(&client);
+    if client.auth_method != crate::config::ClientAuthMethod::None {
+        view.client_secret = Some(caller.ops(&state).new_client_secret(&pool, &client).await?);
     }
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -421,16 +427,8 @@ pub(super) async fn rotate_client_secret(
     Path((pool, id)): PoolIdPath,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     known_pool(&state, &pool).await?;
-    let view = live_client(&state, &pool, &id)?;
-    if view.auth_method == "none" {
-        return Err(ApiError::bad_request(
-            "a public client (auth_method none) has no secret",
-        ));
-    }
-    let secret = new_secret(&state, &pool, &id).await?;
-    caller
-        .audit(&state, Some(&pool), "client.secret", &id, String::new())
-        .await;
+    let client = live_client_config(&state, &pool, &id)?;
+    let secret = caller.ops(&state).new_client_secret(&pool, &client).await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({
@@ -439,12 +437,6 @@ pub(super) async fn rotate_client_secret(
             "previous_secrets_end_in_secs": crate::store::SECRET_OVERLAP_SECS,
         })),
     ))
-}
-
-async fn new_secret(state: &AdminState, pool: &str, id: &str) -> ApiResult<String> {
-    let secret = crate::web::sealed::random_token(32);
-    state.registry.store().add_client_secret(pool, id, &secret).await?;
-    Ok(secret)
 }
 
 pub(super) async fn delete_client(
