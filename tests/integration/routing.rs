@@ -154,10 +154,8 @@ fn a_taken_proxy_port_stops_the_start() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        "version = 1\n[listen]\nhttp = \"{addr}\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n",
-        crate::support::free_port()
-    );
+    // The admin listener on a port the system picks: it cannot be taken meanwhile.
+    let config = format!("version = 1\n[listen]\nhttp = \"{addr}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n");
     std::fs::write(dir.path().join("poolgate.toml"), config).unwrap();
     let mut child = std::process::Command::new(crate::support::BIN)
         .args(["serve", "--log-format", "json", "--config"])
