@@ -182,8 +182,10 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<bool> {
         let (tls, sni) = sni(session);
-        ctx.tls = tls;
         let snapshot = self.registry.snapshot();
+        // People reach us over HTTPS when we are (or when `[listen] public` says a front
+        // proxy ends it for us): cookies are then `Secure`, and nothing is sent to https.
+        ctx.tls = tls || snapshot.config.listen.public.is_some_and(|p| p.https);
         ctx.trusted_peer = headers::is_trusted(peer_ip(session), &snapshot.config.proxy.trusted_proxies);
         if ctx.trusted_peer
             && let Some(id) = session
@@ -244,7 +246,7 @@ impl ProxyHttp for Gateway {
             }
             Route::App(pool, app) => {
                 if app.https_redirect
-                    && !tls
+                    && !ctx.tls
                     && let Some(https) = snapshot.config.listen.https
                 {
                     let port = if https.port() == 443 {

@@ -456,3 +456,52 @@ async fn caddy_forward_auth_in_front_of_an_app() {
     let _caddy = start_caddy(&gw, front, &up).await;
     through_front_proxy(&gw, front, &up).await;
 }
+
+/// Behind a front proxy that ends TLS (`[listen] public = "https"`), poolgate speaks plain
+/// HTTP to it but makes every address https and every cookie `Secure` (`__Host-`): the
+/// browser is on https.
+#[tokio::test]
+async fn behind_a_front_proxy_that_ends_tls_addresses_are_https_and_cookies_secure() {
+    let up = Whoami::start().await;
+    let opts = Options {
+        preamble: "[proxy]\ntrusted_proxies = [\"127.0.0.0/8\"]\n".into(),
+        public: Some("https".into()),
+        ..Options::default()
+    };
+    let gw = Gateway::start_with(&pools(&up, "", ""), opts).await;
+    let resp = gw
+        .client()
+        .get(gw.url(WIKI, "/.poolgate/login?return_to=%2Fdocs"))
+        // As the front proxy forwards it: the host people asked for, on port 443.
+        .header("host", WIKI)
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_redirection(), "{}", resp.status());
+    let location = header(&resp, "location").unwrap();
+    assert!(
+        location.starts_with("https://login.employees.localhost/oidc/authorize?"),
+        "{location}"
+    );
+    assert!(
+        location.contains("redirect_uri=https%3A%2F%2Fwiki.employees.localhost%2F.poolgate%2Fcallback"),
+        "{location}"
+    );
+    let cookie = header(&resp, "set-cookie").unwrap();
+    assert!(
+        cookie.starts_with("__Host-poolgate-login=") && cookie.contains("Secure"),
+        "{cookie}"
+    );
+    // The OP's own addresses are https too.
+    let discovery: Value = gw
+        .client()
+        .get(gw.url(PORTAL, "/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], "https://login.employees.localhost");
+}
