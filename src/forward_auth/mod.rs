@@ -60,7 +60,14 @@ impl Dialect {
             "envoy" => Dialect::Envoy,
             _ => return None,
         };
-        Some((dialect, tail))
+        // Exactly the endpoint, with any query (Caddy keeps the original one); Envoy's
+        // also with a path any server reads alike. `/.poolgate/auth/nginx/../../x` is no
+        // check: a front proxy that cleans the path would route it to poolgate as
+        // `/.poolgate/x`, past the block on the checks.
+        let exact = tail.is_empty()
+            || tail.starts_with('?')
+            || (dialect == Dialect::Envoy && tail.starts_with('/') && crate::gate::policy::plain_target(tail));
+        exact.then_some((dialect, tail))
     }
 }
 
@@ -88,23 +95,13 @@ pub fn original(dialect: Dialect, method: &Method, tail: &str, headers: &HeaderM
     };
     let (method, authority, target, tls) = match dialect {
         Dialect::Nginx => {
+            // Read as sent, never normalised: nginx passes the raw `$request_uri` on to the
+            // app, so the path judged must be that one (a URL parser would resolve
+            // `%2e%2e` and judge a path the app never sees).
             let url = header("x-original-url")?.ok_or("X-Original-URL is required")?;
-            let url = url::Url::parse(url).map_err(|_| "X-Original-URL is not a URL")?;
             let method = header("x-original-method")?.unwrap_or("GET");
-            let authority = match url.port() {
-                Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-                None => url.host_str().unwrap_or_default().to_owned(),
-            };
-            let target = match url.query() {
-                Some(q) => format!("{}?{q}", url.path()),
-                None => url.path().to_owned(),
-            };
-            let tls = match url.scheme() {
-                "https" => true,
-                "http" => false,
-                _ => return Err("X-Original-URL is not http or https"),
-            };
-            (method.to_owned(), authority, target, tls)
+            let (authority, target, tls) = split_url(url).ok_or("X-Original-URL is not an http or https URL")?;
+            (method.to_owned(), authority.to_owned(), target.to_owned(), tls)
         }
         Dialect::Traefik | Dialect::Caddy => {
             let method = header("x-forwarded-method")?.ok_or("X-Forwarded-Method is required")?;
@@ -139,6 +136,17 @@ pub fn original(dialect: Dialect, method: &Method, tail: &str, headers: &HeaderM
         target,
         tls,
     })
+}
+
+/// `scheme://authority/path?query` as `(authority, path and query, https)`, untouched.
+fn split_url(url: &str) -> Option<(&str, &str, bool)> {
+    let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else {
+        (false, url.strip_prefix("http://")?)
+    };
+    let slash = rest.find('/')?;
+    Some((&rest[..slash], &rest[slash..], tls))
 }
 
 impl Original {
@@ -211,12 +219,10 @@ pub fn render(
             }
             200
         }
-        // The front proxy sends `/.poolgate/` to poolgate itself; a check for one lets it by
-        // with no identity (the portal needs none and is given none).
-        Verdict::Portal => {
-            identity_headers(&Identity::nobody(id.app, id.oauth2_proxy_headers), &mut out);
-            200
-        }
+        // The front proxy sends `/.poolgate/` to poolgate itself: a check for such a path
+        // means it routed differently than it judged (`/.poolgate/../admin`, cleaned for
+        // routing, raw for the check), and nothing behind it may have it.
+        Verdict::Portal => 403,
         // The app answers a preflight the gateway allows; it carries no credentials.
         Verdict::Preflight(Ok(_)) => {
             identity_headers(&Identity::nobody(id.app, id.oauth2_proxy_headers), &mut out);
@@ -268,12 +274,7 @@ fn www_authenticate() -> Bytes {
 fn headers_authority(dialect: Dialect, headers: &HeaderMap) -> Option<String> {
     let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
     match dialect {
-        Dialect::Nginx => get("x-original-url")
-            .and_then(|u| url::Url::parse(&u).ok())
-            .map(|u| match u.port() {
-                Some(p) => format!("{}:{p}", u.host_str().unwrap_or_default()),
-                None => u.host_str().unwrap_or_default().to_owned(),
-            }),
+        Dialect::Nginx => get("x-original-url").and_then(|u| split_url(&u).map(|(a, _, _)| a.to_owned())),
         Dialect::Traefik | Dialect::Caddy => get("x-forwarded-host"),
         Dialect::Envoy => get("host"),
     }
@@ -365,6 +366,30 @@ mod tests {
         );
         assert_eq!(Dialect::of("/.poolgate/auth/envoy"), Some((Dialect::Envoy, "")));
         assert_eq!(Dialect::of("/.poolgate/auth/apache"), None);
+        assert_eq!(
+            Dialect::of("/.poolgate/auth/caddy?year=2026"),
+            Some((Dialect::Caddy, "?year=2026"))
+        );
+        // Exactly the endpoint: a path a front proxy would clean into another is no check.
+        for not_a_check in [
+            "/.poolgate/auth/nginx/../../x",
+            "/.poolgate/auth/nginx/",
+            "/.poolgate/auth/traefik/x?y",
+            "/.poolgate/auth/envoy/../../x",
+            "/.poolgate/auth/envoy/a/%2e%2e/b",
+        ] {
+            assert_eq!(Dialect::of(not_a_check), None, "{not_a_check}");
+        }
+
+        // nginx's X-Original-URL is read raw: `%2e%2e` is not resolved into another path.
+        let raw = original(
+            Dialect::Nginx,
+            &Method::GET,
+            "",
+            &headers(&[("x-original-url", "http://wiki.example/secret/%2e%2e/health")]),
+        )
+        .unwrap();
+        assert_eq!(raw.target, "/secret/%2e%2e/health");
     }
 
     #[test]

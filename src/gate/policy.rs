@@ -75,6 +75,11 @@ pub fn is_public(path: &str, public: &[String]) -> bool {
     })
 }
 
+/// A path (with its query) that every server reads the same way.
+pub fn plain_target(target: &str) -> bool {
+    plain_path(target.split_once('?').map_or(target, |(p, _)| p))
+}
+
 /// A path that every server reads the same way.
 fn plain_path(path: &str) -> bool {
     let b = path.as_bytes();

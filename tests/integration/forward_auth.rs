@@ -163,6 +163,34 @@ async fn traefik_and_envoy_checks_get_the_gates_verdict_in_their_dialect() {
     let resp = envoy("/api").send().await.unwrap();
     assert_eq!(resp.status(), 401);
 
+    // A path the check and the app could read differently never passes as public, and a
+    // check for poolgate's own paths (which the front proxy routes to poolgate, not the
+    // app) is refused: `/.poolgate/../secret` cleaned for routing, raw for the check.
+    let nginx_check = |url: String| {
+        check(&gw, [127, 0, 0, 1], "nginx", "")
+            .header("x-original-url", url)
+            .header("x-original-method", "GET")
+    };
+    let port = gw.http.port();
+    let resp = nginx_check(format!("http://{WIKI}:{port}/secret/%2e%2e/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        401,
+        "an encoded dot segment passed as the public /health"
+    );
+    let resp = traefik("GET", WIKI, "/.poolgate/../secret").send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    // Only the exact endpoint is a check: this one is a path of no host.
+    let resp = check(&gw, [127, 0, 0, 1], "nginx", "/../../x")
+        .header("x-original-url", format!("http://{WIKI}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(resp.status(), 200);
+
     // Refused with 400: a peer that is not a trusted proxy (127.0.0.0/8 is, so the gateway
     // is given a narrower list), a host of no app, a portal host, a doubled header.
     let resp = traefik("GET", "unknown.localhost", "/").send().await.unwrap();
