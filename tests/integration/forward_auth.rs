@@ -306,7 +306,7 @@ async fn wait_listening(addr: SocketAddr, front: &mut Front, log: &str) {
 async fn start_nginx(gw: &Gateway, front: SocketAddr, up: &Whoami) -> Front {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
-    let server = snippet("nginx.conf", gw, front, up).replace("listen 80;", &format!("listen {front};"));
+    let server = snippet("nginx.conf", gw, front, up).replace("listen 80", &format!("listen {front}"));
     let conf = format!(
         "daemon off;\nmaster_process off;\nworker_processes 1;\nerror_log {d}/error.log info;\npid {d}/nginx.pid;\n\
          events {{ worker_connections 256; }}\nhttp {{\naccess_log off;\nclient_body_temp_path {d}/body;\n\
