@@ -152,7 +152,8 @@ impl Store {
             .bind(family)
             .execute(&self.pool)
             .await?;
-        self.durable().await
+        // Announced like any revocation, and so on disk when this returns.
+        self.bump("revocations").await.map(drop)
     }
 
     /// Forgets refresh tokens that expired before `before`.

@@ -131,7 +131,7 @@ impl Store {
                 // WAL with `synchronous = NORMAL`: a commit appends to the log without
                 // waiting for the disk, which is synced at checkpoints. A crashed gateway
                 // loses nothing; a power cut may lose the last grants or sign-ins, never a
-                // revocation (`durable`), and never corrupts the file. FULL (sqlx's
+                // revocation (see `bump`), and never corrupts the file. FULL (sqlx's
                 // default) syncs every commit and made grants wait on the disk, one at a time.
                 let opts = AnyPoolOptions::new().max_connections(8).after_connect(|conn, _| {
                     Box::pin(async move {
@@ -201,33 +201,31 @@ impl Store {
     }
 
     /// Bumps a change counter other nodes poll (`routes`, `revocations`). What it announces
-    /// is on disk when this returns (see `durable`).
+    /// is on disk when this returns: on SQLite the bump commits with `synchronous = FULL`,
+    /// which syncs the log, and so every commit before it (SQLite otherwise commits without
+    /// waiting for the disk, see `connect`: a power cut may undo the last grants, but a
+    /// revocation must never come undone). PostgreSQL commits durably anyway.
     pub async fn bump(&self, name: &str) -> Result<i64> {
         let next = self.generation(name).await? + 1;
-        sqlx::query(
+        let mut conn = self.pool.acquire().await?;
+        let sqlite = self.backend == Backend::Sqlite;
+        if sqlite {
+            sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+        }
+        let written = sqlx::query(
             "INSERT INTO generations (name, value) VALUES ($1, $2) \
              ON CONFLICT (name) DO UPDATE SET value = generations.value + 1",
         )
         .bind(name)
         .bind(next)
-        .execute(&self.pool)
-        .await?;
-        self.durable().await?;
-        self.generation(name).await
-    }
-
-    /// Makes every commit so far survive a power cut. SQLite commits to its log without
-    /// waiting for the disk (`synchronous = NORMAL`, see `connect`): fine for a grant, which
-    /// a power cut may at worst undo, but a revocation (a sign-out, a disabled user, a
-    /// replayed refresh token) must never come undone, so after one the log is synced (a
-    /// passive checkpoint syncs it first, and blocks no one). PostgreSQL commits durably.
-    pub(crate) async fn durable(&self) -> Result<()> {
-        if self.backend == Backend::Sqlite {
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&self.pool)
-                .await?;
+        .execute(&mut *conn)
+        .await;
+        if sqlite {
+            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
         }
-        Ok(())
+        written?;
+        drop(conn);
+        self.generation(name).await
     }
 
     /// What a snapshot is built from changes with this: run-time objects (`routes`) and
