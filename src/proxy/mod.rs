@@ -76,6 +76,23 @@ pub struct Drain {
     pub in_flight: AtomicUsize,
 }
 
+/// One request counted in flight, from its context's making to its dropping (whatever
+/// ends the request, a panic included).
+struct InFlight(Arc<Drain>);
+
+impl InFlight {
+    fn new(drain: &Arc<Drain>) -> InFlight {
+        drain.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(drain.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// How the proxy reaches the portal: its internal listener and the key it signs with.
 pub struct PortalLink {
     pub addr: SocketAddr,
@@ -131,6 +148,7 @@ pub struct RequestCtx {
     forward: Option<Forward>,
     /// A renewed session cookie for the response.
     set_cookie: Option<String>,
+    _in_flight: InFlight,
 }
 
 fn peer_ip(session: &Session) -> Option<IpAddr> {
@@ -149,8 +167,8 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        self.drain.in_flight.fetch_add(1, Ordering::AcqRel);
         RequestCtx {
+            _in_flight: InFlight::new(&self.drain),
             request_id: request_id(),
             started: Instant::now(),
             route: None,
@@ -434,7 +452,6 @@ impl ProxyHttp for Gateway {
     where
         RequestCtx: Send + Sync,
     {
-        self.drain.in_flight.fetch_sub(1, Ordering::AcqRel);
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let (pool, app) = match &ctx.route {
             Some(Route::App(p, a)) => (p.id.as_str(), a.id.as_str()),

@@ -35,6 +35,7 @@ mod upgrade;
 /// and then finishes its requests in flight (`drain_timeout`) and exits. No connection
 /// is refused in between: both accept on the same sockets for a few seconds.
 pub fn serve(config_path: &Path, upgrade: bool) -> anyhow::Result<()> {
+    upgrade::ignore_hand_over_until_running();
     let config = Config::load(config_path)?;
     let predecessor = match upgrade {
         true => Some(upgrade::running(&config.server.pid_file)?),
@@ -134,7 +135,7 @@ pub fn serve(config_path: &Path, upgrade: bool) -> anyhow::Result<()> {
         // Stopping (an upgrade or SIGTERM): no new connections; requests in flight have the
         // drain timeout to finish (the grace period: Pingora's runtimes are then shut down,
         // which drops whatever is still running).
-        grace_period_seconds: Some(settings.server.drain_timeout.as_secs()),
+        grace_period_seconds: Some(settings.server.drain_timeout.as_millis().div_ceil(1000) as u64),
         graceful_shutdown_timeout_seconds: Some(1),
         upgrade_sock: settings.server.upgrade_socket.display().to_string(),
         upgrade_sock_connect_accept_max_retries: Some(upgrade::HAND_OVER_WITHIN.as_secs() as usize),
@@ -188,6 +189,7 @@ pub fn serve(config_path: &Path, upgrade: bool) -> anyhow::Result<()> {
         pools = settings.pools.len(),
         "poolgate is starting"
     );
+    control.spawn(upgrade::listen_for_stop(server.watch_execution_phase()));
     control.spawn(upgrade::exit_when_drained(server.watch_execution_phase(), drain));
     upgrade::notify_ready();
     // `control` lives on this stack frame for as long as the process: run_forever never returns.

@@ -34,13 +34,29 @@ pub fn running(pid_file: &Path) -> anyhow::Result<Pid> {
             pid_file.display()
         );
     }
+    // A stale pid file may name another program by now: it is not to be signalled.
+    let name = |exe: std::path::PathBuf| {
+        exe.file_name()
+            .map(|n| n.to_string_lossy().trim_end_matches(" (deleted)").to_owned())
+            .unwrap_or_default()
+    };
+    let theirs = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(name)
+        .unwrap_or_default();
+    let ours = std::env::current_exe().map(name).unwrap_or_default();
+    if theirs != ours {
+        bail!(
+            "--upgrade: process {pid} of {} is `{theirs}`, not `{ours}`: start without --upgrade",
+            pid_file.display()
+        );
+    }
     Ok(pid)
 }
 
 /// Tells `old` to hand over once this process listens on `socket`, and again every two
-/// seconds until `handed_over` (a signal that reaches the old process before its handler
-/// is in place is lost, not fatal: the handler is ours first). From a thread, since
-/// Pingora's bootstrap waits on that socket.
+/// seconds until `handed_over`: a process still starting ignores the signal (see
+/// `ignore_hand_over_until_running`). From a thread, since Pingora's bootstrap waits on
+/// that socket.
 pub fn ask_to_hand_over(old: Pid, socket: &Path, handed_over: Arc<AtomicBool>) -> anyhow::Result<()> {
     // A socket left by an earlier upgrade would be taken for this one's.
     match std::fs::remove_file(socket) {
@@ -108,6 +124,16 @@ fn notify(state: &str) {
     }
 }
 
+/// Until Pingora runs and listens for it, `SIGQUIT` (whose default kills the process) is
+/// ignored: a hand-over asked of a process still starting is asked again.
+pub fn ignore_hand_over_until_running() {
+    use nix::sys::signal::{SigHandler, signal};
+    // SAFETY: replacing a default disposition with SIG_IGN installs no handler code.
+    if let Err(e) = unsafe { signal(Signal::SIGQUIT, SigHandler::SigIgn) } {
+        tracing::warn!(code = "PG0003", error = %e, "cannot ignore SIGQUIT while starting");
+    }
+}
+
 /// Records this process as the running gateway (written whole, then renamed into place).
 pub fn write_pid_file(pid_file: &Path) -> anyhow::Result<()> {
     if let Some(dir) = pid_file.parent() {
@@ -131,19 +157,48 @@ pub enum Stop {
 /// Resolves when this process is told to stop: handing over (`SIGQUIT`) or draining
 /// (`SIGTERM`). Pingora sees the same signals and drains the proxy.
 pub async fn stopping() -> Stop {
-    static SIGNALLED: tokio::sync::OnceCell<Stop> = tokio::sync::OnceCell::const_new();
-    *SIGNALLED.get_or_init(first_stop_signal).await
+    let mut told = told().subscribe();
+    loop {
+        if let Some(stop) = *told.borrow_and_update() {
+            return stop;
+        }
+        if told.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
 }
 
-async fn first_stop_signal() -> Stop {
+fn told() -> &'static tokio::sync::watch::Sender<Option<Stop>> {
+    static TOLD: std::sync::OnceLock<tokio::sync::watch::Sender<Option<Stop>>> = std::sync::OnceLock::new();
+    TOLD.get_or_init(|| tokio::sync::watch::channel(None).0)
+}
+
+/// Listens for the stop signals once Pingora runs, and tells `stopping`. Not before: the
+/// first handler installed for a signal replaces its default, so one taken here while
+/// Pingora was still starting (an upgrade waits there for the sockets) would never reach
+/// Pingora, and the process would stop half-way (admin closed, proxy serving).
+pub async fn listen_for_stop(mut phases: tokio::sync::broadcast::Receiver<pingora::server::ExecutionPhase>) {
+    use pingora::server::ExecutionPhase;
     use tokio::signal::unix::{SignalKind, signal};
+    loop {
+        match phases.recv().await {
+            Ok(ExecutionPhase::Running) => break,
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(_) => return,
+        }
+    }
     let (Ok(mut quit), Ok(mut term)) = (signal(SignalKind::quit()), signal(SignalKind::terminate())) else {
-        return std::future::pending().await;
+        tracing::error!(
+            code = "PG0003",
+            "cannot listen for SIGQUIT and SIGTERM; stopping will not drain"
+        );
+        return;
     };
-    tokio::select! {
+    let stop = tokio::select! {
         _ = quit.recv() => Stop::HandOver,
         _ = term.recv() => Stop::Terminate,
-    }
+    };
+    told().send_replace(Some(stop));
 }
 
 /// Binds `addr` once the process it belonged to lets it go (within a minute).

@@ -233,3 +233,25 @@ async fn sigterm_finishes_the_requests_in_flight_then_exits() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A pid file that names some other program (a stale one, its pid reused) is not
+/// signalled: `--upgrade` refuses and says so.
+#[test]
+fn an_upgrade_never_signals_a_process_that_is_not_poolgate() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/poolgate.pid"), format!("{}\n", other.id())).unwrap();
+    std::fs::write(
+        dir.path().join("poolgate.toml"),
+        format!("version = 1\n[listen]\nhttp = \"127.0.0.1:{}\"\n", free_port()),
+    )
+    .unwrap();
+    let out = run_cli(&dir.path().join("poolgate.toml"), &["serve", "--upgrade"], "");
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(said.contains("is `sleep`, not `poolgate`"), "{said}");
+    assert!(other.try_wait().unwrap().is_none(), "the other program was signalled");
+    let _ = other.kill();
+    let _ = other.wait();
+}
