@@ -357,7 +357,7 @@ OIDCClientID apache
 OIDCClientSecret not-used
 OIDCProviderTokenEndpointAuth none
 OIDCPKCEMethod S256
-OIDCScope "openid"
+OIDCScope "openid profile"
 OIDCRedirectURI http://apache.bench.localhost:{port}/oidc_callback
 OIDCCryptoPassphrase {secrets.token_hex(16)}
 OIDCSessionInactivityTimeout 36000
