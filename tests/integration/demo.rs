@@ -14,6 +14,8 @@ struct Demo {
     child: Child,
     out: Arc<Mutex<String>>,
     admin: String,
+    /// The demo's directory, which its command line names.
+    dir: String,
 }
 
 impl Demo {
@@ -48,6 +50,7 @@ impl Demo {
             child,
             out,
             admin: admin.to_owned(),
+            dir: dir.display().to_string(),
         }
     }
 
@@ -79,6 +82,25 @@ impl Drop for Demo {
             .args(["-KILL", "--", &format!("-{}", self.child.id())])
             .status();
         let _ = self.child.wait();
+        // `script` starts the demo in a session of its own, out of that group, and the
+        // hang-up it then gets is a reload to the gateway: it is found by its directory.
+        kill_processes_naming(&self.dir);
+    }
+}
+
+/// Kills every process whose command line names `marker`.
+fn kill_processes_naming(marker: &str) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(marker) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
     }
 }
 
