@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use pingora::server::ExecutionPhase;
+
+/// What Pingora says of its phases as it runs.
+type Phases = tokio::sync::broadcast::Receiver<ExecutionPhase>;
 
 /// The running gateway named by `pid_file`.
 pub fn running(pid_file: &Path) -> anyhow::Result<Pid> {
@@ -177,15 +181,10 @@ fn told() -> &'static tokio::sync::watch::Sender<Option<Stop>> {
 /// first handler installed for a signal replaces its default, so one taken here while
 /// Pingora was still starting (an upgrade waits there for the sockets) would never reach
 /// Pingora, and the process would stop half-way (admin closed, proxy serving).
-pub async fn listen_for_stop(mut phases: tokio::sync::broadcast::Receiver<pingora::server::ExecutionPhase>) {
-    use pingora::server::ExecutionPhase;
+pub async fn listen_for_stop(mut phases: Phases) {
     use tokio::signal::unix::{SignalKind, signal};
-    loop {
-        match phases.recv().await {
-            Ok(ExecutionPhase::Running) => break,
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(_) => return,
-        }
+    if !reached(&mut phases, |p| matches!(p, ExecutionPhase::Running)).await {
+        return;
     }
     let (Ok(mut quit), Ok(mut term)) = (signal(SignalKind::quit()), signal(SignalKind::terminate())) else {
         tracing::error!(
@@ -199,6 +198,18 @@ pub async fn listen_for_stop(mut phases: tokio::sync::broadcast::Receiver<pingor
         _ = term.recv() => Stop::Terminate,
     };
     told().send_replace(Some(stop));
+}
+
+/// Waits until Pingora enters the phase `is` picks; false if it never will (it has ended).
+async fn reached(phases: &mut Phases, is: impl Fn(&ExecutionPhase) -> bool) -> bool {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match phases.recv().await {
+            Ok(p) if is(&p) => return true,
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return false,
+        }
+    }
 }
 
 /// Binds `addr` once the process it belonged to lets it go (within a minute).
@@ -217,18 +228,9 @@ pub async fn bind_when_free(addr: std::net::SocketAddr) -> std::io::Result<tokio
 
 /// Once Pingora has stopped accepting (its grace period begun), exits as soon as no
 /// request is in flight, rather than always waiting out the drain timeout.
-pub async fn exit_when_drained(
-    mut phases: tokio::sync::broadcast::Receiver<pingora::server::ExecutionPhase>,
-    drain: Arc<crate::proxy::Drain>,
-) {
-    use pingora::server::ExecutionPhase;
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        match phases.recv().await {
-            Ok(ExecutionPhase::ShutdownGracePeriod) => break,
-            Ok(_) | Err(RecvError::Lagged(_)) => {}
-            Err(RecvError::Closed) => return,
-        }
+pub async fn exit_when_drained(mut phases: Phases, drain: Arc<crate::proxy::Drain>) {
+    if !reached(&mut phases, |p| matches!(p, ExecutionPhase::ShutdownGracePeriod)).await {
+        return;
     }
     let mut idle_since: Option<Instant> = None;
     loop {

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::header::COOKIE;
-use serde_json::Value;
 
 use crate::browser::Browser;
 use crate::signin::{PASSWORD, add_user, pools, sign_in};
@@ -170,16 +169,9 @@ async fn twenty_upgrades_under_load_drop_no_request() {
     assert!(served > UPGRADES * 20, "only {served} requests were served");
 
     // The session signed in before the first upgrade is still good after the last.
-    let me = b
-        .client
-        .get(gw.url(WIKI, "/me"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(me.status(), 200);
-    let echo: Value = me.json().await.unwrap();
-    assert_eq!(seen(&echo, "x-poolgate-username"), ["alice"]);
+    let me = b.fetch(&gw.url(WIKI, "/me")).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(seen(&me.json(), "x-poolgate-username"), ["alice"]);
 }
 
 /// `SIGTERM`: no new connections, the requests in flight finish, and the process exits as
