@@ -228,7 +228,21 @@ pub struct Source {
     /// `kind = "oidc"`: the provider's issuer URL and this client's registration.
     pub issuer: Option<S<String>>,
     pub client_id: Option<S<String>>,
+    /// The client secret at the issuer: an environment variable, or a file (relative to
+    /// the config file). Never written in the config or the store.
     pub client_secret_env: Option<S<String>>,
+    pub client_secret_file: Option<S<String>>,
+    /// Scopes asked of the issuer (`openid` always).
+    pub scopes: Option<Vec<S<String>>>,
+    /// Signing algorithms accepted for ID tokens (asymmetric only).
+    pub algorithms: Option<Vec<S<String>>>,
+    /// Extra authorization request parameters (`prompt`, `acr_values`, `hd`, …).
+    #[serde(default)]
+    pub authorize_params: BTreeMap<S<String>, S<String>>,
+    /// What a first sign-in with no link does: `create`, `link_verified_email`, `deny`.
+    pub first_login: Option<S<String>>,
+    /// The issuer's `email_verified: true` is believed (needed by `link_verified_email`).
+    pub trust_email: Option<S<bool>>,
 }
 
 fn yes() -> bool {

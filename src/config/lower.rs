@@ -32,6 +32,7 @@ const DEFAULT_ADDRESS_WINDOW: Duration = Duration::from_secs(5 * 60);
 pub(super) fn lower(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
     let mut lw = Lowering {
         text,
+        base,
         errors: Vec::new(),
     };
     let file: File = match toml::from_str(text) {
@@ -53,6 +54,8 @@ pub(super) fn lower(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>>
 
 struct Lowering<'a> {
     text: &'a str,
+    /// The config file's folder: relative paths in it are relative to this.
+    base: &'a Path,
     errors: Vec<ConfigError>,
 }
 
@@ -1032,19 +1035,30 @@ impl Lowering<'_> {
             "oidc" => match (&s.issuer, &s.client_id) {
                 (Some(issuer), Some(client_id)) => {
                     let i = issuer.get_ref();
-                    if !(i.starts_with("https://")
-                        || i.starts_with("http://127.0.0.1")
-                        || i.starts_with("http://localhost"))
-                    {
+                    if !issuer_ok(i) {
                         self.err(
                             issuer.span(),
-                            format!("{what}: issuer `{i}` must be an https:// URL (http only on loopback)"),
+                            format!(
+                                "{what}: issuer `{i}` must be an https:// URL (http only on loopback or *.localhost)"
+                            ),
                         );
                     }
+                    let client_secret = match (&s.client_secret_env, &s.client_secret_file) {
+                        (Some(_), Some(f)) => {
+                            self.err(
+                                f.span(),
+                                format!("{what}: give `client_secret_env` or `client_secret_file`, not both"),
+                            );
+                            None
+                        }
+                        (Some(e), None) => Some(SecretSource::Env(e.get_ref().clone())),
+                        (None, Some(f)) => Some(SecretSource::File(self.base.join(f.get_ref()))),
+                        (None, None) => None,
+                    };
                     Some(SourceKind::Oidc {
                         issuer: i.trim_end_matches('/').to_owned(),
                         client_id: client_id.get_ref().clone(),
-                        client_secret_env: s.client_secret_env.as_ref().map(|e| e.get_ref().clone()),
+                        client_secret,
                     })
                 }
                 _ => {
@@ -1063,11 +1077,99 @@ impl Lowering<'_> {
                 None
             }
         };
+        if matches!(kind, Some(SourceKind::Pool(_))) {
+            for (field, set) in [
+                ("issuer", s.issuer.as_ref().map(|v| v.span())),
+                ("client_id", s.client_id.as_ref().map(|v| v.span())),
+                ("client_secret_env", s.client_secret_env.as_ref().map(|v| v.span())),
+                ("client_secret_file", s.client_secret_file.as_ref().map(|v| v.span())),
+            ] {
+                if let Some(span) = set {
+                    self.err(
+                        span,
+                        format!("{what}: `{field}` is made by the gateway for a pool source; remove it"),
+                    );
+                }
+            }
+        }
+        let mut scopes = vec!["openid".to_owned()];
+        for sc in s.scopes.iter().flatten() {
+            let v = sc.get_ref();
+            if v.is_empty() || !v.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '\\') {
+                self.err(sc.span(), format!("{what}: `{v}` is not a scope"));
+            } else if !scopes.contains(v) {
+                scopes.push(v.clone());
+            }
+        }
+        if s.scopes.is_none() {
+            scopes.extend(["profile".to_owned(), "email".to_owned()]);
+        }
+        let algorithms = match &s.algorithms {
+            None => vec!["RS256".to_owned(), "ES256".to_owned()],
+            Some(list) => {
+                let mut out = Vec::new();
+                for a in list {
+                    if SOURCE_ALGORITHMS.contains(&a.get_ref().as_str()) {
+                        out.push(a.get_ref().clone());
+                    } else {
+                        self.err(
+                            a.span(),
+                            format!(
+                                "{what}: algorithm `{}` is not accepted; use some of {}",
+                                a.get_ref(),
+                                SOURCE_ALGORITHMS.join(", ")
+                            ),
+                        );
+                    }
+                }
+                if list.is_empty() {
+                    self.err(src.span(), format!("{what}: `algorithms` cannot be empty"));
+                }
+                out
+            }
+        };
+        let mut authorize_params = Vec::new();
+        for (k, v) in &s.authorize_params {
+            if RESERVED_AUTHORIZE_PARAMS.contains(&k.get_ref().as_str()) {
+                self.err(
+                    k.span(),
+                    format!("{what}: `{}` is set by the gateway and cannot be configured", k.get_ref()),
+                );
+            } else {
+                authorize_params.push((k.get_ref().clone(), v.get_ref().clone()));
+            }
+        }
+        let trust_email = s.trust_email.as_ref().is_some_and(|t| *t.get_ref());
+        let first_login = match s.first_login.as_ref().map(|f| (f, f.get_ref().as_str())) {
+            None | Some((_, "create")) => FirstLogin::Create,
+            Some((f, "link_verified_email")) => {
+                if !trust_email {
+                    self.err(
+                        f.span(),
+                        format!("{what}: `link_verified_email` needs `trust_email = true`"),
+                    );
+                }
+                FirstLogin::LinkVerifiedEmail
+            }
+            Some((_, "deny")) => FirstLogin::Deny,
+            Some((f, other)) => {
+                self.err(
+                    f.span(),
+                    format!("{what}: unknown first_login `{other}`: use \"create\", \"link_verified_email\" or \"deny\""),
+                );
+                FirstLogin::Create
+            }
+        };
         Some(Source {
             id: source_id?,
             config_managed: true,
             name,
             kind: kind?,
+            scopes,
+            algorithms,
+            authorize_params,
+            first_login,
+            trust_email,
         })
     }
 
@@ -1096,6 +1198,24 @@ impl Lowering<'_> {
                 }
             }
         }
+    }
+}
+
+/// An issuer is `https://`, or `http://` on loopback (`127.0.0.1`, `[::1]`, `localhost`
+/// and names under `.localhost`, which the gateway resolves to loopback itself).
+fn issuer_ok(issuer: &str) -> bool {
+    let Ok(url) = url::Url::parse(issuer) else {
+        return false;
+    };
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return false;
+    }
+    match (url.scheme(), url.host()) {
+        ("https", Some(_)) => true,
+        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Domain(d))) => d == "localhost" || d.ends_with(".localhost"),
+        _ => false,
     }
 }
 

@@ -512,18 +512,68 @@ pub struct Source {
     pub config_managed: bool,
     pub name: String,
     pub kind: SourceKind,
+    /// Scopes asked of the issuer, `openid` first.
+    pub scopes: Vec<String>,
+    /// ID token algorithms accepted, from [`SOURCE_ALGORITHMS`].
+    pub algorithms: Vec<String>,
+    /// Extra parameters of the authorization request.
+    pub authorize_params: Vec<(String, String)>,
+    pub first_login: FirstLogin,
+    pub trust_email: bool,
 }
 
 #[derive(Debug, Clone)]
 pub enum SourceKind {
-    /// Another pool of this deployment.
+    /// Another pool of this deployment: its client registration there is made by the
+    /// gateway (secret derived from the master key on both sides, never stored).
     Pool(PoolId),
     /// Any OpenID Connect provider.
     Oidc {
         issuer: String,
         client_id: String,
-        client_secret_env: Option<String>,
+        client_secret: Option<SecretSource>,
     },
+}
+
+/// The asymmetric signature algorithms a source may be trusted with. No `HS*` (a shared
+/// secret is no proof of the issuer) and never `none`.
+pub const SOURCE_ALGORITHMS: [&str; 9] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
+/// Parameters the gateway sets itself on an authorization request to a source.
+pub const RESERVED_AUTHORIZE_PARAMS: [&str; 9] = [
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "response_mode",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+];
+
+/// What the first sign-in through a source does when no link exists yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FirstLogin {
+    /// A new local user and its link (refused when the username or email is taken).
+    Create,
+    /// The one local user with that verified email, when the source is trusted for email.
+    LinkVerifiedEmail,
+    /// Nobody without a link gets in.
+    Deny,
+}
+
+impl FirstLogin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FirstLogin::Create => "create",
+            FirstLogin::LinkVerifiedEmail => "link_verified_email",
+            FirstLogin::Deny => "deny",
+        }
+    }
 }
 
 /// Which pools, apps and sources a config file itself declares.

@@ -9,6 +9,7 @@ use base64::Engine;
 use super::clients::Client;
 use super::error::OAuthError;
 use crate::config::ClientAuthMethod;
+use crate::registry::FederatedPool;
 use crate::web::context::Ctx;
 use crate::web::state::WebState;
 
@@ -53,6 +54,13 @@ pub async fn authenticate(
             format!("this client authenticates with {}", client.auth_method().as_str()),
             realm,
         ));
+    }
+    if let (Some(secret), Client::Federated(f)) = (&secret, &client) {
+        let expected = FederatedPool::secret(state.registry.master_key(), &ctx.pool.id, &f.pool, &f.source);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(secret.as_bytes(), expected.as_bytes())) {
+            return Err(OAuthError::invalid_client("wrong client secret", realm));
+        }
+        return Ok(client);
     }
     if let Some(secret) = secret {
         let store = state.registry.store();

@@ -1,11 +1,12 @@
 //! The pool's OAuth clients, as the OP sees them: every gateway app (a public client with
 //! PKCE, its callbacks registered by the gateway itself) and the registered clients of
-//! `[pools.P.clients]` (public or confidential, with their own URIs, grants and scopes).
+//! `[pools.P.clients]` (public or confidential, with their own URIs, grants and scopes),
+//! and the pools that federate with this one (confidential, made by the gateway).
 
 use std::sync::Arc;
 
 use crate::config::{self, ClientAuthMethod, GrantType, SigningAlg};
-use crate::registry::{AppRoute, PoolRoute};
+use crate::registry::{AppRoute, FederatedPool, PoolRoute};
 use crate::web::state::WebState;
 
 /// Scopes a gateway app may be granted.
@@ -15,6 +16,8 @@ const APP_SCOPES: [&str; 4] = ["openid", "profile", "email", "groups"];
 pub enum Client {
     App(Arc<AppRoute>),
     Registered(Arc<config::Client>),
+    /// Another pool of this deployment signing its people in through this one.
+    Federated(Arc<FederatedPool>),
 }
 
 impl Client {
@@ -24,12 +27,14 @@ impl Client {
             .get(id)
             .map(|a| Client::App(a.clone()))
             .or_else(|| pool.clients.get(id).map(|c| Client::Registered(c.clone())))
+            .or_else(|| pool.federated.get(id).map(|f| Client::Federated(f.clone())))
     }
 
     pub fn id(&self) -> &str {
         match self {
             Client::App(a) => a.id.as_str(),
             Client::Registered(c) => c.id.as_str(),
+            Client::Federated(f) => &f.client_id,
         }
     }
 
@@ -37,6 +42,7 @@ impl Client {
         match self {
             Client::App(a) => &a.name,
             Client::Registered(c) => &c.name,
+            Client::Federated(f) => &f.pool_name,
         }
     }
 
@@ -45,6 +51,7 @@ impl Client {
         match self {
             Client::App(a) => super::authorize::registered_redirects(state, a),
             Client::Registered(c) => c.redirect_uris.clone(),
+            Client::Federated(f) => f.redirect_uris.clone(),
         }
     }
 
@@ -57,6 +64,7 @@ impl Client {
                 .map(|o| format!("{o}/"))
                 .collect(),
             Client::Registered(c) => c.post_logout_redirect_uris.clone(),
+            Client::Federated(f) => f.post_logout_redirect_uris.clone(),
         }
     }
 
@@ -64,6 +72,7 @@ impl Client {
         match self {
             Client::App(_) => None,
             Client::Registered(c) => c.backchannel_logout_uri.as_deref(),
+            Client::Federated(f) => Some(&f.backchannel_logout_uri),
         }
     }
 
@@ -71,6 +80,7 @@ impl Client {
         match self {
             Client::App(_) => ClientAuthMethod::None,
             Client::Registered(c) => c.auth_method,
+            Client::Federated(_) => ClientAuthMethod::ClientSecretBasic,
         }
     }
 
@@ -81,7 +91,7 @@ impl Client {
 
     pub fn allows(&self, grant: GrantType) -> bool {
         match self {
-            Client::App(_) => grant == GrantType::AuthorizationCode,
+            Client::App(_) | Client::Federated(_) => grant == GrantType::AuthorizationCode,
             Client::Registered(c) => c.grant_types.contains(&grant),
         }
     }
@@ -91,7 +101,7 @@ impl Client {
     pub fn grant_scope(&self, asked: &str) -> String {
         let asked: Vec<&str> = asked.split_whitespace().collect();
         let allowed: Vec<&str> = match self {
-            Client::App(_) => APP_SCOPES.to_vec(),
+            Client::App(_) | Client::Federated(_) => APP_SCOPES.to_vec(),
             Client::Registered(c) => c.scopes.iter().map(String::as_str).collect(),
         };
         let mut offline = self.allows(GrantType::RefreshToken);
@@ -108,21 +118,21 @@ impl Client {
 
     pub fn id_token_alg(&self) -> SigningAlg {
         match self {
-            Client::App(_) => SigningAlg::ES256,
+            Client::App(_) | Client::Federated(_) => SigningAlg::ES256,
             Client::Registered(c) => c.id_token_alg,
         }
     }
 
     pub fn access_token_secs(&self) -> i64 {
         match self {
-            Client::App(_) => super::ACCESS_TOKEN_SECS,
+            Client::App(_) | Client::Federated(_) => super::ACCESS_TOKEN_SECS,
             Client::Registered(c) => c.access_token_lifetime.get().as_secs() as i64,
         }
     }
 
     pub fn refresh_token_secs(&self) -> i64 {
         match self {
-            Client::App(_) => 0,
+            Client::App(_) | Client::Federated(_) => 0,
             Client::Registered(c) => c.refresh_token_lifetime.get().as_secs() as i64,
         }
     }

@@ -63,6 +63,43 @@ pub struct PoolRoute {
     pub apps: HashMap<String, Arc<AppRoute>>,
     /// The OP's registered clients that are not apps, by id.
     pub clients: HashMap<String, Arc<crate::config::Client>>,
+    /// The pools that take this pool's users in through a `kind = "pool"` source, as
+    /// clients of this pool's OP, by client id.
+    pub federated: HashMap<String, Arc<FederatedPool>>,
+}
+
+/// Pool `E`'s source `src` naming this pool, seen from here: a confidential client the
+/// gateway registers by itself and keeps in step with `E`'s portal. Its secret is derived
+/// from the master key on both sides ([`FederatedPool::secret`]) and never stored.
+#[derive(Debug)]
+pub struct FederatedPool {
+    /// `pool.E.src`: dots keep it apart from every app and client id.
+    pub client_id: String,
+    pub pool: PoolId,
+    pub pool_name: String,
+    pub source: crate::ids::SourceId,
+    /// `E`'s portal where people reach it, each with the source's callback path.
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub backchannel_logout_uri: String,
+}
+
+impl FederatedPool {
+    pub fn client_id(pool: &PoolId, source: &crate::ids::SourceId) -> String {
+        format!("pool.{pool}.{source}")
+    }
+
+    /// The client secret of `pool`'s source `source` at `issuer_pool`'s OP.
+    pub fn secret(master: &MasterKey, issuer_pool: &PoolId, pool: &PoolId, source: &crate::ids::SourceId) -> String {
+        use base64::Engine;
+        let key = master.derive("federation-client", &format!("{issuer_pool}\0{pool}\0{source}"));
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+    }
+}
+
+/// Paths on a pool's portal that belong to its source `src`.
+pub fn source_path(source: &crate::ids::SourceId, leaf: &str) -> String {
+    format!("/federation/{source}/{leaf}")
 }
 
 /// A pool's key material in memory: the cookie key, the signing key, published keys.
@@ -177,6 +214,39 @@ pub struct Snapshot {
     pub certs: CertStore,
 }
 
+/// For each pool, the pools whose `kind = "pool"` sources name it.
+fn federated_pools(config: &Config) -> HashMap<PoolId, HashMap<String, Arc<FederatedPool>>> {
+    let reached = config.listen.reached_at();
+    let mut out: HashMap<PoolId, HashMap<String, Arc<FederatedPool>>> = HashMap::new();
+    for pool in &config.pools {
+        for source in &pool.sources {
+            let crate::config::SourceKind::Pool(issuer_pool) = &source.kind else {
+                continue;
+            };
+            let at = |leaf: &str| -> Vec<String> {
+                reached
+                    .iter()
+                    .map(|o| format!("{}{}", o.origin(pool.portal.as_str()), source_path(&source.id, leaf)))
+                    .collect()
+            };
+            let client_id = FederatedPool::client_id(&pool.id, &source.id);
+            let client = FederatedPool {
+                client_id: client_id.clone(),
+                pool: pool.id.clone(),
+                pool_name: pool.name.clone(),
+                source: source.id.clone(),
+                redirect_uris: at("callback"),
+                post_logout_redirect_uris: at("signed-out"),
+                backchannel_logout_uri: at("backchannel-logout").into_iter().next().unwrap_or_default(),
+            };
+            out.entry(issuer_pool.clone())
+                .or_default()
+                .insert(client_id, Arc::new(client));
+        }
+    }
+    out
+}
+
 impl Snapshot {
     /// Builds every part of a snapshot; `previous` lends its upstreams (and their health)
     /// to apps whose upstream settings did not change.
@@ -200,6 +270,7 @@ impl Snapshot {
 
         let mut routes = HashMap::new();
         let mut pools = HashMap::new();
+        let mut federated = federated_pools(&config);
         // Apps with the same servers and checks share one upstream (and its health state),
         // kept from the previous snapshot when unchanged.
         let mut upstreams: HashMap<(Vec<String>, HealthCheck), Arc<Upstream>> = previous
@@ -265,6 +336,7 @@ impl Snapshot {
                     .iter()
                     .map(|c| (c.id.to_string(), Arc::new(c.clone())))
                     .collect(),
+                federated: federated.remove(&pool.id).unwrap_or_default(),
             });
             pools.insert(pool.id.clone(), pool_route.clone());
             for host in std::iter::once(&pool.portal).chain(&pool.domains) {
