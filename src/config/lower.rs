@@ -1133,7 +1133,10 @@ impl Lowering<'_> {
             if RESERVED_AUTHORIZE_PARAMS.contains(&k.get_ref().as_str()) {
                 self.err(
                     k.span(),
-                    format!("{what}: `{}` is set by the gateway and cannot be configured", k.get_ref()),
+                    format!(
+                        "{what}: `{}` is set by the gateway and cannot be configured",
+                        k.get_ref()
+                    ),
                 );
             } else {
                 authorize_params.push((k.get_ref().clone(), v.get_ref().clone()));
@@ -1155,7 +1158,9 @@ impl Lowering<'_> {
             Some((f, other)) => {
                 self.err(
                     f.span(),
-                    format!("{what}: unknown first_login `{other}`: use \"create\", \"link_verified_email\" or \"deny\""),
+                    format!(
+                        "{what}: unknown first_login `{other}`: use \"create\", \"link_verified_email\" or \"deny\""
+                    ),
                 );
                 FirstLogin::Create
             }

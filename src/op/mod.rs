@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod error;
 pub mod logout;
 pub mod revoke;
+pub mod signin;
 pub mod token;
 pub mod userinfo;
 

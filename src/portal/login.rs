@@ -13,8 +13,8 @@ use crate::config::MfaPolicy;
 use crate::crypto::password;
 use crate::op::AuthRequest;
 use crate::op::authorize::{self, issue_code};
-use crate::session::cookie::Cookie;
-use crate::session::{SessionId, Ticket, sso_binding};
+use crate::op::signin::{Proof, complete, open_session};
+use crate::session::Ticket;
 use crate::store::{StoreError, User};
 use crate::web::context::Ctx;
 use crate::web::forms::{form_page, limits, post_ok, refuse_oversized, unreadable_form};
@@ -423,101 +423,15 @@ pub(super) async fn password(
         let enrollment = new_enrollment(&user.id, request, None, now);
         return enroll_page(&ctx, &headers, &user, &enrollment, None);
     }
-    complete(&state, &ctx, &user, false, request, None).await
-}
-
-/// Signs the user in: a new SSO session (a new id at every sign-in: no fixation), then on
-/// to the app, or to the portal's home.
-async fn complete(
-    state: &WebState,
-    ctx: &Ctx,
-    user: &User,
-    mfa: bool,
-    request: Option<AuthRequest>,
-    stepping_up: Option<String>,
-) -> Response {
-    let (set_cookie, ticket) = match open_session(state, ctx, user, mfa, stepping_up).await {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
-    let next = match request {
-        Some(r) => issue_code(state, ctx, &r, &ticket).await,
-        None => Redirect::to("/").into_response(),
-    };
-    ([(header::SET_COOKIE, set_cookie)], next).into_response()
-}
-
-/// Creates (or, for a step-up, upgrades) the SSO session and its cookie.
-async fn open_session(
-    state: &WebState,
-    ctx: &Ctx,
-    user: &User,
-    mfa: bool,
-    stepping_up: Option<String>,
-) -> Result<(String, Ticket), Response> {
-    let store = state.registry.store();
-    let now = store.now();
-    let policy = ctx.pool.sessions;
-    let methods: &[&str] = if mfa { &["pwd", "otp"] } else { &["pwd"] };
-    let uid = uuid::Uuid::parse_str(&user.id).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
-    let (sid, expires) = match stepping_up.and_then(|s| SessionId::from_hex(&s)) {
-        Some(sid) => {
-            let record = store.sso_session(ctx.pool.id.as_str(), &sid.hex()).await;
-            let expires = record.map(|r| r.expires_at).unwrap_or(now);
-            let _ = store.set_sso_methods(ctx.pool.id.as_str(), &sid.hex(), methods).await;
-            (sid, expires)
-        }
-        None => {
-            let sid = SessionId::random();
-            let expires = now + policy.max.as_secs() as i64;
-            if let Err(e) = store
-                .create_sso_session(
-                    ctx.pool.id.as_str(),
-                    &sid.hex(),
-                    &user.id,
-                    methods,
-                    "local",
-                    &ctx.client_text(),
-                    expires,
-                )
-                .await
-            {
-                tracing::error!(code = "PG0506", error = %e, "could not store an SSO session");
-                return Err(pages::message(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &ctx.pool,
-                    "Sign-in is unavailable",
-                    "Please try again in a moment.",
-                    None,
-                ));
-            }
-            (sid, expires)
-        }
-    };
-    let ticket = Ticket {
-        sid,
-        sso: sid,
-        uid,
-        issued: now,
-        expires,
-        idle_until: (now + policy.idle.as_secs() as i64).min(expires),
-        mfa,
-        source: "local".into(),
-    };
-    let value = ticket
-        .seal(&ctx.pool.keys.cookies, &sso_binding(ctx.pool.id.as_str()))
-        .unwrap_or_default();
-    audit(
-        state,
-        ctx,
-        &format!("user:{}", user.id),
-        "signin.success",
-        &user.id,
-        "ok",
-        format!("methods={}", methods.join("+")),
+    complete(
+        &state,
+        &ctx,
+        &user,
+        Proof::Password { second_factor: false },
+        request,
+        None,
     )
-    .await;
-    Ok((Cookie::Sso.set(ctx.tls, &value, Some(expires - now)), ticket))
+    .await
 }
 
 #[derive(Deserialize)]
@@ -661,7 +575,15 @@ pub(super) async fn second_factor(
         };
         return mfa_page(&ctx, &headers, &pending, f.mode, Some(error));
     }
-    complete(&state, &ctx, &user, true, pending.request, pending.sso).await
+    complete(
+        &state,
+        &ctx,
+        &user,
+        Proof::Password { second_factor: true },
+        pending.request,
+        pending.sso,
+    )
+    .await
 }
 
 pub(super) async fn enroll(
@@ -756,7 +678,15 @@ pub(super) async fn enroll(
         String::new(),
     )
     .await;
-    let (set_cookie, _) = match open_session(&state, &ctx, &user, true, enrollment.sso).await {
+    let (set_cookie, _) = match open_session(
+        &state,
+        &ctx,
+        &user,
+        Proof::Password { second_factor: true },
+        enrollment.sso,
+    )
+    .await
+    {
         Ok(x) => x,
         Err(resp) => return resp,
     };

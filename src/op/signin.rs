@@ -1,0 +1,149 @@
+//! The one way a person becomes signed in to a pool: a new SSO session (a new id at every
+//! sign-in: no fixation) or a step-up of the current one, its cookie and its audit line,
+//! then on to the app that asked or the portal's home. The hosted login and federation
+//! both end here.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::AuthRequest;
+use super::authorize::issue_code;
+use crate::session::cookie::Cookie;
+use crate::session::{SessionId, Ticket, sso_binding};
+use crate::store::User;
+use crate::web::context::Ctx;
+use crate::web::pages;
+use crate::web::state::{WebState, audit};
+
+/// How the person proved who they are.
+#[derive(Debug, Clone, Copy)]
+pub enum Proof<'a> {
+    /// This pool's password, with a second factor or not.
+    Password { second_factor: bool },
+    /// An identity source of the pool; `mfa` when the source's second factor is trusted.
+    Source { id: &'a str, mfa: bool },
+}
+
+impl Proof<'_> {
+    fn methods(&self) -> &'static [&'static str] {
+        match self {
+            Proof::Password { second_factor: false } => &["pwd"],
+            Proof::Password { second_factor: true } => &["pwd", "otp"],
+            Proof::Source { mfa: false, .. } => &["fed"],
+            Proof::Source { mfa: true, .. } => &["fed", "mfa"],
+        }
+    }
+
+    fn mfa(&self) -> bool {
+        match self {
+            Proof::Password { second_factor } => *second_factor,
+            Proof::Source { mfa, .. } => *mfa,
+        }
+    }
+
+    /// `local`, or the source's id: what sessions, tickets and identity headers record.
+    pub fn source(&self) -> &str {
+        match self {
+            Proof::Password { .. } => "local",
+            Proof::Source { id, .. } => id,
+        }
+    }
+}
+
+/// Signs the user in: a new SSO session (a new id at every sign-in: no fixation), then on
+/// to the app, or to the portal's home.
+pub async fn complete(
+    state: &WebState,
+    ctx: &Ctx,
+    user: &User,
+    proof: Proof<'_>,
+    request: Option<AuthRequest>,
+    stepping_up: Option<String>,
+) -> Response {
+    let (set_cookie, ticket) = match open_session(state, ctx, user, proof, stepping_up).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let next = match request {
+        Some(r) => issue_code(state, ctx, &r, &ticket).await,
+        None => Redirect::to("/").into_response(),
+    };
+    ([(header::SET_COOKIE, set_cookie)], next).into_response()
+}
+
+/// Creates (or, for a step-up, upgrades) the SSO session and its cookie.
+pub async fn open_session(
+    state: &WebState,
+    ctx: &Ctx,
+    user: &User,
+    proof: Proof<'_>,
+    stepping_up: Option<String>,
+) -> Result<(String, Ticket), Response> {
+    let store = state.registry.store();
+    let now = store.now();
+    let policy = ctx.pool.sessions;
+    let methods = proof.methods();
+    let mfa = proof.mfa();
+    let uid = uuid::Uuid::parse_str(&user.id).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
+    let (sid, expires) = match stepping_up.and_then(|s| SessionId::from_hex(&s)) {
+        Some(sid) => {
+            let record = store.sso_session(ctx.pool.id.as_str(), &sid.hex()).await;
+            let expires = record.map(|r| r.expires_at).unwrap_or(now);
+            let _ = store.set_sso_methods(ctx.pool.id.as_str(), &sid.hex(), methods).await;
+            (sid, expires)
+        }
+        None => {
+            let sid = SessionId::random();
+            let expires = now + policy.max.as_secs() as i64;
+            if let Err(e) = store
+                .create_sso_session(
+                    ctx.pool.id.as_str(),
+                    &sid.hex(),
+                    &user.id,
+                    methods,
+                    proof.source(),
+                    &ctx.client_text(),
+                    expires,
+                )
+                .await
+            {
+                tracing::error!(code = "PG0506", error = %e, "could not store an SSO session");
+                return Err(pages::message(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &ctx.pool,
+                    "Sign-in is unavailable",
+                    "Please try again in a moment.",
+                    None,
+                ));
+            }
+            (sid, expires)
+        }
+    };
+    let ticket = Ticket {
+        sid,
+        sso: sid,
+        uid,
+        issued: now,
+        expires,
+        idle_until: (now + policy.idle.as_secs() as i64).min(expires),
+        mfa,
+        source: proof.source().into(),
+    };
+    let value = ticket
+        .seal(&ctx.pool.keys.cookies, &sso_binding(ctx.pool.id.as_str()))
+        .unwrap_or_default();
+    audit(
+        state,
+        ctx,
+        &format!("user:{}", user.id),
+        "signin.success",
+        &user.id,
+        "ok",
+        match proof {
+            Proof::Password { .. } => format!("methods={}", methods.join("+")),
+            Proof::Source { id, .. } => format!("methods={} source={id}", methods.join("+")),
+        },
+    )
+    .await;
+    Ok((Cookie::Sso.set(ctx.tls, &value, Some(expires - now)), ticket))
+}
