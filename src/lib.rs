@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod demo;
+pub mod federation;
 pub mod forward_auth;
 pub mod gate;
 pub mod ids;

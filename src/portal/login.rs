@@ -37,16 +37,33 @@ pub(super) fn login_page(
     status: StatusCode,
 ) -> Response {
     let sealed = request.map(|r| seal(&ctx.pool, "authreq", r)).unwrap_or_default();
+    let app_route = request.and_then(|r| ctx.pool.apps.get(&r.client_id));
     // The app's display name; a third-party client (no app of the pool) is not named.
-    let app = request
-        .and_then(|r| ctx.pool.apps.get(&r.client_id))
-        .map(|a| a.name.clone());
+    let app = app_route.map(|a| a.name.clone());
+    // What the app accepts: its `allowed_sources` (`local` is the password form), or all.
+    let allows = |id: &str| {
+        app_route
+            .is_none_or(|a| a.policy.allowed_sources.is_empty() || a.policy.allowed_sources.iter().any(|s| s == id))
+    };
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("request", &sealed)
+        .finish();
+    let sources: Vec<_> = ctx
+        .pool
+        .sources
+        .iter()
+        .filter(|s| allows(s.id.as_str()))
+        .map(|s| context! { name => s.name, href => format!("/federation/{}/start?{query}", s.id) })
+        .collect();
     form_page(
         ctx,
         headers,
         status,
         "login.html",
-        context! { request => sealed, username => username, error => error, app => app },
+        context! {
+            request => sealed, username => username, error => error, app => app,
+            sources => sources, local => allows("local"),
+        },
     )
 }
 
@@ -249,6 +266,17 @@ pub(super) async fn continue_with_session(
         }
         let enrollment = new_enrollment(&user.id, Some(request), Some(sso.sso.hex()), now);
         return enroll_page(ctx, headers, &user, &enrollment, None);
+    }
+    // The app may accept only some ways in (`allowed_sources`): a session that came
+    // another way signs in again, with a way the app accepts.
+    if let Some(app) = ctx.pool.apps.get(&request.client_id)
+        && !app.policy.allowed_sources.is_empty()
+        && !app.policy.allowed_sources.contains(&sso.source)
+    {
+        if !request.interactive {
+            return authorize::to_client(ctx, &request, &[("error", "login_required")]);
+        }
+        return login_page(ctx, headers, Some(&request), "", None, StatusCode::OK);
     }
     issue_code(state, ctx, &request, &sso).await
 }

@@ -43,6 +43,7 @@ fn router(state: WebState) -> Router {
         .route("/login/mfa", post(login::second_factor))
         .route("/login/enroll", post(login::enroll))
         .route("/mfa", get(login::start_enrollment))
+        .merge(crate::federation::routes())
         // Every app host.
         .route("/.poolgate/login", get(app::start))
         .route("/.poolgate/callback", get(app::callback))

@@ -66,6 +66,8 @@ pub struct PoolRoute {
     /// The pools that take this pool's users in through a `kind = "pool"` source, as
     /// clients of this pool's OP, by client id.
     pub federated: HashMap<String, Arc<FederatedPool>>,
+    /// The pool's identity sources, in the config's order.
+    pub sources: Vec<Arc<crate::config::Source>>,
 }
 
 /// Pool `E`'s source `src` naming this pool, seen from here: a confidential client the
@@ -337,6 +339,7 @@ impl Snapshot {
                     .map(|c| (c.id.to_string(), Arc::new(c.clone())))
                     .collect(),
                 federated: federated.remove(&pool.id).unwrap_or_default(),
+                sources: pool.sources.iter().cloned().map(Arc::new).collect(),
             });
             pools.insert(pool.id.clone(), pool_route.clone());
             for host in std::iter::once(&pool.portal).chain(&pool.domains) {

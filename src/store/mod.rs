@@ -8,6 +8,7 @@
 
 mod audit;
 mod clients;
+mod federation;
 mod import;
 mod keys;
 mod objects;
@@ -30,7 +31,7 @@ pub use keys::KeyRecord;
 pub use objects::{Fragment, FragmentKind, PoolRecord};
 pub use sessions::{AppSessionRecord, PendingLogout, SsoSessionRecord};
 pub use signin::CodeUse;
-pub use users::{Group, Link, NewUser, User, UserPatch};
+pub use users::{Group, Link, NewUser, User, UserPatch, normalize_email, normalize_username};
 
 /// Why a store operation did not happen. Nothing is half-written in any case.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +95,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../migrations/0004_clients_and_refresh.sql")),
     (5, include_str!("../../migrations/0005_backchannel.sql")),
     (6, include_str!("../../migrations/0006_backchannel_index.sql")),
+    (7, include_str!("../../migrations/0007_federation.sql")),
 ];
 
 #[derive(Clone)]

@@ -268,7 +268,11 @@ impl Store {
             .bind(before)
             .execute(&self.pool)
             .await?;
-        Ok(apps.rows_affected() + ssos.rows_affected())
+        let spent = sqlx::query("DELETE FROM spent WHERE expires_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(apps.rows_affected() + ssos.rows_affected() + spent.rows_affected())
     }
 
     /// Revoked app sessions whose client is still to be told (back-channel logout), due

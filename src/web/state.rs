@@ -23,6 +23,8 @@ pub struct WebState {
     pub hashing: Arc<HashGate>,
     /// Client secrets the store vouched for lately, until when (see `op::client_auth`).
     pub secrets: Arc<dashmap::DashMap<crate::op::client_auth::SecretKey, i64>>,
+    /// Identity sources' discovery documents and keys.
+    pub federation: Arc<crate::federation::Providers>,
 }
 
 impl WebState {
@@ -34,6 +36,7 @@ impl WebState {
             throttle: Arc::new(Throttle::default()),
             hashing: Arc::new(HashGate::default()),
             secrets: Arc::default(),
+            federation: Arc::default(),
         }
     }
 }

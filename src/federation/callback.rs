@@ -1,0 +1,320 @@
+//! `GET /federation/{source}/callback`: the issuer sends the person back. The attempt must
+//! be this browser's, for this source, with this `state`, and not spent; the issuer must
+//! name itself (RFC 9207) when it says it does; the code is redeemed with the PKCE
+//! verifier; the ID token must verify against this issuer's keys only, with the source's
+//! algorithms, this client as audience and authorised party, the attempt's `nonce`, and a
+//! sane `iat`/`exp`. Then the person is found by their link, or [`first_login`] decides.
+
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use openidconnect::core::{CoreClient, CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier, CoreUserInfoClaims};
+use openidconnect::{
+    AccessToken, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeVerifier, RedirectUrl, SignatureVerificationError, TokenUrl, UserInfoUrl,
+};
+use serde::Deserialize;
+
+use super::FederationError;
+use super::attempt::{ATTEMPT_SECS, Attempt};
+use super::first_login::{self, Upstreamed};
+use super::upstream::{Metadata, Provider, Upstream};
+use crate::op::AuthRequest;
+use crate::op::signin::{Proof, complete};
+use crate::session::cookie::Cookie;
+use crate::web::context::Ctx;
+use crate::web::state::{WebState, audit};
+
+/// How far an ID token's `iat` may be in the future (clock skew), or in the past.
+const IAT_SKEW_SECS: i64 = 60;
+const IAT_MAX_AGE_SECS: i64 = ATTEMPT_SECS;
+
+#[derive(Deserialize)]
+pub(super) struct CallbackQuery {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+pub(super) async fn callback(
+    State(state): State<WebState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
+    let name = ctx
+        .pool
+        .sources
+        .iter()
+        .find(|s| s.id.as_str() == source)
+        .map_or_else(|| source.clone(), |s| s.name.clone());
+    let clear = [(header::SET_COOKIE, Cookie::Login.clear(ctx.tls))];
+    match finish(&state, &ctx, &headers, &source, q).await {
+        Ok(resp) => (clear, resp).into_response(),
+        Err(e) => {
+            tracing::info!(code = "PG0704", pool = %ctx.pool.id, source, error = %e, "federated sign-in refused");
+            audit(
+                &state,
+                &ctx,
+                "anonymous",
+                "federation.signin",
+                &source,
+                "denied",
+                format!("reason={e}"),
+            )
+            .await;
+            (clear, e.page(&ctx, &name)).into_response()
+        }
+    }
+}
+
+async fn finish(
+    state: &WebState,
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    source: &str,
+    q: CallbackQuery,
+) -> Result<Response, FederationError> {
+    let store = state.registry.store();
+    let now = store.now();
+    let given_state = q.state.as_deref().unwrap_or_default();
+    let attempt = Attempt::find(ctx, headers, source, given_state, now).ok_or(FederationError::Attempt)?;
+    // Single use on every node: the state is spent before anything else is looked at.
+    let fresh = store
+        .spend(ctx.pool.id.as_str(), "federation-state", &attempt.state, attempt.exp)
+        .await
+        .map_err(|_| FederationError::Store)?;
+    if !fresh {
+        return Err(FederationError::Attempt);
+    }
+    let up = Upstream::resolve(state, &ctx.pool, source)?;
+    if up.issuer != attempt.issuer {
+        return Err(FederationError::Attempt);
+    }
+    let provider = state.federation.of(&up);
+    let metadata = provider.metadata().await?;
+    // RFC 9207: an issuer that names itself must name itself right; one that says it
+    // always does must have.
+    match q.iss.as_deref() {
+        Some(iss) if iss != up.issuer => {
+            return Err(FederationError::Invalid(format!(
+                "the response came from issuer `{iss}`"
+            )));
+        }
+        None if metadata
+            .additional_metadata()
+            .authorization_response_iss_parameter_supported
+            == Some(true) =>
+        {
+            return Err(FederationError::Invalid("the response did not name its issuer".into()));
+        }
+        _ => {}
+    }
+    if let Some(error) = q.error {
+        return Err(FederationError::Refused(error.chars().take(100).collect()));
+    }
+    let code = q.code.ok_or_else(|| FederationError::Invalid("no code".into()))?;
+    admitted(state, ctx, &up, attempt.request.as_ref())?;
+
+    let claims = redeem(&up, &provider, &metadata, code, &attempt).await?;
+    let user = first_login::resolve(state, ctx, &up, &claims).await?;
+    if user.disabled {
+        return Err(FederationError::NoAccount("this account is disabled".into()));
+    }
+    let request = attempt.request.filter(|r| r.exp > now);
+    Ok(complete(
+        state,
+        ctx,
+        &user,
+        Proof::Source {
+            id: up.id.as_str(),
+            mfa: false,
+        },
+        request,
+        None,
+    )
+    .await)
+}
+
+/// Whether the pool may federate (its plan) and the application asked for accepts this
+/// source. Checked when the person leaves and again when they come back.
+pub(super) fn admitted(
+    state: &WebState,
+    ctx: &Ctx,
+    up: &Upstream,
+    request: Option<&AuthRequest>,
+) -> Result<(), FederationError> {
+    let snapshot = state.registry.snapshot();
+    let plan_ok = snapshot
+        .config
+        .pools
+        .iter()
+        .find(|p| p.id == ctx.pool.id)
+        .is_some_and(|p| p.plan.limits().federation);
+    if !plan_ok {
+        return Err(FederationError::NotAllowed);
+    }
+    if let Some(app) = request.and_then(|r| ctx.pool.apps.get(&r.client_id)) {
+        let allowed = &app.policy.allowed_sources;
+        if !allowed.is_empty() && !allowed.iter().any(|s| s == up.id.as_str()) {
+            return Err(FederationError::NotAllowed);
+        }
+    }
+    Ok(())
+}
+
+/// Redeems the code and validates the ID token; adds what UserInfo says when the issuer
+/// has it (the token's `sub` must match).
+async fn redeem(
+    up: &Upstream,
+    provider: &Provider,
+    metadata: &Metadata,
+    code: String,
+    attempt: &Attempt,
+) -> Result<Upstreamed, FederationError> {
+    let invalid = |e: &dyn std::fmt::Display| FederationError::Invalid(e.to_string());
+    let issuer = IssuerUrl::new(up.issuer.clone()).map_err(|e| invalid(&e))?;
+    let token_url = metadata
+        .token_endpoint()
+        .cloned()
+        .ok_or_else(|| FederationError::Unavailable("it has no token endpoint".into()))?;
+    let mut client = CoreClient::new(
+        ClientId::new(up.client_id.clone()),
+        issuer.clone(),
+        provider.keys().await.as_ref().clone(),
+    )
+    .set_token_uri(TokenUrl::from_url(token_url.url().clone()))
+    .set_redirect_uri(RedirectUrl::new(up.redirect_uri.clone()).map_err(|e| invalid(&e))?);
+    if let Some(secret) = &up.client_secret {
+        client = client.set_client_secret(ClientSecret::new(secret.clone()));
+        let methods = metadata.token_endpoint_auth_methods_supported();
+        let basic = methods.is_none_or(|m| m.iter().any(|x| x.as_ref() == "client_secret_basic"));
+        if !basic {
+            client = client.set_auth_type(AuthType::RequestBody);
+        }
+    }
+    let response = client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(PkceCodeVerifier::new(attempt.verifier.clone()))
+        .request_async(provider.http())
+        .await
+        .map_err(|e| FederationError::Refused(format!("the code was not redeemed: {}", describe(&e))))?;
+    let id_token: &CoreIdToken = response
+        .extra_fields()
+        .id_token()
+        .ok_or_else(|| FederationError::Invalid("no ID token".into()))?;
+    let nonce = Nonce::new(attempt.nonce.clone());
+    let claims = match verify(up, &issuer, provider, id_token, &nonce).await {
+        Err(ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey)) => {
+            let kid = id_token.unverified_header_kid();
+            if provider.refetch_keys(kid.as_deref(), metadata.jwks_uri()).await {
+                verify(up, &issuer, provider, id_token, &nonce).await
+            } else {
+                Err(ClaimsVerificationError::SignatureVerification(
+                    SignatureVerificationError::NoMatchingKey,
+                ))
+            }
+        }
+        other => other,
+    }
+    .map_err(|e| invalid(&e))?;
+    let mut found = Upstreamed::from_id_token(&up.issuer, &claims);
+    if let Some(endpoint) = metadata.userinfo_endpoint() {
+        match userinfo(up, &issuer, endpoint, response.access_token(), &claims, provider).await {
+            Ok(info) => found.add_userinfo(&info),
+            Err(e) => {
+                tracing::info!(code = "PG0705", source = %up.id, error = %e, "userinfo not read; the ID token's claims are used")
+            }
+        }
+    }
+    Ok(found)
+}
+
+async fn verify(
+    up: &Upstream,
+    issuer: &IssuerUrl,
+    provider: &Provider,
+    id_token: &CoreIdToken,
+    nonce: &Nonce,
+) -> Result<CoreIdTokenClaims, ClaimsVerificationError> {
+    // A public-client verifier: no shared secret, so an HMAC "signed" with anything is
+    // refused whatever the allow-list says.
+    let verifier = CoreIdTokenVerifier::new_public_client(
+        ClientId::new(up.client_id.clone()),
+        issuer.clone(),
+        provider.keys().await.as_ref().clone(),
+    )
+    .set_allowed_algs(up.algorithms.clone())
+    .set_issue_time_verifier_fn(|iat| {
+        let now = chrono_now();
+        let iat = iat.timestamp();
+        if iat > now + IAT_SKEW_SECS {
+            Err(format!("issued {}s in the future", iat - now))
+        } else if iat < now - IAT_MAX_AGE_SECS {
+            Err(format!("issued {}s ago", now - iat))
+        } else {
+            Ok(())
+        }
+    });
+    id_token.claims(&verifier, nonce).cloned()
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The issuer's UserInfo for this token: its `sub` must be the ID token's.
+async fn userinfo(
+    up: &Upstream,
+    issuer: &IssuerUrl,
+    endpoint: &UserInfoUrl,
+    token: &AccessToken,
+    claims: &CoreIdTokenClaims,
+    provider: &Provider,
+) -> Result<CoreUserInfoClaims, String> {
+    CoreClient::new(
+        ClientId::new(up.client_id.clone()),
+        issuer.clone(),
+        provider.keys().await.as_ref().clone(),
+    )
+    .set_user_info_url(endpoint.clone())
+    .user_info(token.clone(), Some(claims.subject().clone()))
+    .request_async(provider.http())
+    .await
+    .map_err(|e| describe(&e))
+}
+
+fn describe<E: std::error::Error>(e: &E) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out.chars().take(300).collect()
+}
+
+trait KidOf {
+    fn unverified_header_kid(&self) -> Option<String>;
+}
+
+impl KidOf for CoreIdToken {
+    /// The `kid` the token names, read without trusting it (only to decide on a refetch).
+    fn unverified_header_kid(&self) -> Option<String> {
+        use base64::Engine;
+        let text = self.to_string();
+        let header = text.split('.').next()?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        v.get("kid")?.as_str().map(str::to_owned)
+    }
+}

@@ -1,0 +1,228 @@
+//! Who an upstream identity is in this pool. A returning person is found by their link
+//! `(source, issuer, subject)` and by nothing else — never by email, which an upstream
+//! may let anyone set. Without a link, the source's `first_login` decides: `create` a
+//! user and its link (refused when the username or email is taken here), link the one
+//! local user with that verified email (`link_verified_email`, only for a source trusted
+//! for email and only on a boolean `email_verified: true`), or `deny`. Every decision is
+//! audited with what it was made from.
+
+use openidconnect::core::{CoreIdTokenClaims, CoreUserInfoClaims};
+
+use super::FederationError;
+use super::upstream::Upstream;
+use crate::config::FirstLogin;
+use crate::store::{NewUser, StoreError, User};
+use crate::web::context::Ctx;
+use crate::web::state::{WebState, audit};
+
+/// What the issuer says about the person.
+#[derive(Debug, Clone)]
+pub struct Upstreamed {
+    pub issuer: String,
+    pub subject: String,
+    pub email: Option<String>,
+    /// `Some(true)` only for a JSON boolean `true`.
+    pub email_verified: Option<bool>,
+    pub name: Option<String>,
+    pub username: Option<String>,
+}
+
+impl Upstreamed {
+    pub fn from_id_token(issuer: &str, c: &CoreIdTokenClaims) -> Upstreamed {
+        Upstreamed {
+            issuer: issuer.to_owned(),
+            subject: c.subject().to_string(),
+            email: c.email().map(|e| e.to_string()),
+            email_verified: c.email_verified(),
+            name: c.name().and_then(|n| n.get(None)).map(|n| n.to_string()),
+            username: c.preferred_username().map(|u| u.to_string()),
+        }
+    }
+
+    /// UserInfo fills in what the ID token left out (its `sub` was checked to match).
+    pub fn add_userinfo(&mut self, u: &CoreUserInfoClaims) {
+        if let Some(e) = u.email() {
+            self.email = Some(e.to_string());
+            self.email_verified = u.email_verified();
+        }
+        if let Some(n) = u.name().and_then(|n| n.get(None)) {
+            self.name = Some(n.to_string());
+        }
+        if let Some(p) = u.preferred_username() {
+            self.username = Some(p.to_string());
+        }
+    }
+
+    /// A username for a new user: the upstream's preferred one, else the email's local
+    /// part, else one made from the subject.
+    fn username(&self) -> String {
+        let from_email = self.email.as_deref().and_then(|e| e.split('@').next());
+        self.username
+            .as_deref()
+            .or(from_email)
+            .filter(|u| crate::store::normalize_username(u).is_ok())
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                let digest = ring::digest::digest(&ring::digest::SHA256, self.subject.as_bytes());
+                let hex: String = digest.as_ref()[..5].iter().map(|b| format!("{b:02x}")).collect();
+                format!("user-{hex}")
+            })
+    }
+}
+
+pub(super) async fn resolve(
+    state: &WebState,
+    ctx: &Ctx,
+    up: &Upstream,
+    who: &Upstreamed,
+) -> Result<User, FederationError> {
+    let store = state.registry.store();
+    let pool = ctx.pool.id.as_str();
+    let source = up.id.as_str();
+    let by_link = || async {
+        store
+            .user_by_link(pool, source, &who.issuer, &who.subject)
+            .await
+            .map_err(|_| FederationError::Store)
+    };
+    let seen = format!(
+        "source={source} iss={} sub={} email={} email_verified={}",
+        who.issuer,
+        who.subject,
+        who.email.as_deref().unwrap_or("-"),
+        who.email_verified.map_or("-", |v| if v { "true" } else { "false" }),
+    );
+    if let Some(user) = by_link().await? {
+        audit(
+            state,
+            ctx,
+            &format!("user:{}", user.id),
+            "federation.signin",
+            &user.id,
+            "ok",
+            format!("{seen} decision=linked"),
+        )
+        .await;
+        return Ok(user);
+    }
+    let decided = |decision: &str| format!("{seen} first_login={} decision={decision}", up.first_login.as_str());
+    let refuse = |decision: &'static str, why: &str| {
+        let detail = decided(decision);
+        let why = why.to_owned();
+        async move {
+            audit(
+                state,
+                ctx,
+                "anonymous",
+                "federation.first_login",
+                source,
+                "denied",
+                detail,
+            )
+            .await;
+            Err(FederationError::NoAccount(why))
+        }
+    };
+    match up.first_login {
+        FirstLogin::Deny => {
+            refuse(
+                "deny",
+                "there is no account here for this identity yet; ask an administrator for access",
+            )
+            .await
+        }
+        FirstLogin::LinkVerifiedEmail => {
+            let email = who
+                .email
+                .as_deref()
+                .filter(|_| up.trust_email && who.email_verified == Some(true))
+                .and_then(|e| crate::store::normalize_email(e).ok());
+            let Some(email) = email else {
+                return refuse(
+                    "no_verified_email",
+                    "your identity provider did not vouch for your email address",
+                )
+                .await;
+            };
+            let users = store
+                .users_by_email(pool, &email)
+                .await
+                .map_err(|_| FederationError::Store)?;
+            let verified: Vec<&User> = users.iter().filter(|u| u.email_verified).collect();
+            let [user] = verified.as_slice() else {
+                return refuse(
+                    "no_single_match",
+                    "no account here can be matched to your email address; ask an administrator to link it",
+                )
+                .await;
+            };
+            match store
+                .create_link(pool, source, &who.issuer, &who.subject, &user.id)
+                .await
+            {
+                Ok(_) => {}
+                // Another sign-in linked this identity first: to whoever it linked.
+                Err(StoreError::Conflict(_)) => {
+                    return by_link().await?.ok_or(FederationError::Store);
+                }
+                Err(_) => return Err(FederationError::Store),
+            }
+            audit(
+                state,
+                ctx,
+                "system",
+                "link.create",
+                &user.id,
+                "ok",
+                decided("link_verified_email"),
+            )
+            .await;
+            Ok((*user).clone())
+        }
+        FirstLogin::Create => {
+            let username = who.username();
+            let email = who.email.as_deref().and_then(|e| crate::store::normalize_email(e).ok());
+            let taken_name = store.user_by_username(pool, &username).await.is_ok();
+            let taken_email = match &email {
+                Some(e) => !store
+                    .users_by_email(pool, e)
+                    .await
+                    .map_err(|_| FederationError::Store)?
+                    .is_empty(),
+                None => false,
+            };
+            if taken_name || taken_email {
+                // A first login that ran at the same moment may have made this very user.
+                if let Some(user) = by_link().await? {
+                    return Ok(user);
+                }
+                return refuse(
+                    "collision",
+                    "an account with your username or email address already exists here; ask an administrator to link it to this sign-in",
+                )
+                .await;
+            }
+            let new = NewUser {
+                username,
+                email,
+                email_verified: up.trust_email && who.email_verified == Some(true),
+                name: who.name.clone().unwrap_or_default(),
+                ..NewUser::default()
+            };
+            let (user, created) = store
+                .create_linked_user(pool, new, source, &who.issuer, &who.subject)
+                .await
+                .map_err(|e| match e {
+                    StoreError::Limit(m) => FederationError::NoAccount(m),
+                    StoreError::Conflict(_) => FederationError::NoAccount(
+                        "an account with your username or email address already exists here".into(),
+                    ),
+                    _ => FederationError::Store,
+                })?;
+            if created {
+                audit(state, ctx, "system", "user.create", &user.id, "ok", decided("create")).await;
+            }
+            Ok(user)
+        }
+    }
+}

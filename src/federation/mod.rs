@@ -1,0 +1,89 @@
+//! Federation: a pool's people sign in through an identity source — another pool of this
+//! deployment or any OpenID Provider — and the pool keeps its own record of each of them,
+//! linked to the upstream identity by `(source, issuer, subject)`.
+//!
+//! One code path for both kinds, on the `openidconnect` crate over real HTTP (a pool of
+//! this same gateway is reached through its public address like any issuer):
+//! [`start`] sends the person to the issuer with `state`, `nonce` and PKCE bound to this
+//! attempt and this source; [`callback`] checks what comes back, validates the ID token
+//! against that issuer's keys only, finds or makes the local user ([`first_login`]) and
+//! completes the sign-in through [`crate::op::signin`].
+
+mod attempt;
+mod callback;
+mod first_login;
+mod start;
+mod upstream;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+
+pub use upstream::Providers;
+
+use crate::web::context::Ctx;
+use crate::web::pages;
+use crate::web::state::WebState;
+
+/// The portal's routes of every source of the pool.
+pub fn routes() -> Router<WebState> {
+    Router::new()
+        .route("/federation/{source}/start", get(start::start))
+        .route("/federation/{source}/callback", get(callback::callback))
+}
+
+/// Why a federated sign-in stopped. Each is shown to the person as a page naming the
+/// source, with a way back; none is a 500.
+#[derive(Debug, thiserror::Error)]
+pub enum FederationError {
+    #[error("this pool has no such identity source")]
+    UnknownSource,
+    #[error("the application does not accept this identity source")]
+    NotAllowed,
+    #[error("the identity provider cannot be used right now ({0})")]
+    Unavailable(String),
+    #[error("this sign-in was not started in this browser, has expired, or was already used")]
+    Attempt,
+    #[error("the identity provider refused: {0}")]
+    Refused(String),
+    #[error("the identity provider's answer was not accepted ({0})")]
+    Invalid(String),
+    #[error("{0}")]
+    NoAccount(String),
+    #[error("sign-in is unavailable; please try again in a moment")]
+    Store,
+}
+
+impl FederationError {
+    fn status(&self) -> StatusCode {
+        match self {
+            FederationError::UnknownSource => StatusCode::NOT_FOUND,
+            FederationError::NotAllowed | FederationError::NoAccount(_) => StatusCode::FORBIDDEN,
+            FederationError::Unavailable(_) => StatusCode::BAD_GATEWAY,
+            FederationError::Store => StatusCode::SERVICE_UNAVAILABLE,
+            FederationError::Attempt | FederationError::Refused(_) | FederationError::Invalid(_) => {
+                StatusCode::BAD_REQUEST
+            }
+        }
+    }
+
+    /// The page a person sees: which source, what happened, the way back.
+    fn page(&self, ctx: &Ctx, source_name: &str) -> Response {
+        pages::message(
+            self.status(),
+            &ctx.pool,
+            &format!("Signing in with {source_name} did not work"),
+            &format!("{}.", capitalised(&self.to_string())),
+            Some(("/", "Back to sign-in")),
+        )
+    }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}

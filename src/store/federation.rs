@@ -1,0 +1,91 @@
+//! What federation writes: links resolved by `(source, issuer, subject)` only, a linked
+//! user created in one transaction with its link, and single-use values (a login's `state`).
+
+use sqlx::Row;
+
+use super::users::NewUser;
+use super::{Link, Result, Store, StoreError, User, conflict, finish, new_id};
+
+impl Store {
+    /// The local user an upstream identity is linked to. Never by email: only the link.
+    pub async fn user_by_link(&self, pool: &str, source: &str, issuer: &str, subject: &str) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT user_id FROM links WHERE pool_id = $1 AND source_id = $2 AND issuer = $3 AND subject = $4",
+        )
+        .bind(pool)
+        .bind(source)
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => {
+                let id: String = r.try_get("user_id")?;
+                Ok(Some(self.user(pool, &id).await?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A new user and its link in one transaction. When another sign-in with the same
+    /// upstream identity got there first (the link's unique index), the user it made is
+    /// returned and nothing of this attempt is written: two first logins make one user.
+    pub async fn create_linked_user(
+        &self,
+        pool: &str,
+        user: NewUser,
+        source: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<(User, bool)> {
+        let mut tx = self.begin().await?;
+        let outcome = async {
+            let id = self.insert_user(&mut tx, pool, user).await?;
+            sqlx::query(
+                "INSERT INTO links (pool_id, id, source_id, issuer, subject, user_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(pool)
+            .bind(new_id())
+            .bind(source)
+            .bind(issuer)
+            .bind(subject)
+            .bind(&id)
+            .bind(self.now())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict(e, "this identity is already linked"))?;
+            Ok(id)
+        }
+        .await;
+        match finish(tx, outcome).await {
+            Ok(id) => Ok((self.user(pool, &id).await?, true)),
+            Err(e @ (StoreError::Conflict(_) | StoreError::Db(_))) => {
+                match self.user_by_link(pool, source, issuer, subject).await? {
+                    Some(u) => Ok((u, false)),
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Links an upstream identity to an existing user; `Conflict` when it is linked already.
+    pub async fn link(&self, pool: &str, source: &str, issuer: &str, subject: &str, user_id: &str) -> Result<Link> {
+        self.create_link(pool, source, issuer, subject, user_id).await
+    }
+
+    /// Spends a single-use value: `true` the first time, `false` for a replay.
+    pub async fn spend(&self, pool: &str, kind: &str, id: &str, expires_at: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO spent (pool_id, kind, id, expires_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(pool)
+        .bind(kind)
+        .bind(id)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
