@@ -9,6 +9,7 @@ mod attacks;
 mod check;
 mod cli;
 mod demo;
+mod federation;
 mod forward_auth;
 mod op;
 mod ops;

@@ -1,0 +1,407 @@
+//! Federation, as a supplier's browser meets it: the employees pool's ERP app admits the
+//! suppliers pool's people through a `kind = "pool"` source, over real HTTP to the
+//! suppliers portal of the same gateway. And the attacks on that path: a replayed state,
+//! a state sent to another source's callback, a code of one issuer at another's callback.
+
+use reqwest::Method;
+use reqwest::header::{ACCEPT, COOKIE, LOCATION, ORIGIN};
+use serde_json::Value;
+
+use crate::browser::{Browser, Page, html_unescape};
+use crate::signin::add_user;
+use crate::support::*;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// employees (ERP open to suppliers and partners, wiki to its own people only);
+/// suppliers and partners, each with their own people.
+fn pools(up: &Whoami, partners_first_login: &str) -> String {
+    format!(
+        r##"
+[pools.employees]
+name = "Employees"
+portal = "login.employees.localhost"
+plan = "enterprise"
+
+[pools.employees.sources.suppliers]
+kind = "pool"
+name = "Suppliers"
+pool = "suppliers"
+
+[pools.employees.sources.partners]
+kind = "pool"
+name = "Partners"
+pool = "partners"
+first_login = "{partners_first_login}"
+
+[pools.employees.apps.erp]
+hosts = ["erp.employees.localhost"]
+upstreams = ["{up}"]
+allowed_sources = ["local", "suppliers", "partners"]
+
+[pools.employees.apps.wiki]
+hosts = ["wiki.employees.localhost"]
+upstreams = ["{up}"]
+allowed_sources = ["local"]
+
+[pools.suppliers]
+name = "Suppliers"
+portal = "login.suppliers.localhost"
+plan = "enterprise"
+
+[pools.partners]
+name = "Partners"
+portal = "login.partners.localhost"
+plan = "enterprise"
+"##,
+        up = up.addr
+    )
+}
+
+fn erp(gw: &Gateway, path: &str) -> String {
+    gw.url("erp.employees.localhost", path)
+}
+
+/// The "Sign in with <name>" link of a login page.
+fn source_link(page: &Page, name: &str) -> String {
+    let body = html_unescape(&page.body);
+    let label = format!("Sign in with {name}</a>");
+    let at = body
+        .find(&label)
+        .unwrap_or_else(|| panic!("no {name} button on:\n{}", page.body));
+    let href = body[..at].rfind("href=\"").unwrap() + 6;
+    let end = href + body[href..].find('"').unwrap();
+    url::Url::parse(&page.url)
+        .unwrap()
+        .join(&body[href..end])
+        .unwrap()
+        .to_string()
+}
+
+/// Opens the ERP, presses "Sign in with Suppliers", signs in there; where it ends.
+async fn through_suppliers(gw: &Gateway, b: &Browser, username: &str) -> Page {
+    let login = b.open(&erp(gw, "/orders?open=1")).await;
+    assert!(login.is_login_page(), "{}\n{}", login.body, gw.log());
+    let at_suppliers = b.open(&source_link(&login, "Suppliers")).await;
+    assert!(
+        at_suppliers.url.starts_with("http://login.suppliers.localhost:") && at_suppliers.is_login_page(),
+        "{} {}",
+        at_suppliers.url,
+        at_suppliers.body
+    );
+    b.submit(
+        &at_suppliers,
+        "/login",
+        &[("username", username), ("password", PASSWORD)],
+    )
+    .await
+}
+
+async fn api_json(gw: &Gateway, path: &str) -> Value {
+    gw.api(Method::GET, path).send().await.unwrap().json().await.unwrap()
+}
+
+fn items(v: &Value) -> Vec<Value> {
+    v["items"].as_array().or(v.as_array()).cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_supplier_signs_in_to_the_employees_erp_through_pool_federation() {
+    let up = Whoami::start().await;
+    let gw = Gateway::start(&pools(&up, "deny")).await;
+    let sam_at_suppliers = add_user(&gw, "suppliers", "sam", PASSWORD, &[]).await;
+
+    // First sign-in: the login page's button, the suppliers portal, back to the ERP page.
+    let b = Browser::new(&gw);
+    let page = through_suppliers(&gw, &b, "sam").await;
+    assert_eq!(page.status, 200, "{:?}\n{}", page.hops, page.body);
+    assert!(page.url.starts_with(&erp(&gw, "/orders?open=1")), "{}", page.url);
+    assert!(
+        page.hops.iter().any(|h| h.contains("/federation/suppliers/callback?")),
+        "{:?}",
+        page.hops
+    );
+    let echo = b.fetch(&erp(&gw, "/orders?open=1")).await.json();
+    assert_eq!(seen(&echo, "x-poolgate-username"), ["sam"]);
+    assert_eq!(seen(&echo, "x-poolgate-source"), ["suppliers"]);
+    assert_eq!(seen(&echo, "x-poolgate-pool"), ["employees"]);
+    // The employees pool's own record: its own id, no password, linked to the supplier.
+    let employees_sam = seen(&echo, "x-poolgate-user")[0].clone();
+    assert_ne!(employees_sam, sam_at_suppliers);
+    let users = items(&api_json(&gw, "/pools/employees/users").await);
+    assert_eq!(users.len(), 1, "{users:?}");
+    assert_eq!(users[0]["id"], employees_sam.as_str());
+    assert_eq!(users[0]["has_password"], false);
+    let links = items(&api_json(&gw, "/pools/employees/links").await);
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert_eq!(links[0]["source"], "suppliers");
+    assert_eq!(links[0]["subject"], sam_at_suppliers.as_str());
+    assert_eq!(links[0]["user_id"], employees_sam.as_str());
+    // Nothing of it in the suppliers pool but sam's own session.
+    assert_eq!(items(&api_json(&gw, "/pools/suppliers/users").await).len(), 1);
+
+    // The wiki takes employees' own sign-ins only: the suppliers session is not enough.
+    let wiki = b.open(&gw.url("wiki.employees.localhost", "/")).await;
+    assert!(wiki.is_login_page(), "{}", wiki.body);
+    assert!(!wiki.body.contains("Sign in with Suppliers"), "{}", wiki.body);
+
+    // Second sign-in, another browser: the same employees user, nobody new.
+    let b2 = Browser::new(&gw);
+    let again = through_suppliers(&gw, &b2, "sam").await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    let echo = b2.fetch(&erp(&gw, "/")).await.json();
+    assert_eq!(seen(&echo, "x-poolgate-user"), [employees_sam.as_str()]);
+    assert_eq!(items(&api_json(&gw, "/pools/employees/users").await).len(), 1);
+
+    // The audit log says what happened and why.
+    let audit = api_json(&gw, "/pools/employees/audit?limit=100").await;
+    let actions: Vec<String> = items(&audit)
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["action"].as_str().unwrap(),
+                e["detail"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.starts_with("user.create") && a.contains("decision=create")),
+        "{actions:?}"
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.starts_with("federation.signin") && a.contains("decision=linked")),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test]
+async fn first_login_policies_deny_and_a_colliding_username_write_nothing() {
+    let up = Whoami::start().await;
+    let gw = Gateway::start(&pools(&up, "deny")).await;
+    add_user(&gw, "partners", "pat", PASSWORD, &[]).await;
+    add_user(&gw, "suppliers", "sam", PASSWORD, &[]).await;
+    // An employee already called sam: the supplier sam must not become them.
+    let employee_sam = add_user(&gw, "employees", "sam", "an employee's own password", &[]).await;
+
+    // `deny`: partners without a link are turned away, with a page naming the source.
+    let b = Browser::new(&gw);
+    let login = b.open(&erp(&gw, "/")).await;
+    let at_partners = b.open(&source_link(&login, "Partners")).await;
+    let denied = b
+        .submit(&at_partners, "/login", &[("username", "pat"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(denied.status, 403, "{}", denied.body);
+    assert!(
+        denied.body.contains("Signing in with Partners did not work"),
+        "{}",
+        denied.body
+    );
+    assert_eq!(up.hits(), 0);
+
+    // `create` with a username taken here: refused, the employee untouched, no link.
+    let b = Browser::new(&gw);
+    let collided = through_suppliers(&gw, &b, "sam").await;
+    assert_eq!(collided.status, 403, "{}", collided.body);
+    assert!(collided.body.contains("already exists"), "{}", collided.body);
+    assert_eq!(up.hits(), 0, "nothing reached the app");
+    let users = items(&api_json(&gw, "/pools/employees/users").await);
+    assert_eq!(users.len(), 1, "{users:?}");
+    assert_eq!(users[0]["id"], employee_sam.as_str());
+    assert!(items(&api_json(&gw, "/pools/employees/links").await).is_empty());
+    let audit = api_json(&gw, "/pools/employees/audit?limit=100").await;
+    let details: Vec<String> = items(&audit)
+        .iter()
+        .filter(|e| e["action"] == "federation.first_login")
+        .map(|e| e["detail"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(details.iter().any(|d| d.contains("decision=deny")), "{details:?}");
+    assert!(details.iter().any(|d| d.contains("decision=collision")), "{details:?}");
+}
+
+#[tokio::test]
+async fn concurrent_first_logins_of_one_supplier_make_one_user() {
+    let up = Whoami::start().await;
+    let gw = Gateway::start(&pools(&up, "deny")).await;
+    add_user(&gw, "suppliers", "sam", PASSWORD, &[]).await;
+    // Each browser signs in at the suppliers portal first; then all come to the ERP at once.
+    let mut browsers = Vec::new();
+    for _ in 0..6 {
+        let b = Browser::new(&gw);
+        let login = b.open(&gw.url("login.suppliers.localhost", "/")).await;
+        let home = b
+            .submit(&login, "/login", &[("username", "sam"), ("password", PASSWORD)])
+            .await;
+        assert_eq!(home.status, 200, "{}", home.body);
+        browsers.push(b);
+    }
+    let runs = browsers.iter().map(|b| {
+        let gw = &gw;
+        async move {
+            let login = b.open(&erp(gw, "/")).await;
+            b.open(&source_link(&login, "Suppliers")).await
+        }
+    });
+    let pages = futures_util::future::join_all(runs).await;
+    let mut ids = std::collections::BTreeSet::new();
+    for (p, b) in pages.iter().zip(&browsers) {
+        assert_eq!(p.status, 200, "{:?} {}", p.hops, p.body);
+        let echo = b.fetch(&erp(&gw, "/")).await.json();
+        ids.insert(seen(&echo, "x-poolgate-user")[0].clone());
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(items(&api_json(&gw, "/pools/employees/users").await).len(), 1);
+    assert_eq!(items(&api_json(&gw, "/pools/employees/links").await).len(), 1);
+}
+
+/// Starts a sign-in through `source` at the ERP without following it: the attempt cookie
+/// this browser now holds, and the issuer's authorization URL.
+async fn start(gw: &Gateway, b: &Browser, source: &str) -> (String, url::Url) {
+    let login = b.open(&erp(gw, "/")).await;
+    let resp = b
+        .client
+        .get(source_link(&login, source))
+        .header(ACCEPT, "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let to = url::Url::parse(resp.headers()[LOCATION].to_str().unwrap()).unwrap();
+    let cookie = b
+        .cookie(&gw.url("login.employees.localhost", "/"), "poolgate-login")
+        .expect("an attempt cookie");
+    (cookie, to)
+}
+
+/// Signs in at the suppliers portal and follows redirects up to (not into) the callback
+/// of the employees pool: that URL, with the code and the issuer's `state` and `iss`.
+async fn code_from_suppliers(b: &Browser, authorize: &url::Url) -> url::Url {
+    let mut resp = b
+        .client
+        .get(authorize.as_str())
+        .header(ACCEPT, "text/html")
+        .send()
+        .await
+        .unwrap();
+    if resp.status() == 200 {
+        // No session at suppliers yet: its login page.
+        let base = resp.url().clone();
+        let body = resp.text().await.unwrap();
+        let login = Page {
+            status: 200,
+            url: base.to_string(),
+            body,
+            hops: vec![],
+            headers: Default::default(),
+        };
+        resp = b
+            .client
+            .post(base.join("/login").unwrap())
+            .header(ACCEPT, "text/html")
+            .header(ORIGIN, base.origin().ascii_serialization())
+            .form(&[
+                ("csrf", login.input("csrf").unwrap()),
+                ("request", login.input("request").unwrap()),
+                ("username", "sam".into()),
+                ("password", PASSWORD.into()),
+            ])
+            .send()
+            .await
+            .unwrap();
+    }
+    loop {
+        assert!(resp.status().is_redirection(), "{}", resp.status());
+        let next = resp.url().join(resp.headers()[LOCATION].to_str().unwrap()).unwrap();
+        if next.path().starts_with("/federation/") {
+            return next;
+        }
+        resp = b.client.get(next).send().await.unwrap();
+    }
+}
+
+async fn callback_with(b: &Browser, url: &url::Url, cookie: &str) -> (u16, String) {
+    let resp = b
+        .client
+        .get(url.as_str())
+        .header(COOKIE, format!("poolgate-login={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn replayed_states_other_sources_callbacks_and_mixed_up_issuers_are_refused() {
+    let up = Whoami::start().await;
+    let gw = Gateway::start(&pools(&up, "create")).await;
+    add_user(&gw, "suppliers", "sam", PASSWORD, &[]).await;
+    let b = Browser::new(&gw);
+
+    // A genuine round trip, then the very same callback again with the attempt cookie the
+    // browser held: the state is spent.
+    let (cookie, authorize) = start(&gw, &b, "Suppliers").await;
+    let callback = code_from_suppliers(&b, &authorize).await;
+    assert_eq!(callback.path(), "/federation/suppliers/callback");
+    let (status, body) = callback_with(&b, &callback, &cookie).await;
+    assert_eq!(status, 303, "{body}");
+    let (status, body) = callback_with(&b, &callback, &cookie).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("already used"), "{body}");
+
+    // The state of a suppliers attempt, sent to the partners callback: refused.
+    let (cookie, authorize) = start(&gw, &b, "Suppliers").await;
+    let callback = code_from_suppliers(&b, &authorize).await;
+    let mut elsewhere = callback.clone();
+    elsewhere.set_path("/federation/partners/callback");
+    let (status, body) = callback_with(&b, &elsewhere, &cookie).await;
+    assert_eq!(status, 400, "{body}");
+    // …and the attempt still belongs to suppliers, where it completes.
+    let (status, _) = callback_with(&b, &callback, &cookie).await;
+    assert_eq!(status, 303);
+
+    // Mix-up: the person started at partners; a code the suppliers issuer gave is brought
+    // to the partners callback with the partners attempt's state.
+    let (sup_cookie, sup_authorize) = start(&gw, &b, "Suppliers").await;
+    let from_suppliers = code_from_suppliers(&b, &sup_authorize).await;
+    let code: String = from_suppliers
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let _ = sup_cookie;
+    for with_iss in [true, false] {
+        let (cookie, partners_authorize) = start(&gw, &b, "Partners").await;
+        let state: String = partners_authorize
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .unwrap()
+            .1
+            .into_owned();
+        let mut mixed = url::Url::parse(&gw.url("login.employees.localhost", "/federation/partners/callback")).unwrap();
+        mixed
+            .query_pairs_mut()
+            .append_pair("code", &code)
+            .append_pair("state", &state);
+        if with_iss {
+            let iss: String = from_suppliers
+                .query_pairs()
+                .find(|(k, _)| k == "iss")
+                .unwrap()
+                .1
+                .into_owned();
+            mixed.query_pairs_mut().append_pair("iss", &iss);
+        }
+        let (status, body) = callback_with(&b, &mixed, &cookie).await;
+        assert_eq!(status, 400, "iss sent: {with_iss}: {body}");
+        assert!(body.contains("Signing in with Partners did not work"), "{body}");
+    }
+    // Only the two genuine sign-ins made anything: one user, one link.
+    assert_eq!(items(&api_json(&gw, "/pools/employees/users").await).len(), 1);
+    assert_eq!(items(&api_json(&gw, "/pools/employees/links").await).len(), 1);
+    assert_eq!(up.hits(), 0, "no callback here went on to the app");
+}
