@@ -405,3 +405,93 @@ async fn replayed_states_other_sources_callbacks_and_mixed_up_issuers_are_refuse
     assert_eq!(items(&api_json(&gw, "/pools/employees/links").await).len(), 1);
     assert_eq!(up.hits(), 0, "no callback here went on to the app");
 }
+
+/// employees with two external providers: one under the test's control, one down.
+fn with_company_idp(up: &Whoami, issuer: &str) -> String {
+    format!(
+        r##"
+[pools.employees]
+name = "Employees"
+portal = "login.employees.localhost"
+plan = "enterprise"
+
+[pools.employees.sources.company]
+kind = "oidc"
+name = "Company IdP"
+issuer = "{issuer}"
+client_id = "poolgate-employees"
+algorithms = ["ES256"]
+
+[pools.employees.sources.down]
+kind = "oidc"
+name = "Down IdP"
+issuer = "http://127.0.0.1:{closed}"
+client_id = "poolgate-employees"
+
+[pools.employees.apps.erp]
+hosts = ["erp.employees.localhost"]
+upstreams = ["{up}"]
+"##,
+        up = up.addr,
+        closed = free_port(),
+    )
+}
+
+#[tokio::test]
+async fn forged_upstream_id_tokens_are_refused_and_an_issuer_that_is_down_gets_a_page() {
+    use crate::rogue_issuer::{Forge, RogueIssuer};
+    let up = Whoami::start().await;
+    let idp = RogueIssuer::start().await;
+    let gw = Gateway::start(&with_company_idp(&up, &idp.issuer)).await;
+
+    for forge in [
+        Forge::WrongAudience,
+        Forge::WrongIssuer,
+        Forge::WrongNonce,
+        Forge::ForeignKey,
+        Forge::AlgNone,
+        Forge::HmacWithPublicKey,
+        Forge::Expired,
+    ] {
+        idp.forge(forge);
+        let b = Browser::new(&gw);
+        let login = b.open(&erp(&gw, "/")).await;
+        let page = b.open(&source_link(&login, "Company IdP")).await;
+        assert_eq!(page.status, 400, "{forge:?}: {:?}\n{}", page.hops, page.body);
+        assert!(
+            page.body.contains("Signing in with Company IdP did not work"),
+            "{forge:?}: {}",
+            page.body
+        );
+        assert!(
+            page.hops.iter().any(|h| h.contains("/federation/company/callback?")),
+            "{forge:?}: {:?}",
+            page.hops
+        );
+        assert!(b.fetch(&erp(&gw, "/")).await.status != 200, "{forge:?}: signed in");
+    }
+    assert_eq!(up.hits(), 0);
+    assert!(items(&api_json(&gw, "/pools/employees/users").await).is_empty());
+
+    // The same provider, honest: the harness itself lets a good token through.
+    idp.forge(Forge::Honest);
+    let b = Browser::new(&gw);
+    let login = b.open(&erp(&gw, "/")).await;
+    let page = b.open(&source_link(&login, "Company IdP")).await;
+    assert_eq!(page.status, 200, "{:?}\n{}", page.hops, page.body);
+    let echo = b.fetch(&erp(&gw, "/")).await.json();
+    assert_eq!(seen(&echo, "x-poolgate-username"), ["rogue"]);
+    assert_eq!(seen(&echo, "x-poolgate-source"), ["company"]);
+
+    // A provider that does not answer: a page naming it and a way back, never a 500.
+    let b = Browser::new(&gw);
+    let login = b.open(&erp(&gw, "/")).await;
+    let page = b.open(&source_link(&login, "Down IdP")).await;
+    assert_eq!(page.status, 502, "{}", page.body);
+    assert!(
+        page.body.contains("Signing in with Down IdP did not work"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Back to sign-in"), "{}", page.body);
+}

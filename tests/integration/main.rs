@@ -15,6 +15,7 @@ mod op;
 mod ops;
 mod proxying;
 mod reload;
+mod rogue_issuer;
 mod routing;
 mod signin;
 mod store;

@@ -1,0 +1,195 @@
+//! An identity provider under the test's control, to send poolgate the ID tokens an
+//! attacker would: a wrong audience, issuer or nonce, a bad signature, `alg: none`, an
+//! HMAC keyed with the public key, an expired token. It answers discovery, JWKS,
+//! authorize (straight back with a code) and token (the token the test chose).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use serde_json::{Value, json};
+
+/// What the next ID token is made like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forge {
+    Honest,
+    WrongAudience,
+    WrongIssuer,
+    WrongNonce,
+    ForeignKey,
+    AlgNone,
+    HmacWithPublicKey,
+    Expired,
+}
+
+struct Inner {
+    issuer: String,
+    forge: Forge,
+    nonce: Option<String>,
+    subject: String,
+    key: Vec<u8>,
+    other_key: Vec<u8>,
+    jwk: Value,
+}
+
+#[derive(Clone)]
+pub struct RogueIssuer {
+    pub issuer: String,
+    inner: Arc<Mutex<Inner>>,
+    task: Arc<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for RogueIssuer {
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.task) == 1 {
+            self.task.abort();
+        }
+    }
+}
+
+fn p256() -> Vec<u8> {
+    let rng = ring::rand::SystemRandom::new();
+    EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .unwrap()
+        .as_ref()
+        .to_vec()
+}
+
+impl RogueIssuer {
+    pub async fn start() -> RogueIssuer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let issuer = format!("http://127.0.0.1:{}", addr.port());
+        let key = p256();
+        let rng = ring::rand::SystemRandom::new();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &key, &rng).unwrap();
+        let public = pair.public_key().as_ref();
+        let jwk = json!({
+            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": "rogue-1",
+            "x": URL_SAFE_NO_PAD.encode(&public[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&public[33..65]),
+        });
+        let inner = Arc::new(Mutex::new(Inner {
+            issuer: issuer.clone(),
+            forge: Forge::Honest,
+            nonce: None,
+            subject: "rogue-subject-1".into(),
+            key,
+            other_key: p256(),
+            jwk,
+        }));
+        let app = Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/jwks", get(jwks))
+            .route("/authorize", get(authorize))
+            .route("/token", post(token))
+            .with_state(inner.clone());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        RogueIssuer {
+            issuer,
+            inner,
+            task: Arc::new(task),
+        }
+    }
+
+    pub fn forge(&self, forge: Forge) {
+        self.inner.lock().unwrap().forge = forge;
+    }
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+async fn discovery(State(s): State<Shared>) -> Json<Value> {
+    let issuer = s.lock().unwrap().issuer.clone();
+    Json(json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "none"],
+    }))
+}
+
+async fn jwks(State(s): State<Shared>) -> Json<Value> {
+    Json(json!({ "keys": [s.lock().unwrap().jwk.clone()] }))
+}
+
+async fn authorize(State(s): State<Shared>, Query(q): Query<Vec<(String, String)>>) -> impl IntoResponse {
+    let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    s.lock().unwrap().nonce = get("nonce");
+    let mut to = url::Url::parse(&get("redirect_uri").unwrap()).unwrap();
+    to.query_pairs_mut()
+        .append_pair("code", "rogue-code")
+        .append_pair("state", &get("state").unwrap());
+    Redirect::to(to.as_str())
+}
+
+async fn token(State(s): State<Shared>, headers: axum::http::HeaderMap, body: String) -> Json<Value> {
+    let s = s.lock().unwrap();
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    let client_id = form
+        .iter()
+        .find(|(k, _)| k == "client_id")
+        .map(|(_, v)| v.clone())
+        .or_else(|| {
+            let basic = headers.get("authorization")?.to_str().ok()?.strip_prefix("Basic ")?;
+            let decoded = base64::engine::general_purpose::STANDARD.decode(basic).ok()?;
+            let text = String::from_utf8(decoded).ok()?;
+            Some(text.split(':').next()?.to_owned())
+        })
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut claims = json!({
+        "iss": s.issuer, "sub": s.subject, "aud": client_id, "iat": now, "exp": now + 300,
+        "nonce": s.nonce, "email": "rogue@rogue.example", "email_verified": true,
+        "preferred_username": "rogue",
+    });
+    match s.forge {
+        Forge::WrongAudience => claims["aud"] = json!("another-client"),
+        Forge::WrongIssuer => claims["iss"] = json!("https://evil.example"),
+        Forge::WrongNonce => claims["nonce"] = json!("not-the-nonce"),
+        Forge::Expired => {
+            claims["iat"] = json!(now - 900);
+            claims["exp"] = json!(now - 600);
+        }
+        _ => {}
+    }
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("rogue-1".into());
+    let id_token = match s.forge {
+        Forge::ForeignKey => jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(&s.other_key)).unwrap(),
+        Forge::AlgNone => {
+            let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","kid":"rogue-1"}"#);
+            let p = URL_SAFE_NO_PAD.encode(claims.to_string());
+            format!("{h}.{p}.")
+        }
+        Forge::HmacWithPublicKey => {
+            let mut h = Header::new(Algorithm::HS256);
+            h.kid = Some("rogue-1".into());
+            let secret = s.jwk.to_string();
+            jsonwebtoken::encode(&h, &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+        }
+        _ => jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(&s.key)).unwrap(),
+    };
+    Json(json!({
+        "access_token": "rogue-access-token",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "id_token": id_token,
+    }))
+}
