@@ -232,3 +232,62 @@ fn allowed_sources_must_exist_in_the_pool() {
     assert_eq!(errs[0].0, Some(line_of(&text, "allowed_sources")));
     assert!(errs[0].1.contains("allowed source `partners`"), "{}", errs[0].1);
 }
+
+#[test]
+fn a_source_that_would_weaken_its_checks_is_refused_with_its_line() {
+    let text = format!(
+        "{}\n[pools.employees.sources.company]\nkind = \"oidc\"\nissuer = \"http://idp.example\"\n\
+         client_id = \"gw\"\nalgorithms = [\"RS256\", \"HS256\", \"none\"]\nfirst_login = \"link_verified_email\"\n\
+         [pools.employees.sources.company.authorize_params]\nnonce = \"fixed\"\nprompt = \"login\"\n",
+        GOOD.replace("plan = \"premium\"", "plan = \"enterprise\"")
+    );
+    let errs = errors(&text);
+    let messages: Vec<&str> = errs.iter().map(|e| e.1.as_str()).collect();
+    for (needle, line_hint) in [
+        ("must be an https:// URL", "issuer = \"http://idp.example\""),
+        ("algorithm `HS256` is not accepted", "algorithms"),
+        ("algorithm `none` is not accepted", "algorithms"),
+        ("`link_verified_email` needs `trust_email = true`", "first_login"),
+        ("`nonce` is set by the gateway", "nonce = \"fixed\""),
+    ] {
+        let e = errs
+            .iter()
+            .find(|e| e.1.contains(needle))
+            .unwrap_or_else(|| panic!("no error about {needle}: {messages:#?}"));
+        assert_eq!(e.0, Some(line_of(&text, line_hint)), "{needle}");
+    }
+    assert!(!messages.iter().any(|m| m.contains("prompt")), "{messages:#?}");
+}
+
+#[test]
+fn a_pool_source_takes_no_issuer_or_secret_and_an_oidc_source_has_safe_defaults() {
+    let text = format!(
+        "{}\n[pools.suppliers]\nname = \"Suppliers\"\nportal = \"login.suppliers.localhost\"\n\
+         [pools.employees.sources.suppliers]\nkind = \"pool\"\npool = \"suppliers\"\nclient_secret_env = \"X\"\n",
+        GOOD.replace("plan = \"premium\"", "plan = \"enterprise\"")
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].0, Some(line_of(&text, "client_secret_env")), "{errs:?}");
+    assert!(errs[0].1.contains("made by the gateway"), "{}", errs[0].1);
+
+    let text = format!(
+        "{}\n[pools.employees.sources.company]\nkind = \"oidc\"\nissuer = \"http://idp.localhost:8443/\"\nclient_id = \"gw\"\n",
+        GOOD.replace("plan = \"premium\"", "plan = \"enterprise\"")
+    );
+    let c = super::lower::lower(&text, std::path::Path::new("/etc/poolgate")).unwrap();
+    let s = &c.pools[0].sources[0];
+    assert_eq!(s.algorithms, ["RS256", "ES256"]);
+    assert_eq!(s.scopes, ["openid", "profile", "email"]);
+    assert_eq!(s.first_login, super::FirstLogin::Create);
+    assert!(!s.trust_email);
+    match &s.kind {
+        super::SourceKind::Oidc {
+            issuer, client_secret, ..
+        } => {
+            assert_eq!(issuer, "http://idp.localhost:8443");
+            assert!(client_secret.is_none());
+        }
+        other => panic!("{other:?}"),
+    }
+}
