@@ -122,6 +122,25 @@ fn print_welcome(config: &Config, whoami: SocketAddr, access: &AccessLog) {
     for (pool, username, password) in DEMO_USERS {
         println!("sign in to {pool} as {username} / {password}");
     }
+    for pool in &config.pools {
+        for source in &pool.sources {
+            let apps: Vec<&str> = pool
+                .apps
+                .iter()
+                .filter(|a| a.policy.allowed_sources.iter().any(|s| s == source.id.as_str()))
+                .map(|a| a.name.as_str())
+                .collect();
+            if !apps.is_empty() {
+                println!(
+                    "federation: {} people sign in to {} of {} with \"Sign in with {}\"",
+                    source.name,
+                    apps.join(", "),
+                    pool.id,
+                    source.name
+                );
+            }
+        }
+    }
     if https_port.is_some() {
         println!(
             "\nFor https, trust {}/dev-ca.pem (or pass it to curl with --cacert).",
