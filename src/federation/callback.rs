@@ -20,7 +20,7 @@ use super::attempt::{ATTEMPT_SECS, Attempt};
 use super::first_login::{self, Upstreamed};
 use super::upstream::{Metadata, Provider, Upstream};
 use crate::op::AuthRequest;
-use crate::op::signin::{Proof, complete};
+use crate::op::signin::{Proof, UpstreamIdentity, complete};
 use crate::session::cookie::Cookie;
 use crate::web::context::Ctx;
 use crate::web::state::{WebState, audit};
@@ -122,7 +122,7 @@ async fn finish(
     let code = q.code.ok_or_else(|| FederationError::Invalid("no code".into()))?;
     admitted(state, ctx, &up, attempt.request.as_ref())?;
 
-    let claims = redeem(&up, &provider, &metadata, code, &attempt).await?;
+    let (claims, upstream) = redeem(&up, &provider, &metadata, code, &attempt).await?;
     let user = first_login::resolve(state, ctx, &up, &claims).await?;
     if user.disabled {
         return Err(FederationError::NoAccount("this account is disabled".into()));
@@ -135,6 +135,7 @@ async fn finish(
         Proof::Source {
             id: up.id.as_str(),
             mfa: false,
+            upstream: &upstream,
         },
         request,
         None,
@@ -177,7 +178,7 @@ async fn redeem(
     metadata: &Metadata,
     code: String,
     attempt: &Attempt,
-) -> Result<Upstreamed, FederationError> {
+) -> Result<(Upstreamed, UpstreamIdentity), FederationError> {
     let invalid = |e: &dyn std::fmt::Display| FederationError::Invalid(e.to_string());
     let issuer = IssuerUrl::new(up.issuer.clone()).map_err(|e| invalid(&e))?;
     let token_url = metadata
@@ -233,7 +234,24 @@ async fn redeem(
             }
         }
     }
-    Ok(found)
+    let upstream = UpstreamIdentity {
+        issuer: up.issuer.clone(),
+        subject: found.subject.clone(),
+        sid: verified_claim(id_token, "sid"),
+        id_token: Some(id_token.to_string()),
+    };
+    Ok((found, upstream))
+}
+
+/// A claim the openidconnect crate does not model (`sid`), read from a token that has
+/// just been verified.
+fn verified_claim(id_token: &CoreIdToken, name: &str) -> Option<String> {
+    use base64::Engine;
+    let text = id_token.to_string();
+    let payload = text.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get(name)?.as_str().map(str::to_owned)
 }
 
 async fn verify(

@@ -12,6 +12,7 @@
 mod attempt;
 mod callback;
 mod first_login;
+mod logout;
 mod start;
 mod upstream;
 
@@ -31,6 +32,10 @@ pub fn routes() -> Router<WebState> {
     Router::new()
         .route("/federation/{source}/start", get(start::start))
         .route("/federation/{source}/callback", get(callback::callback))
+        .route(
+            "/federation/{source}/backchannel-logout",
+            axum::routing::post(logout::backchannel),
+        )
 }
 
 /// Why a federated sign-in stopped. Each is shown to the person as a page naming the

@@ -21,7 +21,21 @@ pub enum Proof<'a> {
     /// This pool's password, with a second factor or not.
     Password { second_factor: bool },
     /// An identity source of the pool; `mfa` when the source's second factor is trusted.
-    Source { id: &'a str, mfa: bool },
+    Source {
+        id: &'a str,
+        mfa: bool,
+        upstream: &'a UpstreamIdentity,
+    },
+}
+
+/// Who the person is at the source they came through: what that source's back-channel
+/// logout names (`sid`, else `sub`), and the ID token a sign-out sends back as a hint.
+#[derive(Debug, Clone)]
+pub struct UpstreamIdentity {
+    pub issuer: String,
+    pub subject: String,
+    pub sid: Option<String>,
+    pub id_token: Option<String>,
 }
 
 impl Proof<'_> {
@@ -108,6 +122,29 @@ pub async fn open_session(
                 .await
             {
                 tracing::error!(code = "PG0506", error = %e, "could not store an SSO session");
+                return Err(pages::message(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &ctx.pool,
+                    "Sign-in is unavailable",
+                    "Please try again in a moment.",
+                    None,
+                ));
+            }
+            if let Proof::Source { upstream, .. } = proof
+                && let Err(e) = store
+                    .set_sso_upstream(
+                        ctx.pool.id.as_str(),
+                        &sid.hex(),
+                        &upstream.issuer,
+                        &upstream.subject,
+                        upstream.sid.as_deref(),
+                        upstream.id_token.as_deref(),
+                    )
+                    .await
+            {
+                // Without it the source's logout could not reach this session: no session.
+                tracing::error!(code = "PG0506", error = %e, "could not store an SSO session's upstream");
+                let _ = store.revoke_sso_session(ctx.pool.id.as_str(), &sid.hex()).await;
                 return Err(pages::message(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &ctx.pool,

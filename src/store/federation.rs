@@ -89,3 +89,79 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 }
+
+/// A live SSO session that came through a source: `(id, user, expires_at)`.
+pub type UpstreamSession = (String, String, i64);
+
+impl Store {
+    /// Records who the person of an SSO session is at the source it came through.
+    pub async fn set_sso_upstream(
+        &self,
+        pool: &str,
+        sso: &str,
+        issuer: &str,
+        subject: &str,
+        sid: Option<&str>,
+        id_token: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE sso_sessions SET upstream_iss = $1, upstream_sub = $2, upstream_sid = $3, upstream_id_token = $4 \
+             WHERE pool_id = $5 AND id = $6",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .bind(sid)
+        .bind(id_token)
+        .bind(pool)
+        .bind(sso)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The live SSO sessions that came from an upstream session (`sid`), or, without one,
+    /// from any session of that upstream person (`sub`).
+    pub async fn sso_sessions_from_upstream(
+        &self,
+        pool: &str,
+        source: &str,
+        issuer: &str,
+        subject: Option<&str>,
+        sid: Option<&str>,
+    ) -> Result<Vec<UpstreamSession>> {
+        let now = self.now();
+        let rows = match sid {
+            Some(sid) => {
+                sqlx::query(
+                    "SELECT id, user_id, expires_at FROM sso_sessions WHERE pool_id = $1 AND source = $2 \
+                     AND upstream_iss = $3 AND upstream_sid = $4 AND ($5 = '' OR upstream_sub = $5) \
+                     AND revoked_at IS NULL AND expires_at > $6",
+                )
+                .bind(pool)
+                .bind(source)
+                .bind(issuer)
+                .bind(sid)
+                .bind(subject.unwrap_or_default())
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "SELECT id, user_id, expires_at FROM sso_sessions WHERE pool_id = $1 AND source = $2 \
+                     AND upstream_iss = $3 AND upstream_sub = $4 AND revoked_at IS NULL AND expires_at > $5",
+                )
+                .bind(pool)
+                .bind(source)
+                .bind(issuer)
+                .bind(subject.unwrap_or_default())
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("user_id")?, r.try_get("expires_at")?)))
+            .collect()
+    }
+}

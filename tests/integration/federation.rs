@@ -495,3 +495,101 @@ async fn forged_upstream_id_tokens_are_refused_and_an_issuer_that_is_down_gets_a
     );
     assert!(page.body.contains("Back to sign-in"), "{}", page.body);
 }
+
+async fn post_logout_token(gw: &Gateway, source: &str, token: &str) -> (u16, String) {
+    let resp = gw
+        .client()
+        .post(gw.url(
+            "login.employees.localhost",
+            &format!("/federation/{source}/backchannel-logout"),
+        ))
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_sources_back_channel_logout_ends_the_session_and_forged_ones_end_nothing() {
+    use crate::rogue_issuer::{Forge, RogueIssuer};
+    let up = Whoami::start().await;
+    let idp = RogueIssuer::start().await;
+    let gw = Gateway::start(&with_company_idp(&up, &idp.issuer)).await;
+    let b = Browser::new(&gw);
+    let login = b.open(&erp(&gw, "/")).await;
+    let page = b.open(&source_link(&login, "Company IdP")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(b.fetch(&erp(&gw, "/")).await.status, 200);
+
+    // Tokens that must not end anything: each refused, the session still good.
+    for (forge, nonce, no_event) in [
+        (Forge::WrongAudience, false, false),
+        (Forge::WrongIssuer, false, false),
+        (Forge::ForeignKey, false, false),
+        (Forge::AlgNone, false, false),
+        (Forge::HmacWithPublicKey, false, false),
+        (Forge::Expired, false, false),
+        (Forge::Honest, true, false),
+        (Forge::Honest, false, true),
+    ] {
+        idp.forge(forge);
+        let token = idp.logout_token("poolgate-employees", nonce, no_event);
+        let (status, body) = post_logout_token(&gw, "company", &token).await;
+        assert_eq!(status, 400, "{forge:?} nonce={nonce} no_event={no_event}: {body}");
+        assert_eq!(
+            b.fetch(&erp(&gw, "/")).await.status,
+            200,
+            "{forge:?}: the session ended"
+        );
+    }
+    // A genuine one sent to another source's endpoint is that source's business: refused.
+    idp.forge(Forge::Honest);
+    let token = idp.logout_token("poolgate-employees", false, false);
+    let (status, _) = post_logout_token(&gw, "down", &token).await;
+    assert_ne!(status, 200);
+    assert_eq!(b.fetch(&erp(&gw, "/")).await.status, 200);
+
+    // The genuine token at the right place ends the session at once; a replay is refused.
+    let (status, body) = post_logout_token(&gw, "company", &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(b.fetch(&erp(&gw, "/")).await.status, 401);
+    let (status, body) = post_logout_token(&gw, "company", &token).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("already used"), "{body}");
+}
+
+#[tokio::test]
+async fn signing_out_of_suppliers_ends_the_suppliers_employees_session() {
+    let up = Whoami::start().await;
+    let gw = Gateway::start(&pools(&up, "deny")).await;
+    add_user(&gw, "suppliers", "sam", PASSWORD, &[]).await;
+    let b = Browser::new(&gw);
+    let page = through_suppliers(&gw, &b, "sam").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(b.fetch(&erp(&gw, "/")).await.status, 200);
+
+    // Sam signs out at the suppliers portal; the suppliers OP tells the employees pool
+    // (back-channel logout), which ends the session that came from it.
+    let out = b.sign_out(&gw.url("login.suppliers.localhost", "/logout")).await;
+    assert_eq!(out.status, 200, "{}", out.body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let status = b.fetch(&erp(&gw, "/")).await.status;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the employees session outlived the sign-out ({status})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let audit = api_json(&gw, "/pools/employees/audit?limit=100").await;
+    assert!(
+        items(&audit)
+            .iter()
+            .any(|e| e["action"] == "federation.logout" && e["outcome"] == "ok"),
+        "{audit}"
+    );
+}

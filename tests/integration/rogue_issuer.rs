@@ -157,7 +157,7 @@ async fn token(State(s): State<Shared>, headers: axum::http::HeaderMap, body: St
     let mut claims = json!({
         "iss": s.issuer, "sub": s.subject, "aud": client_id, "iat": now, "exp": now + 300,
         "nonce": s.nonce, "email": "rogue@rogue.example", "email_verified": true,
-        "preferred_username": "rogue",
+        "preferred_username": "rogue", "sid": "rogue-sid-1",
     });
     match s.forge {
         Forge::WrongAudience => claims["aud"] = json!("another-client"),
@@ -169,10 +169,21 @@ async fn token(State(s): State<Shared>, headers: axum::http::HeaderMap, body: St
         }
         _ => {}
     }
+    let id_token = sign(&s, &claims);
+    Json(json!({
+        "access_token": "rogue-access-token",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "id_token": id_token,
+    }))
+}
+
+/// Signs `claims` the way the current forgery says (header, key, algorithm).
+fn sign(s: &Inner, claims: &Value) -> String {
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some("rogue-1".into());
-    let id_token = match s.forge {
-        Forge::ForeignKey => jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(&s.other_key)).unwrap(),
+    match s.forge {
+        Forge::ForeignKey => jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&s.other_key)).unwrap(),
         Forge::AlgNone => {
             let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","kid":"rogue-1"}"#);
             let p = URL_SAFE_NO_PAD.encode(claims.to_string());
@@ -182,14 +193,42 @@ async fn token(State(s): State<Shared>, headers: axum::http::HeaderMap, body: St
             let mut h = Header::new(Algorithm::HS256);
             h.kid = Some("rogue-1".into());
             let secret = s.jwk.to_string();
-            jsonwebtoken::encode(&h, &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+            jsonwebtoken::encode(&h, claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
         }
-        _ => jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(&s.key)).unwrap(),
-    };
-    Json(json!({
-        "access_token": "rogue-access-token",
-        "token_type": "Bearer",
-        "expires_in": 300,
-        "id_token": id_token,
-    }))
+        _ => jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&s.key)).unwrap(),
+    }
+}
+
+impl RogueIssuer {
+    /// A back-channel logout token for `client_id` naming the signed-in session, made as
+    /// the current forgery says; `nonce` and `no_event` make it an ID token in disguise.
+    pub fn logout_token(&self, client_id: &str, nonce: bool, no_event: bool) -> String {
+        let s = self.inner.lock().unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let mut claims = json!({
+            "iss": s.issuer, "aud": client_id, "iat": now, "exp": now + 120,
+            "jti": format!("jti-{}", URL_SAFE_NO_PAD.encode(p256().get(40..52).unwrap())),
+            "sub": s.subject, "sid": "rogue-sid-1",
+            "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+        });
+        match s.forge {
+            Forge::WrongAudience => claims["aud"] = json!("another-client"),
+            Forge::WrongIssuer => claims["iss"] = json!("https://evil.example"),
+            Forge::Expired => {
+                claims["iat"] = json!(now - 900);
+                claims["exp"] = json!(now - 600);
+            }
+            _ => {}
+        }
+        if nonce {
+            claims["nonce"] = json!("n");
+        }
+        if no_event {
+            claims.as_object_mut().unwrap().remove("events");
+        }
+        sign(&s, &claims)
+    }
 }
