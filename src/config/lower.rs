@@ -431,11 +431,11 @@ impl Lowering<'_> {
         for (app_id, app) in &p.apps {
             for allowed in &app.get_ref().allowed_sources {
                 let name = allowed.get_ref();
-                if name != "local" && !p.sources.keys().any(|k| k.get_ref() == name) {
+                if name != "local" && name != "client" && !p.sources.keys().any(|k| k.get_ref() == name) {
                     self.err(
                         allowed.span(),
                         format!(
-                            "app `{}/{}`: allowed source `{name}` is neither `local` nor a source of the pool",
+                            "app `{}/{}`: allowed source `{name}` is not `local`, `client` or a source of the pool",
                             id.get_ref(),
                             app_id.get_ref()
                         ),

@@ -39,7 +39,8 @@ export function freePort() {
 }
 
 /// The demo (`config/demo.toml`) on free ports, in a fresh directory, with `extra` TOML
-/// appended; resolves once it is ready.
+/// appended (or what `extra({ upstream, http })` makes of the demo's addresses); resolves
+/// once it is ready.
 export async function startDemo(extra = '') {
   assert.ok(existsSync(bin), `no poolgate binary at ${bin}: run cargo build first`);
   const dir = mkdtempSync(join(tmpdir(), 'poolgate-interop-'));
@@ -49,7 +50,8 @@ export async function startDemo(extra = '') {
     .replaceAll('127.0.0.1:9090', `127.0.0.1:${adminPort}`)
     .replaceAll('127.0.0.1:9001', `127.0.0.1:${upstreamPort}`)
     .replaceAll('../data/', 'data/')
-    .replaceAll('../certs', 'certs') + extra;
+    .replaceAll('../certs', 'certs')
+    + (typeof extra === 'function' ? extra({ upstream: `127.0.0.1:${upstreamPort}`, http: httpPort }) : extra);
   writeFileSync(join(dir, 'demo.toml'), config);
   const child = spawn(bin, ['demo', '--config', join(dir, 'demo.toml')], { stdio: ['ignore', 'pipe', 'pipe'] });
   const demo = { dir, child, output: '', httpPort };
