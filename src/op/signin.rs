@@ -6,6 +6,8 @@
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
+use totp_rs::{Algorithm, TOTP};
+
 use super::AuthRequest;
 use super::authorize::issue_code;
 use crate::session::cookie::Cookie;
@@ -13,6 +15,7 @@ use crate::session::{SessionId, Ticket, sso_binding};
 use crate::store::User;
 use crate::web::context::Ctx;
 use crate::web::pages;
+use crate::web::sealed::equal;
 use crate::web::state::{WebState, audit};
 
 /// How the person proved who they are.
@@ -183,4 +186,40 @@ pub async fn open_session(
     )
     .await;
     Ok((Cookie::Sso.set(ctx.tls, &value, Some(expires - now)), ticket))
+}
+
+pub fn totp(pool_name: &str, account: &str, secret: Vec<u8>) -> Option<TOTP> {
+    TOTP::new(
+        Algorithm::SHA1,
+        6,
+        1,
+        30,
+        secret,
+        Some(pool_name.to_owned()),
+        account.to_owned(),
+    )
+    .ok()
+}
+
+/// Accepts a TOTP code (each time step once) or a recovery code (each code once).
+pub async fn check_second_factor(state: &WebState, ctx: &Ctx, user: &User, code: &str) -> bool {
+    let store = state.registry.store();
+    let pool = ctx.pool.id.as_str();
+    let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    if digits.len() == 6 && digits.chars().all(|c| c.is_ascii_digit()) {
+        let Ok(Some((secret, last))) = store.totp_secret(pool, &user.id, state.registry.master_key()).await else {
+            return false;
+        };
+        let Some(t) = totp(&ctx.pool.name, &user.username, secret) else {
+            return false;
+        };
+        let now = store.now() as u64;
+        for step in [now / 30, now / 30 - 1, now / 30 + 1] {
+            if step as i64 > last && equal(&t.generate(step * 30), &digits) {
+                return store.use_totp_step(pool, &user.id, step as i64).await.unwrap_or(false);
+            }
+        }
+        return false;
+    }
+    store.use_recovery_code(pool, &user.id, code).await.unwrap_or(false)
 }

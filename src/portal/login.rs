@@ -7,13 +7,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
-use totp_rs::{Algorithm, Secret, TOTP};
+use totp_rs::Secret;
 
 use crate::config::MfaPolicy;
 use crate::crypto::password;
 use crate::op::AuthRequest;
 use crate::op::authorize::{self, issue_code};
-use crate::op::signin::{Proof, complete, open_session};
+use crate::op::signin::{Proof, check_second_factor, complete, open_session, totp};
 use crate::session::Ticket;
 use crate::store::{StoreError, User};
 use crate::web::context::Ctx;
@@ -130,19 +130,6 @@ struct Enrollment {
     request: Option<AuthRequest>,
     sso: Option<String>,
     exp: i64,
-}
-
-fn totp(pool_name: &str, account: &str, secret: Vec<u8>) -> Option<TOTP> {
-    TOTP::new(
-        Algorithm::SHA1,
-        6,
-        1,
-        30,
-        secret,
-        Some(pool_name.to_owned()),
-        account.to_owned(),
-    )
-    .ok()
 }
 
 /// Whether this sign-in (for this request) needs a second factor now.
@@ -502,29 +489,6 @@ fn refuse_oversized_code(ctx: &Ctx, f: &CodeForm) -> Option<Response> {
             (&f.pending, limits::SEALED),
         ],
     )
-}
-
-/// Accepts a TOTP code (each time step once) or a recovery code (each code once).
-async fn check_second_factor(state: &WebState, ctx: &Ctx, user: &User, code: &str) -> bool {
-    let store = state.registry.store();
-    let pool = ctx.pool.id.as_str();
-    let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-    if digits.len() == 6 && digits.chars().all(|c| c.is_ascii_digit()) {
-        let Ok(Some((secret, last))) = store.totp_secret(pool, &user.id, state.registry.master_key()).await else {
-            return false;
-        };
-        let Some(t) = totp(&ctx.pool.name, &user.username, secret) else {
-            return false;
-        };
-        let now = store.now() as u64;
-        for step in [now / 30, now / 30 - 1, now / 30 + 1] {
-            if step as i64 > last && equal(&t.generate(step * 30), &digits) {
-                return store.use_totp_step(pool, &user.id, step as i64).await.unwrap_or(false);
-            }
-        }
-        return false;
-    }
-    store.use_recovery_code(pool, &user.id, code).await.unwrap_or(false)
 }
 
 pub(super) async fn second_factor(
