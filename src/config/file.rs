@@ -239,7 +239,8 @@ pub struct Source {
     /// Extra authorization request parameters (`prompt`, `acr_values`, `hd`, …).
     #[serde(default)]
     pub authorize_params: BTreeMap<S<String>, S<String>>,
-    /// What a first sign-in with no link does: `create`, `link_verified_email`, `deny`.
+    /// What a first sign-in with no link does: `create`, `link_verified_email`, `challenge`,
+    /// `deny`.
     pub first_login: Option<S<String>>,
     /// The issuer's `email_verified: true` is believed (needed by `link_verified_email`).
     pub trust_email: Option<S<bool>>,

@@ -1155,6 +1155,7 @@ impl Lowering<'_> {
                 FirstLogin::LinkVerifiedEmail
             }
             Some((_, "deny")) => FirstLogin::Deny,
+            Some((_, "challenge")) => FirstLogin::Challenge,
             Some((f, other)) => {
                 self.err(
                     f.span(),

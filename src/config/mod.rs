@@ -558,10 +558,13 @@ pub const RESERVED_AUTHORIZE_PARAMS: [&str; 9] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FirstLogin {
-    /// A new local user and its link (refused when the username or email is taken).
+    /// A new local user and its link (a challenge when the username or email is taken).
     Create,
     /// The one local user with that verified email, when the source is trusted for email.
     LinkVerifiedEmail,
+    /// The person proves an existing local account (password, and a second factor when
+    /// they have one) before the link is written.
+    Challenge,
     /// Nobody without a link gets in.
     Deny,
 }
@@ -571,6 +574,7 @@ impl FirstLogin {
         match self {
             FirstLogin::Create => "create",
             FirstLogin::LinkVerifiedEmail => "link_verified_email",
+            FirstLogin::Challenge => "challenge",
             FirstLogin::Deny => "deny",
         }
     }

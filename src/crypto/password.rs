@@ -21,6 +21,10 @@ fn argon2id() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+/// Verified against when the username is unknown, so a miss costs what a hit costs.
+pub const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Kl1QHxuhVDzMYsnt0Wo3F4+YM9T3HVFr+oVk8pFxQPo";
+
 /// Hashes a new password (PHC string).
 pub fn hash(password: &str) -> Result<String, PasswordError> {
     if password.is_empty() {

@@ -17,7 +17,8 @@ use serde::Deserialize;
 
 use super::FederationError;
 use super::attempt::{ATTEMPT_SECS, Attempt};
-use super::first_login::{self, Upstreamed};
+use super::challenge::PendingLink;
+use super::first_login::{self, Resolved, Upstreamed};
 use super::upstream::{Metadata, Provider, Upstream};
 use crate::op::AuthRequest;
 use crate::op::signin::{Proof, UpstreamIdentity, complete};
@@ -56,7 +57,9 @@ pub(super) async fn callback(
         .map_or_else(|| source.clone(), |s| s.name.clone());
     let clear = [(header::SET_COOKIE, Cookie::Login.clear(ctx.tls))];
     match finish(&state, &ctx, &headers, &source, q).await {
-        Ok(resp) => (clear, resp).into_response(),
+        // The challenge page sets the login cookie anew (the pending link).
+        Ok(Finished::Challenge(resp)) => resp,
+        Ok(Finished::SignedIn(resp)) => (clear, resp).into_response(),
         Err(e) => {
             tracing::info!(code = "PG0704", pool = %ctx.pool.id, source, error = %e, "federated sign-in refused");
             audit(
@@ -74,13 +77,18 @@ pub(super) async fn callback(
     }
 }
 
+enum Finished {
+    SignedIn(Response),
+    Challenge(Response),
+}
+
 async fn finish(
     state: &WebState,
     ctx: &Ctx,
     headers: &HeaderMap,
     source: &str,
     q: CallbackQuery,
-) -> Result<Response, FederationError> {
+) -> Result<Finished, FederationError> {
     let store = state.registry.store();
     let now = store.now();
     let given_state = q.state.as_deref().unwrap_or_default();
@@ -123,24 +131,33 @@ async fn finish(
     admitted(state, ctx, &up, attempt.request.as_ref())?;
 
     let (claims, upstream) = redeem(&up, &provider, &metadata, code, &attempt).await?;
-    let user = first_login::resolve(state, ctx, &up, &claims).await?;
+    let request = attempt.request.filter(|r| r.exp > now);
+    let user = match first_login::resolve(state, ctx, &up, &claims).await? {
+        Resolved::User(user) => user,
+        Resolved::Challenge { collision } => {
+            let shown = claims.email.or(claims.username).unwrap_or(claims.subject);
+            let pending = PendingLink::new(up.id.as_str(), &up.name, &upstream, shown, collision, request, now);
+            return Ok(Finished::Challenge(pending.page(ctx, headers)));
+        }
+    };
     if user.disabled {
         return Err(FederationError::NoAccount("this account is disabled".into()));
     }
-    let request = attempt.request.filter(|r| r.exp > now);
-    Ok(complete(
-        state,
-        ctx,
-        &user,
-        Proof::Source {
-            id: up.id.as_str(),
-            mfa: false,
-            upstream: &upstream,
-        },
-        request,
-        None,
-    )
-    .await)
+    Ok(Finished::SignedIn(
+        complete(
+            state,
+            ctx,
+            &user,
+            Proof::Source {
+                id: up.id.as_str(),
+                mfa: false,
+                upstream: &upstream,
+            },
+            request,
+            None,
+        )
+        .await,
+    ))
 }
 
 /// Whether the pool may federate (its plan) and the application asked for accepts this

@@ -1,10 +1,11 @@
 //! Who an upstream identity is in this pool. A returning person is found by their link
 //! `(source, issuer, subject)` and by nothing else — never by email, which an upstream
 //! may let anyone set. Without a link, the source's `first_login` decides: `create` a
-//! user and its link (refused when the username or email is taken here), link the one
-//! local user with that verified email (`link_verified_email`, only for a source trusted
-//! for email and only on a boolean `email_verified: true`), or `deny`. Every decision is
-//! audited with what it was made from.
+//! user and its link (a `challenge` when the username or email is taken here), link the
+//! one local user with that verified email (`link_verified_email`, only for a source
+//! trusted for email and only on a boolean `email_verified: true`), ask the person to prove
+//! an existing local account (`challenge`, see [`super::challenge`]), or `deny`. Every
+//! decision is audited with what it was made from.
 
 use openidconnect::core::{CoreIdTokenClaims, CoreUserInfoClaims};
 
@@ -70,12 +71,21 @@ impl Upstreamed {
     }
 }
 
+/// Who the upstream identity is here, or that they must prove a local account first.
+pub(super) enum Resolved {
+    User(User),
+    /// `collision`: a new user could not be made (the username or email is taken).
+    Challenge {
+        collision: bool,
+    },
+}
+
 pub(super) async fn resolve(
     state: &WebState,
     ctx: &Ctx,
     up: &Upstream,
     who: &Upstreamed,
-) -> Result<User, FederationError> {
+) -> Result<Resolved, FederationError> {
     let store = state.registry.store();
     let pool = ctx.pool.id.as_str();
     let source = up.id.as_str();
@@ -103,7 +113,7 @@ pub(super) async fn resolve(
             format!("{seen} decision=linked"),
         )
         .await;
-        return Ok(user);
+        return Ok(Resolved::User(user));
     }
     let decided = |decision: &str| format!("{seen} first_login={} decision={decision}", up.first_login.as_str());
     let refuse = |decision: &'static str, why: &str| {
@@ -123,7 +133,15 @@ pub(super) async fn resolve(
             Err(FederationError::NoAccount(why))
         }
     };
+    let challenge = |decision: &'static str, collision: bool| {
+        let detail = decided(decision);
+        async move {
+            audit(state, ctx, "anonymous", "federation.first_login", source, "ok", detail).await;
+            Ok(Resolved::Challenge { collision })
+        }
+    };
     match up.first_login {
+        FirstLogin::Challenge => challenge("challenge", false).await,
         FirstLogin::Deny => {
             refuse(
                 "deny",
@@ -163,7 +181,7 @@ pub(super) async fn resolve(
                 Ok(_) => {}
                 // Another sign-in linked this identity first: to whoever it linked.
                 Err(StoreError::Conflict(_)) => {
-                    return by_link().await?.ok_or(FederationError::Store);
+                    return by_link().await?.map(Resolved::User).ok_or(FederationError::Store);
                 }
                 Err(_) => return Err(FederationError::Store),
             }
@@ -177,7 +195,7 @@ pub(super) async fn resolve(
                 decided("link_verified_email"),
             )
             .await;
-            Ok((*user).clone())
+            Ok(Resolved::User((*user).clone()))
         }
         FirstLogin::Create => {
             let username = who.username();
@@ -194,13 +212,10 @@ pub(super) async fn resolve(
             if taken_name || taken_email {
                 // A first login that ran at the same moment may have made this very user.
                 if let Some(user) = by_link().await? {
-                    return Ok(user);
+                    return Ok(Resolved::User(user));
                 }
-                return refuse(
-                    "collision",
-                    "an account with your username or email address already exists here; ask an administrator to link it to this sign-in",
-                )
-                .await;
+                // Never merged by name or email: the person proves the account is theirs.
+                return challenge("collision_challenge", true).await;
             }
             let new = NewUser {
                 username,
@@ -209,20 +224,21 @@ pub(super) async fn resolve(
                 name: who.name.clone().unwrap_or_default(),
                 ..NewUser::default()
             };
-            let (user, created) = store
+            match store
                 .create_linked_user(pool, new, source, &who.issuer, &who.subject)
                 .await
-                .map_err(|e| match e {
-                    StoreError::Limit(m) => FederationError::NoAccount(m),
-                    StoreError::Conflict(_) => FederationError::NoAccount(
-                        "an account with your username or email address already exists here".into(),
-                    ),
-                    _ => FederationError::Store,
-                })?;
-            if created {
-                audit(state, ctx, "system", "user.create", &user.id, "ok", decided("create")).await;
+            {
+                Ok((user, created)) => {
+                    if created {
+                        audit(state, ctx, "system", "user.create", &user.id, "ok", decided("create")).await;
+                    }
+                    Ok(Resolved::User(user))
+                }
+                // Taken between the look and the write by someone else: a collision.
+                Err(StoreError::Conflict(_)) => challenge("collision_challenge", true).await,
+                Err(StoreError::Limit(m)) => Err(FederationError::NoAccount(m)),
+                Err(_) => Err(FederationError::Store),
             }
-            Ok(user)
         }
     }
 }

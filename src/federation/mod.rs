@@ -11,6 +11,7 @@
 
 mod attempt;
 mod callback;
+mod challenge;
 mod first_login;
 mod logout;
 mod start;
@@ -36,6 +37,7 @@ pub fn routes() -> Router<WebState> {
             "/federation/{source}/backchannel-logout",
             axum::routing::post(logout::backchannel),
         )
+        .route("/federation/link", axum::routing::post(challenge::prove))
 }
 
 /// Why a federated sign-in stopped. Each is shown to the person as a page naming the

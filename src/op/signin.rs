@@ -188,6 +188,7 @@ pub async fn open_session(
     Ok((Cookie::Sso.set(ctx.tls, &value, Some(expires - now)), ticket))
 }
 
+/// The pool's TOTP settings for a user (SHA-1, 6 digits, 30 s: what authenticator apps read).
 pub fn totp(pool_name: &str, account: &str, secret: Vec<u8>) -> Option<TOTP> {
     TOTP::new(
         Algorithm::SHA1,

@@ -24,9 +24,6 @@ use crate::web::state::WebState;
 use crate::web::state::{audit, current_sso};
 
 const WRONG: &str = "The username or password is not right, or this account cannot sign in now.";
-/// Verified against when the username is unknown, so a miss costs what a hit costs.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Kl1QHxuhVDzMYsnt0Wo3F4+YM9T3HVFr+oVk8pFxQPo";
 
 pub(super) fn login_page(
     ctx: &Ctx,
@@ -348,7 +345,7 @@ pub(super) async fn password(
     let hash = user
         .as_ref()
         .and_then(|u| u.password_hash.clone())
-        .unwrap_or_else(|| DUMMY_HASH.to_owned());
+        .unwrap_or_else(|| password::DUMMY_HASH.to_owned());
     let given = f.password.clone();
     let checked = state
         .hashing

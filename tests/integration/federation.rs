@@ -180,13 +180,14 @@ async fn a_supplier_signs_in_to_the_employees_erp_through_pool_federation() {
 }
 
 #[tokio::test]
-async fn first_login_policies_deny_and_a_colliding_username_write_nothing() {
+async fn first_login_policies_deny_and_a_collision_challenges_until_the_local_account_is_proven() {
     let up = Whoami::start().await;
     let gw = Gateway::start(&pools(&up, "deny")).await;
     add_user(&gw, "partners", "pat", PASSWORD, &[]).await;
     add_user(&gw, "suppliers", "sam", PASSWORD, &[]).await;
-    // An employee already called sam: the supplier sam must not become them.
-    let employee_sam = add_user(&gw, "employees", "sam", "an employee's own password", &[]).await;
+    // An employee already called sam (sam@example.com): never merged by name or email.
+    const EMPLOYEE_PASSWORD: &str = "an employee's own password";
+    let employee_sam = add_user(&gw, "employees", "sam", EMPLOYEE_PASSWORD, &[]).await;
 
     // `deny`: partners without a link are turned away, with a page naming the source.
     let b = Browser::new(&gw);
@@ -201,26 +202,90 @@ async fn first_login_policies_deny_and_a_colliding_username_write_nothing() {
         "{}",
         denied.body
     );
-    assert_eq!(up.hits(), 0);
 
-    // `create` with a username taken here: refused, the employee untouched, no link.
+    // `create` meeting a taken username: a challenge naming whose sign-in is being linked.
     let b = Browser::new(&gw);
-    let collided = through_suppliers(&gw, &b, "sam").await;
-    assert_eq!(collided.status, 403, "{}", collided.body);
-    assert!(collided.body.contains("already exists"), "{}", collided.body);
-    assert_eq!(up.hits(), 0, "nothing reached the app");
+    let challenge = through_suppliers(&gw, &b, "sam").await;
+    assert_eq!(challenge.status, 200, "{}", challenge.body);
+    assert!(challenge.body.contains("Link your account"), "{}", challenge.body);
+    assert!(challenge.body.contains("already exists"), "{}", challenge.body);
+    assert!(challenge.body.contains("sam@example.com"), "{}", challenge.body);
+    // Abandoned there, it wrote nothing.
     let users = items(&api_json(&gw, "/pools/employees/users").await);
     assert_eq!(users.len(), 1, "{users:?}");
-    assert_eq!(users[0]["id"], employee_sam.as_str());
     assert!(items(&api_json(&gw, "/pools/employees/links").await).is_empty());
+
+    // A wrong proof (the supplier's password, not the employee's): refused, no link.
+    let wrong = b
+        .submit(
+            &challenge,
+            "/federation/link",
+            &[("username", "sam"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    assert!(items(&api_json(&gw, "/pools/employees/links").await).is_empty());
+
+    // The account's own password: linked, and on to the ERP as that employee.
+    let portal = gw.url("login.employees.localhost", "/");
+    let pending = b.cookie(&portal, "poolgate-login").expect("the pending link");
+    let linked = b
+        .submit(
+            &wrong,
+            "/federation/link",
+            &[("username", "sam"), ("password", EMPLOYEE_PASSWORD)],
+        )
+        .await;
+    assert_eq!(linked.status, 200, "{:?} {}", linked.hops, linked.body);
+    let echo = b.fetch(&erp(&gw, "/")).await.json();
+    assert_eq!(seen(&echo, "x-poolgate-user"), [employee_sam.as_str()]);
+    assert_eq!(seen(&echo, "x-poolgate-source"), ["suppliers"]);
+    let links = items(&api_json(&gw, "/pools/employees/links").await);
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert_eq!(links[0]["user_id"], employee_sam.as_str());
+
+    // The same pending link proven again (its cookie put back): spent, nothing more.
+    b.jar
+        .add_cookie_str(&format!("poolgate-login={pending}; Path=/"), &portal.parse().unwrap());
+    let again = b
+        .submit(
+            &wrong,
+            "/federation/link",
+            &[("username", "sam"), ("password", EMPLOYEE_PASSWORD)],
+        )
+        .await;
+    assert_eq!(again.status, 400, "{}", again.body);
+
+    // From now on the link decides: straight in, as the employee.
+    let b = Browser::new(&gw);
+    let page = through_suppliers(&gw, &b, "sam").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        seen(&b.fetch(&erp(&gw, "/")).await.json(), "x-poolgate-user"),
+        [employee_sam.as_str()]
+    );
+    assert_eq!(items(&api_json(&gw, "/pools/employees/users").await).len(), 1);
+
     let audit = api_json(&gw, "/pools/employees/audit?limit=100").await;
     let details: Vec<String> = items(&audit)
         .iter()
-        .filter(|e| e["action"] == "federation.first_login")
-        .map(|e| e["detail"].as_str().unwrap().to_owned())
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["action"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+                e["detail"].as_str().unwrap_or("")
+            )
+        })
         .collect();
-    assert!(details.iter().any(|d| d.contains("decision=deny")), "{details:?}");
-    assert!(details.iter().any(|d| d.contains("decision=collision")), "{details:?}");
+    for needle in [
+        "federation.first_login denied",
+        "decision=collision_challenge",
+        "federation.challenge denied",
+        "link.create ok",
+    ] {
+        assert!(details.iter().any(|d| d.contains(needle)), "{needle}: {details:#?}");
+    }
 }
 
 #[tokio::test]

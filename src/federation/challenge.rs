@@ -1,0 +1,318 @@
+//! A first sign-in that must prove an existing local account before its link is written:
+//! the source's `first_login = "challenge"`, or `create` meeting a username or email that
+//! is taken. The pending link — this attempt's `(source, issuer, subject)` — lives sealed
+//! in this browser's login cookie (never in the form, so a page of someone else's cannot
+//! plant their upstream identity for a victim to link to their own account), expires, and
+//! is spent once the proof succeeds. The page names the upstream identity being linked.
+//! Abandoned, it writes nothing.
+
+use axum::extract::{Extension, Form, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+
+use super::attempt::ATTEMPT_SECS;
+use crate::crypto::password;
+use crate::op::AuthRequest;
+use crate::op::signin::{Proof, UpstreamIdentity, check_second_factor, complete};
+use crate::session::cookie::Cookie;
+use crate::store::{StoreError, User};
+use crate::web::context::Ctx;
+use crate::web::forms::{form_page, limits, post_ok, refuse_oversized};
+use crate::web::pages;
+use crate::web::sealed::{open, random_token, seal};
+use crate::web::state::{WebState, audit};
+
+const PURPOSE: &str = "federation-link";
+const WRONG: &str = "The username, password or code is not right, or this account cannot be linked now.";
+
+/// A link waiting for its proof.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingLink {
+    id: String,
+    source: String,
+    source_name: String,
+    issuer: String,
+    subject: String,
+    sid: Option<String>,
+    id_token: Option<String>,
+    /// How the upstream names the person, to show them whose sign-in is being linked.
+    shown_as: String,
+    collision: bool,
+    request: Option<AuthRequest>,
+    exp: i64,
+}
+
+impl PendingLink {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        source: &str,
+        source_name: &str,
+        upstream: &UpstreamIdentity,
+        shown_as: String,
+        collision: bool,
+        request: Option<AuthRequest>,
+        now: i64,
+    ) -> PendingLink {
+        PendingLink {
+            id: random_token(16),
+            source: source.to_owned(),
+            source_name: source_name.to_owned(),
+            issuer: upstream.issuer.clone(),
+            subject: upstream.subject.clone(),
+            sid: upstream.sid.clone(),
+            id_token: upstream.id_token.clone(),
+            shown_as,
+            collision,
+            request,
+            exp: now + ATTEMPT_SECS,
+        }
+    }
+
+    /// The challenge page, with the pending link set in this browser's login cookie.
+    pub fn page(&self, ctx: &Ctx, headers: &HeaderMap) -> Response {
+        let cookie = Cookie::Login.set(ctx.tls, &seal(&ctx.pool, PURPOSE, self), Some(ATTEMPT_SECS));
+        (
+            [(header::SET_COOKIE, cookie)],
+            self.render(ctx, headers, "", None, StatusCode::OK),
+        )
+            .into_response()
+    }
+
+    fn render(
+        &self,
+        ctx: &Ctx,
+        headers: &HeaderMap,
+        username: &str,
+        error: Option<&str>,
+        status: StatusCode,
+    ) -> Response {
+        form_page(
+            ctx,
+            headers,
+            status,
+            "link.html",
+            context! {
+                source => self.source_name, upstream => self.shown_as, collision => self.collision,
+                username => username, error => error,
+            },
+        )
+    }
+
+    fn upstream(&self) -> UpstreamIdentity {
+        UpstreamIdentity {
+            issuer: self.issuer.clone(),
+            subject: self.subject.clone(),
+            sid: self.sid.clone(),
+            id_token: self.id_token.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct LinkForm {
+    csrf: String,
+    username: String,
+    password: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// `POST /federation/link`: the proof. A wrong one counts toward the account's lockout
+/// and the address's throttle, as at the login page, and says as little.
+pub(super) async fn prove(
+    State(state): State<WebState>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+    Form(f): Form<LinkForm>,
+) -> Response {
+    if let Some(refused) = refuse_oversized(
+        &ctx,
+        &[
+            (&f.username, limits::LOGIN),
+            (&f.password, limits::PASSWORD),
+            (&f.code, limits::CODE),
+            (&f.csrf, limits::CSRF),
+        ],
+    ) {
+        return refused;
+    }
+    let store = state.registry.store();
+    let now = store.now();
+    let Some(pending) = Cookie::Login
+        .values(&headers, ctx.tls)
+        .filter_map(|v| open::<PendingLink>(&ctx.pool, PURPOSE, v))
+        .find(|p| p.exp > now)
+    else {
+        return pages::message(
+            StatusCode::BAD_REQUEST,
+            &ctx.pool,
+            "This link has expired",
+            "Go back to the application and sign in again.",
+            Some(("/", "Back to sign-in")),
+        );
+    };
+    if !post_ok(&ctx, &headers, &f.csrf) {
+        return pending.render(
+            &ctx,
+            &headers,
+            &f.username,
+            Some("The form had expired. Please try again."),
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    let pool = ctx.pool.id.as_str();
+    if state
+        .throttle
+        .blocked(&ctx.pool.id, &ctx.pool.lockout, ctx.client, now)
+        .is_some()
+    {
+        return pending.render(&ctx, &headers, &f.username, Some(WRONG), StatusCode::TOO_MANY_REQUESTS);
+    }
+    let user = find_user(&state, pool, &f.username).await;
+    let hash = user
+        .as_ref()
+        .and_then(|u| u.password_hash.clone())
+        .unwrap_or_else(|| password::DUMMY_HASH.to_owned());
+    let given = f.password.clone();
+    let matches = match state
+        .hashing
+        .run(ctx.client, move || password::verify(&given, &hash))
+        .await
+    {
+        Ok(m) => m,
+        Err(busy) => {
+            return pages::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &ctx.pool,
+                "Busy",
+                &format!("Please try again in {} seconds.", busy.retry_after),
+                None,
+            );
+        }
+    };
+    let usable = |u: &User| !u.disabled && !u.locked_until.is_some_and(|t| t > now);
+    let proven = match &user {
+        Some(u) if matches && usable(u) => !u.mfa_enrolled || check_second_factor(&state, &ctx, u, &f.code).await,
+        _ => false,
+    };
+    let detail = format!(
+        "source={} iss={} sub={}",
+        pending.source, pending.issuer, pending.subject
+    );
+    let user = match (proven, user) {
+        (true, Some(u)) => u,
+        (_, user) => {
+            state.throttle.failed(&ctx.pool.id, &ctx.pool.lockout, ctx.client, now);
+            if let Some(u) = &user
+                && !matches
+            {
+                let lockout = ctx.pool.lockout;
+                let _ = store
+                    .record_login_failure(pool, &u.id, lockout.attempts as i64, lockout.duration.as_secs() as i64)
+                    .await;
+            }
+            let target = user.as_ref().map_or(f.username.as_str(), |u| u.id.as_str());
+            audit(
+                &state,
+                &ctx,
+                "anonymous",
+                "federation.challenge",
+                target,
+                "denied",
+                detail,
+            )
+            .await;
+            return pending.render(&ctx, &headers, &f.username, Some(WRONG), StatusCode::UNAUTHORIZED);
+        }
+    };
+    // Once: a second proof with the same pending link (a replayed form) writes nothing.
+    match store.spend(pool, "federation-link", &pending.id, pending.exp).await {
+        Ok(true) => {}
+        Ok(false) => return expired(&ctx),
+        Err(_) => return unavailable(&ctx),
+    }
+    match store
+        .create_link(pool, &pending.source, &pending.issuer, &pending.subject, &user.id)
+        .await
+    {
+        Ok(_) => {}
+        Err(StoreError::Conflict(_)) => {
+            return pages::message(
+                StatusCode::CONFLICT,
+                &ctx.pool,
+                "Already linked",
+                &format!(
+                    "This {} sign-in is already linked to an account here.",
+                    pending.source_name
+                ),
+                Some(("/", "Back to sign-in")),
+            );
+        }
+        Err(_) => return unavailable(&ctx),
+    }
+    let _ = store.record_login_success(pool, &user.id).await;
+    audit(
+        &state,
+        &ctx,
+        &format!("user:{}", user.id),
+        "link.create",
+        &user.id,
+        "ok",
+        format!("{detail} decision=challenge_passed"),
+    )
+    .await;
+    let upstream = pending.upstream();
+    let request = pending.request.clone().filter(|r| r.exp > now);
+    let next = complete(
+        &state,
+        &ctx,
+        &user,
+        Proof::Source {
+            id: &pending.source,
+            mfa: false,
+            upstream: &upstream,
+        },
+        request,
+        None,
+    )
+    .await;
+    ([(header::SET_COOKIE, Cookie::Login.clear(ctx.tls))], next).into_response()
+}
+
+async fn find_user(state: &WebState, pool: &str, login: &str) -> Option<User> {
+    let store = state.registry.store();
+    match store.user_by_username(pool, login).await {
+        Ok(u) => Some(u),
+        Err(_) if login.contains('@') => {
+            let email = crate::store::normalize_email(login).ok()?;
+            let users = store.users_by_email(pool, &email).await.ok()?;
+            match users.as_slice() {
+                [one] => Some(one.clone()),
+                _ => None,
+            }
+        }
+        Err(_) => None,
+    }
+}
+
+fn expired(ctx: &Ctx) -> Response {
+    pages::message(
+        StatusCode::BAD_REQUEST,
+        &ctx.pool,
+        "This link has expired",
+        "Go back to the application and sign in again.",
+        Some(("/", "Back to sign-in")),
+    )
+}
+
+fn unavailable(ctx: &Ctx) -> Response {
+    pages::message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &ctx.pool,
+        "Sign-in is unavailable",
+        "Please try again in a moment.",
+        None,
+    )
+}
