@@ -133,7 +133,7 @@ async fn finish(
     let (claims, upstream) = redeem(&up, &provider, &metadata, code, &attempt).await?;
     let request = attempt.request.filter(|r| r.exp > now);
     let user = match first_login::resolve(state, ctx, &up, &claims).await? {
-        Resolved::User(user) => user,
+        Resolved::User(user) => *user,
         Resolved::Challenge { collision } => {
             let shown = claims.email.or(claims.username).unwrap_or(claims.subject);
             let pending = PendingLink::new(up.id.as_str(), &up.name, &upstream, shown, collision, request, now);

@@ -192,7 +192,7 @@ pub(super) async fn prove(
             );
         }
     };
-    let usable = |u: &User| !u.disabled && !u.locked_until.is_some_and(|t| t > now);
+    let usable = |u: &User| !u.disabled && u.locked_until.is_none_or(|t| t <= now);
     let proven = match &user {
         Some(u) if matches && usable(u) => !u.mfa_enrolled || check_second_factor(&state, &ctx, u, &f.code).await,
         _ => false,

@@ -73,7 +73,7 @@ impl Upstreamed {
 
 /// Who the upstream identity is here, or that they must prove a local account first.
 pub(super) enum Resolved {
-    User(User),
+    User(Box<User>),
     /// `collision`: a new user could not be made (the username or email is taken).
     Challenge {
         collision: bool,
@@ -113,7 +113,7 @@ pub(super) async fn resolve(
             format!("{seen} decision=linked"),
         )
         .await;
-        return Ok(Resolved::User(user));
+        return Ok(Resolved::User(Box::new(user)));
     }
     let decided = |decision: &str| format!("{seen} first_login={} decision={decision}", up.first_login.as_str());
     let refuse = |decision: &'static str, why: &str| {
@@ -181,7 +181,10 @@ pub(super) async fn resolve(
                 Ok(_) => {}
                 // Another sign-in linked this identity first: to whoever it linked.
                 Err(StoreError::Conflict(_)) => {
-                    return by_link().await?.map(Resolved::User).ok_or(FederationError::Store);
+                    return by_link()
+                        .await?
+                        .map(|u| Resolved::User(Box::new(u)))
+                        .ok_or(FederationError::Store);
                 }
                 Err(_) => return Err(FederationError::Store),
             }
@@ -195,7 +198,7 @@ pub(super) async fn resolve(
                 decided("link_verified_email"),
             )
             .await;
-            Ok(Resolved::User((*user).clone()))
+            Ok(Resolved::User(Box::new((*user).clone())))
         }
         FirstLogin::Create => {
             let username = who.username();
@@ -212,7 +215,7 @@ pub(super) async fn resolve(
             if taken_name || taken_email {
                 // A first login that ran at the same moment may have made this very user.
                 if let Some(user) = by_link().await? {
-                    return Ok(Resolved::User(user));
+                    return Ok(Resolved::User(Box::new(user)));
                 }
                 // Never merged by name or email: the person proves the account is theirs.
                 return challenge("collision_challenge", true).await;
@@ -232,7 +235,7 @@ pub(super) async fn resolve(
                     if created {
                         audit(state, ctx, "system", "user.create", &user.id, "ok", decided("create")).await;
                     }
-                    Ok(Resolved::User(user))
+                    Ok(Resolved::User(Box::new(user)))
                 }
                 // Taken between the look and the write by someone else: a collision.
                 Err(StoreError::Conflict(_)) => challenge("collision_challenge", true).await,
