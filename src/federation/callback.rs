@@ -8,7 +8,7 @@
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use openidconnect::core::{CoreClient, CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier, CoreUserInfoClaims};
+use openidconnect::core::{CoreClient, CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier};
 use openidconnect::{
     AccessToken, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, IssuerUrl, Nonce,
     OAuth2TokenResponse, PkceCodeVerifier, RedirectUrl, SignatureVerificationError, TokenUrl, UserInfoUrl,
@@ -242,9 +242,12 @@ async fn redeem(
         other => other,
     }
     .map_err(|e| invalid(&e))?;
-    let mut found = Upstreamed::from_id_token(&up.issuer, &claims);
+    // The claims are read from the verified token as sent: a JSON boolean is a boolean,
+    // and nothing else is (`"true"` is not the provider vouching for an address).
+    let payload = verified_payload(id_token);
+    let mut found = Upstreamed::from_claims(&up.issuer, claims.subject().as_str(), &payload);
     if let Some(endpoint) = metadata.userinfo_endpoint() {
-        match userinfo(up, &issuer, endpoint, response.access_token(), &claims, provider).await {
+        match userinfo(provider, endpoint, response.access_token(), claims.subject().as_str()).await {
             Ok(info) => found.add_userinfo(&info),
             Err(e) => {
                 tracing::info!(code = "PG0705", source = %up.id, error = %e, "userinfo not read; the ID token's claims are used")
@@ -254,21 +257,21 @@ async fn redeem(
     let upstream = UpstreamIdentity {
         issuer: up.issuer.clone(),
         subject: found.subject.clone(),
-        sid: verified_claim(id_token, "sid"),
+        sid: payload.get("sid").and_then(|v| v.as_str()).map(str::to_owned),
         id_token: Some(id_token.to_string()),
     };
     Ok((found, upstream))
 }
 
-/// A claim the openidconnect crate does not model (`sid`), read from a token that has
-/// just been verified.
-fn verified_claim(id_token: &CoreIdToken, name: &str) -> Option<String> {
+/// The payload of a token that has just been verified, as JSON.
+fn verified_payload(id_token: &CoreIdToken) -> serde_json::Value {
     use base64::Engine;
     let text = id_token.to_string();
-    let payload = text.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    v.get(name)?.as_str().map(str::to_owned)
+    text.split('.')
+        .nth(1)
+        .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
 }
 
 async fn verify(
@@ -306,25 +309,30 @@ fn chrono_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// The issuer's UserInfo for this token: its `sub` must be the ID token's.
+/// The issuer's UserInfo for this token, as JSON: its `sub` must be the ID token's.
 async fn userinfo(
-    up: &Upstream,
-    issuer: &IssuerUrl,
+    provider: &Provider,
     endpoint: &UserInfoUrl,
     token: &AccessToken,
-    claims: &CoreIdTokenClaims,
-    provider: &Provider,
-) -> Result<CoreUserInfoClaims, String> {
-    CoreClient::new(
-        ClientId::new(up.client_id.clone()),
-        issuer.clone(),
-        provider.keys().await.as_ref().clone(),
-    )
-    .set_user_info_url(endpoint.clone())
-    .user_info(token.clone(), Some(claims.subject().clone()))
-    .request_async(provider.http())
-    .await
-    .map_err(|e| describe(&e))
+    subject: &str,
+) -> Result<serde_json::Value, String> {
+    let resp = provider
+        .http()
+        .get(endpoint.url().clone())
+        .bearer_auth(token.secret())
+        .header(header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| describe(&e))?;
+    if !resp.status().is_success() {
+        return Err(format!("it answered {}", resp.status()));
+    }
+    let body = resp.bytes().await.map_err(|e| describe(&e))?;
+    let info: serde_json::Value = serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))?;
+    if info.get("sub").and_then(|s| s.as_str()) != Some(subject) {
+        return Err("its sub is not the ID token's".into());
+    }
+    Ok(info)
 }
 
 fn describe<E: std::error::Error>(e: &E) -> String {

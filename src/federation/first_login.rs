@@ -7,7 +7,7 @@
 //! an existing local account (`challenge`, see [`super::challenge`]), or `deny`. Every
 //! decision is audited with what it was made from.
 
-use openidconnect::core::{CoreIdTokenClaims, CoreUserInfoClaims};
+use serde_json::Value;
 
 use super::FederationError;
 use super::upstream::Upstream;
@@ -22,36 +22,35 @@ pub struct Upstreamed {
     pub issuer: String,
     pub subject: String,
     pub email: Option<String>,
-    /// `Some(true)` only for a JSON boolean `true`.
+    /// `Some(true)` only for a JSON boolean `true` (`"true"` is no boolean).
     pub email_verified: Option<bool>,
     pub name: Option<String>,
     pub username: Option<String>,
 }
 
 impl Upstreamed {
-    pub fn from_id_token(issuer: &str, c: &CoreIdTokenClaims) -> Upstreamed {
+    /// From a verified ID token's claims as sent.
+    pub fn from_claims(issuer: &str, subject: &str, claims: &Value) -> Upstreamed {
+        let text = |n: &str| claims.get(n).and_then(Value::as_str).map(str::to_owned);
         Upstreamed {
             issuer: issuer.to_owned(),
-            subject: c.subject().to_string(),
-            email: c.email().map(|e| e.to_string()),
-            email_verified: c.email_verified(),
-            name: c.name().and_then(|n| n.get(None)).map(|n| n.to_string()),
-            username: c.preferred_username().map(|u| u.to_string()),
+            subject: subject.to_owned(),
+            email: text("email"),
+            email_verified: claims.get("email_verified").and_then(Value::as_bool),
+            name: text("name"),
+            username: text("preferred_username"),
         }
     }
 
     /// UserInfo fills in what the ID token left out (its `sub` was checked to match).
-    pub fn add_userinfo(&mut self, u: &CoreUserInfoClaims) {
-        if let Some(e) = u.email() {
-            self.email = Some(e.to_string());
-            self.email_verified = u.email_verified();
+    pub fn add_userinfo(&mut self, info: &Value) {
+        let other = Upstreamed::from_claims(&self.issuer, &self.subject, info);
+        if other.email.is_some() {
+            self.email = other.email;
+            self.email_verified = other.email_verified;
         }
-        if let Some(n) = u.name().and_then(|n| n.get(None)) {
-            self.name = Some(n.to_string());
-        }
-        if let Some(p) = u.preferred_username() {
-            self.username = Some(p.to_string());
-        }
+        self.name = other.name.or(self.name.take());
+        self.username = other.username.or(self.username.take());
     }
 
     /// A username for a new user: the upstream's preferred one, else the email's local
@@ -174,6 +173,19 @@ pub(super) async fn resolve(
                 )
                 .await;
             };
+            // An upstream that hands the address to someone new (a recycled mailbox, a
+            // renamed account) must not take over a person already linked from there.
+            if store
+                .has_link(pool, source, &user.id)
+                .await
+                .map_err(|_| FederationError::Store)?
+            {
+                return refuse(
+                    "already_linked",
+                    "the account with your email address is linked to another identity of this provider; ask an administrator",
+                )
+                .await;
+            }
             match store
                 .create_link(pool, source, &who.issuer, &who.subject, &user.id)
                 .await

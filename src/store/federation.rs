@@ -27,6 +27,18 @@ impl Store {
         }
     }
 
+    /// Whether a user already has a link from this source (to some upstream identity).
+    pub async fn has_link(&self, pool: &str, source: &str, user_id: &str) -> Result<bool> {
+        let row =
+            sqlx::query("SELECT 1 AS one FROM links WHERE pool_id = $1 AND source_id = $2 AND user_id = $3 LIMIT 1")
+                .bind(pool)
+                .bind(source)
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.is_some())
+    }
+
     /// A new user and its link in one transaction. When another sign-in with the same
     /// upstream identity got there first (the link's unique index), the user it made is
     /// returned and nothing of this attempt is written: two first logins make one user.

@@ -658,3 +658,109 @@ async fn signing_out_of_suppliers_ends_the_suppliers_employees_session() {
         "{audit}"
     );
 }
+
+/// employees with the test's provider as `company`, with this first-login policy.
+fn company_only(up: &Whoami, issuer: &str, first_login: &str) -> String {
+    format!(
+        r##"
+[pools.employees]
+name = "Employees"
+portal = "login.employees.localhost"
+plan = "enterprise"
+
+[pools.employees.sources.company]
+kind = "oidc"
+name = "Company IdP"
+issuer = "{issuer}"
+client_id = "poolgate-employees"
+first_login = "{first_login}"
+trust_email = true
+
+[pools.employees.apps.erp]
+hosts = ["erp.employees.localhost"]
+upstreams = ["{up}"]
+"##,
+        up = up.addr,
+    )
+}
+
+/// Signs in at the ERP through the test's provider; the page it ends on, and who the ERP
+/// then sees (`None`: not signed in).
+async fn through_company(gw: &Gateway) -> (Page, Option<String>) {
+    let b = Browser::new(gw);
+    let login = b.open(&erp(gw, "/")).await;
+    let page = b.open(&source_link(&login, "Company IdP")).await;
+    let seen_as = b.fetch(&erp(gw, "/")).await;
+    let who = (seen_as.status == 200).then(|| seen(&seen_as.json(), "x-poolgate-user")[0].clone());
+    (page, who)
+}
+
+#[tokio::test]
+async fn verified_email_links_once_by_boolean_only_and_the_link_outlives_an_email_change() {
+    use crate::rogue_issuer::RogueIssuer;
+    use serde_json::json;
+    let up = Whoami::start().await;
+    let idp = RogueIssuer::start().await;
+    let gw = Gateway::start(&company_only(&up, &idp.issuer, "link_verified_email")).await;
+    let erin = gw
+        .api(Method::POST, "/pools/employees/users")
+        .json(&json!({"username": "erin", "email": "erin@corp.example", "email_verified": true, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // `email_verified: "true"`, a string, is not the provider vouching: no link, no entry.
+    idp.person("corp-1", "erin@corp.example", json!("true"));
+    let (page, who) = through_company(&gw).await;
+    assert_eq!(who, None, "{}", page.body);
+    // Nor is a missing one.
+    idp.person("corp-1", "erin@corp.example", Value::Null);
+    let (page, who) = through_company(&gw).await;
+    assert_eq!(who, None, "{}", page.body);
+    assert!(items(&api_json(&gw, "/pools/employees/links").await).is_empty());
+
+    // The boolean `true`: linked to the one user with that verified address.
+    idp.person("corp-1", "erin@corp.example", json!(true));
+    let (page, who) = through_company(&gw).await;
+    assert_eq!(who.as_deref(), Some(erin.as_str()), "{}", page.body);
+
+    // Erin's address changes upstream: the link still decides who she is.
+    idp.person("corp-1", "erin.new@corp.example", json!(true));
+    let (_, who) = through_company(&gw).await;
+    assert_eq!(who.as_deref(), Some(erin.as_str()));
+
+    // Someone new upstream is handed erin's old address, verified: no takeover.
+    idp.person("corp-2", "erin@corp.example", json!(true));
+    let (page, who) = through_company(&gw).await;
+    assert_eq!(who, None, "{}", page.body);
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert_eq!(items(&api_json(&gw, "/pools/employees/links").await).len(), 1);
+    assert_eq!(items(&api_json(&gw, "/pools/employees/users").await).len(), 1);
+}
+
+#[tokio::test]
+async fn a_new_upstream_subject_with_a_linked_users_email_is_challenged_not_merged() {
+    use crate::rogue_issuer::RogueIssuer;
+    use serde_json::json;
+    let up = Whoami::start().await;
+    let idp = RogueIssuer::start().await;
+    let gw = Gateway::start(&company_only(&up, &idp.issuer, "create")).await;
+    idp.person("corp-1", "dana@corp.example", json!(true));
+    let (_, first) = through_company(&gw).await;
+    let first = first.expect("the first sign-in makes a user");
+    // Another upstream person with the same address (and name): a challenge, not dana.
+    idp.person("corp-2", "dana@corp.example", json!(true));
+    let (page, who) = through_company(&gw).await;
+    assert_eq!(who, None);
+    assert!(page.body.contains("Link your account"), "{}", page.body);
+    assert_eq!(items(&api_json(&gw, "/pools/employees/users").await).len(), 1);
+    // Dana herself still comes in as herself.
+    idp.person("corp-1", "dana@corp.example", json!(true));
+    assert_eq!(through_company(&gw).await.1, Some(first));
+}

@@ -34,6 +34,8 @@ struct Inner {
     forge: Forge,
     nonce: Option<String>,
     subject: String,
+    email: String,
+    email_verified: Value,
     key: Vec<u8>,
     other_key: Vec<u8>,
     jwk: Value,
@@ -81,6 +83,8 @@ impl RogueIssuer {
             forge: Forge::Honest,
             nonce: None,
             subject: "rogue-subject-1".into(),
+            email: "rogue@rogue.example".into(),
+            email_verified: json!(true),
             key,
             other_key: p256(),
             jwk,
@@ -99,6 +103,14 @@ impl RogueIssuer {
             inner,
             task: Arc::new(task),
         }
+    }
+
+    /// Who signs in next: the subject, their email, and `email_verified` as sent.
+    pub fn person(&self, subject: &str, email: &str, email_verified: Value) {
+        let mut s = self.inner.lock().unwrap();
+        s.subject = subject.into();
+        s.email = email.into();
+        s.email_verified = email_verified;
     }
 
     pub fn forge(&self, forge: Forge) {
@@ -156,7 +168,7 @@ async fn token(State(s): State<Shared>, headers: axum::http::HeaderMap, body: St
         .as_secs() as i64;
     let mut claims = json!({
         "iss": s.issuer, "sub": s.subject, "aud": client_id, "iat": now, "exp": now + 300,
-        "nonce": s.nonce, "email": "rogue@rogue.example", "email_verified": true,
+        "nonce": s.nonce, "email": s.email, "email_verified": s.email_verified,
         "preferred_username": "rogue", "sid": "rogue-sid-1",
     });
     match s.forge {
