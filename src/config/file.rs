@@ -244,6 +244,10 @@ pub struct Source {
     pub first_login: Option<S<String>>,
     /// The issuer's `email_verified: true` is believed (needed by `link_verified_email`).
     pub trust_email: Option<S<bool>>,
+    /// Email domains whose people the login page sends here (home-realm discovery):
+    /// `supplier.example`, or `*.supplier.example` for its subdomains.
+    #[serde(default)]
+    pub domains: Vec<S<String>>,
 }
 
 fn yes() -> bool {

@@ -427,6 +427,23 @@ impl Lowering<'_> {
                 clients.push(c);
             }
         }
+        // One source per email domain in a pool (home-realm discovery must not guess).
+        let mut claimed: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+        for (src_id, src) in &p.sources {
+            for d in &src.get_ref().domains {
+                let v = d.get_ref().trim().to_ascii_lowercase();
+                if let Some(other) = claimed.insert(v.clone(), src_id.get_ref()) {
+                    self.err(
+                        d.span(),
+                        format!(
+                            "source `{}/{}`: domain `{v}` is already source `{other}`'s (one source per domain)",
+                            id.get_ref(),
+                            src_id.get_ref()
+                        ),
+                    );
+                }
+            }
+        }
         // An app may only admit sources its pool has (or `local`).
         for (app_id, app) in &p.apps {
             for allowed in &app.get_ref().allowed_sources {
@@ -1166,11 +1183,28 @@ impl Lowering<'_> {
                 FirstLogin::Create
             }
         };
+        let mut domains = Vec::new();
+        for d in &s.domains {
+            let v = d.get_ref().trim().to_ascii_lowercase();
+            let bare = v.strip_prefix("*.").unwrap_or(&v);
+            if !bare.contains('.') || Host::parse(bare).is_err() {
+                self.err(
+                    d.span(),
+                    format!(
+                        "{what}: `{}` is not an email domain (`example.com` or `*.example.com`)",
+                        d.get_ref()
+                    ),
+                );
+            } else {
+                domains.push(v);
+            }
+        }
         Some(Source {
             id: source_id?,
             config_managed: true,
             name,
             kind: kind?,
+            domains,
             scopes,
             algorithms,
             authorize_params,

@@ -520,6 +520,32 @@ pub struct Source {
     pub authorize_params: Vec<(String, String)>,
     pub first_login: FirstLogin,
     pub trust_email: bool,
+    /// Email domains sent here by the login page, lower-case; `*.` leads a wildcard.
+    pub domains: Vec<String>,
+}
+
+impl Source {
+    /// How well this source claims an email's domain: exact beats wildcard.
+    pub fn claims_domain(&self, domain: &str) -> Option<DomainMatch> {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        self.domains
+            .iter()
+            .filter_map(|d| match d.strip_prefix("*.") {
+                None if *d == domain => Some(DomainMatch::Exact),
+                Some(parent) if domain.len() > parent.len() + 1 && domain.ends_with(&format!(".{parent}")) => {
+                    Some(DomainMatch::Wildcard)
+                }
+                _ => None,
+            })
+            .min()
+    }
+}
+
+/// How a source claimed a domain; `Exact` sorts first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DomainMatch {
+    Exact,
+    Wildcard,
 }
 
 #[derive(Debug, Clone)]

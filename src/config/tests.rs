@@ -291,3 +291,28 @@ fn a_pool_source_takes_no_issuer_or_secret_and_an_oidc_source_has_safe_defaults(
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn an_email_domain_belongs_to_one_source_of_a_pool() {
+    let text = format!(
+        "{}\n[pools.employees.sources.a]\nkind = \"oidc\"\nissuer = \"https://a.example\"\nclient_id = \"gw\"\n\
+         domains = [\"corp.example\", \"*.corp.example\"]\n\
+         [pools.employees.sources.b]\nkind = \"oidc\"\nissuer = \"https://b.example\"\nclient_id = \"gw\"\n\
+         domains = [\"CORP.example\", \"not a domain\"]\n",
+        GOOD.replace("plan = \"premium\"", "plan = \"enterprise\"")
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.1.contains("domain `corp.example` is already source `a`'s")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.1.contains("`not a domain` is not an email domain")),
+        "{errs:?}"
+    );
+    assert_eq!(errs[0].0, errs[1].0);
+    assert_eq!(errs[0].0, Some(line_of(&text, "\"CORP.example\"")));
+}

@@ -178,11 +178,8 @@ pub(super) fn admitted(
     if !plan_ok {
         return Err(FederationError::NotAllowed);
     }
-    if let Some(app) = request.and_then(|r| ctx.pool.apps.get(&r.client_id)) {
-        let allowed = &app.policy.allowed_sources;
-        if !allowed.is_empty() && !allowed.iter().any(|s| s == up.id.as_str()) {
-            return Err(FederationError::NotAllowed);
-        }
+    if !super::accepts(&ctx.pool, request, up.id.as_str()) {
+        return Err(FederationError::NotAllowed);
     }
     Ok(())
 }

@@ -24,6 +24,11 @@ use axum::routing::get;
 
 pub use upstream::Providers;
 
+use std::sync::Arc;
+
+use crate::config::Source;
+use crate::op::AuthRequest;
+use crate::registry::PoolRoute;
 use crate::web::context::Ctx;
 use crate::web::pages;
 use crate::web::state::WebState;
@@ -93,4 +98,39 @@ fn capitalised(s: &str) -> String {
         Some(f) => f.to_uppercase().chain(c).collect(),
         None => String::new(),
     }
+}
+
+/// The sources an authorization request may sign in with: those its app accepts
+/// (`allowed_sources`), or all of the pool's for a client that is not an app.
+pub fn offered(pool: &PoolRoute, request: Option<&AuthRequest>) -> Vec<Arc<Source>> {
+    pool.sources
+        .iter()
+        .filter(|s| accepts(pool, request, s.id.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// Whether the request's app accepts `way` in (`local`, or a source id).
+pub fn accepts(pool: &PoolRoute, request: Option<&AuthRequest>, way: &str) -> bool {
+    let app = request.and_then(|r| pool.apps.get(&r.client_id));
+    app.is_none_or(|a| a.policy.allowed_sources.is_empty() || a.policy.allowed_sources.iter().any(|s| s == way))
+}
+
+/// Home-realm discovery: the offered source that claims the email's domain, exact before
+/// wildcard. Decided by the domain alone, so it tells nothing of who has an account here.
+pub fn home_realm(pool: &PoolRoute, request: Option<&AuthRequest>, login: &str) -> Option<Arc<Source>> {
+    let (_, domain) = login.trim().rsplit_once('@')?;
+    offered(pool, request)
+        .into_iter()
+        .filter_map(|s| s.claims_domain(domain).map(|m| (m, s)))
+        .min_by_key(|(m, _)| *m)
+        .map(|(_, s)| s)
+}
+
+/// Where the login page sends a person to sign in with `source`, the app's request sealed.
+pub fn start_path(source: &str, sealed_request: &str) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("request", sealed_request)
+        .finish();
+    format!("/federation/{source}/start?{query}")
 }

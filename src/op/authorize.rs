@@ -35,6 +35,9 @@ pub struct AuthorizeParams {
     prompt: Option<String>,
     max_age: Option<String>,
     login_hint: Option<String>,
+    /// A source to sign in with at once (`kc_idp_hint` is Keycloak's name for it).
+    idp_hint: Option<String>,
+    kc_idp_hint: Option<String>,
     id_token_hint: Option<String>,
     acr_values: Option<String>,
     request: Option<String>,
@@ -46,8 +49,13 @@ pub const ACR_MFA: &str = "mfa";
 
 /// What the portal is to do with a valid request.
 pub enum Start {
-    /// Sign the person in (the login page, pre-filled with `login_hint`).
-    Login { request: AuthRequest, login_hint: String },
+    /// Sign the person in (the login page, pre-filled with `login_hint`; or straight to
+    /// the identity source `idp_hint` names).
+    Login {
+        request: AuthRequest,
+        login_hint: String,
+        idp_hint: Option<String>,
+    },
     /// A live SSO session may answer (the portal may still ask for a second factor).
     Session { sso: Ticket, request: AuthRequest },
     /// Already answered: an error for the client, or a page refusing the link.
@@ -179,6 +187,7 @@ pub async fn start(state: &WebState, ctx: &Ctx, headers: &HeaderMap, p: Authoriz
         None => Start::Login {
             request,
             login_hint: p.login_hint.unwrap_or_default(),
+            idp_hint: p.idp_hint.or(p.kc_idp_hint),
         },
     }
 }

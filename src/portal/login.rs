@@ -11,6 +11,7 @@ use totp_rs::Secret;
 
 use crate::config::MfaPolicy;
 use crate::crypto::password;
+use crate::federation;
 use crate::op::AuthRequest;
 use crate::op::authorize::{self, issue_code};
 use crate::op::signin::{Proof, check_second_factor, complete, open_session, totp};
@@ -34,24 +35,18 @@ pub(super) fn login_page(
     status: StatusCode,
 ) -> Response {
     let sealed = request.map(|r| seal(&ctx.pool, "authreq", r)).unwrap_or_default();
-    let app_route = request.and_then(|r| ctx.pool.apps.get(&r.client_id));
     // The app's display name; a third-party client (no app of the pool) is not named.
-    let app = app_route.map(|a| a.name.clone());
-    // What the app accepts: its `allowed_sources` (`local` is the password form), or all.
-    let allows = |id: &str| {
-        app_route
-            .is_none_or(|a| a.policy.allowed_sources.is_empty() || a.policy.allowed_sources.iter().any(|s| s == id))
-    };
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("request", &sealed)
-        .finish();
-    let sources: Vec<_> = ctx
-        .pool
-        .sources
+    let app = request
+        .and_then(|r| ctx.pool.apps.get(&r.client_id))
+        .map(|a| a.name.clone());
+    let offered = federation::offered(&ctx.pool, request);
+    // With email domains mapped to sources, typing an address of one is enough.
+    let discovery = offered.iter().any(|s| !s.domains.is_empty());
+    let sources: Vec<_> = offered
         .iter()
-        .filter(|s| allows(s.id.as_str()))
-        .map(|s| context! { name => s.name, href => format!("/federation/{}/start?{query}", s.id) })
+        .map(|s| context! { name => s.name, href => federation::start_path(s.id.as_str(), &sealed) })
         .collect();
+    let local = federation::accepts(&ctx.pool, request, "local");
     form_page(
         ctx,
         headers,
@@ -59,7 +54,7 @@ pub(super) fn login_page(
         "login.html",
         context! {
             request => sealed, username => username, error => error, app => app,
-            sources => sources, local => allows("local"),
+            sources => sources, local => local, discovery => discovery,
         },
     )
 }
@@ -205,8 +200,25 @@ async fn authorize(state: &WebState, ctx: &Ctx, headers: &HeaderMap, p: authoriz
     match authorize::start(state, ctx, headers, p).await {
         authorize::Start::Answered(resp) => resp,
         authorize::Start::Session { sso, request } => continue_with_session(state, ctx, headers, sso, request).await,
-        authorize::Start::Login { request, login_hint } => {
-            login_page(ctx, headers, Some(&request), &login_hint, None, StatusCode::OK)
+        authorize::Start::Login {
+            request,
+            login_hint,
+            idp_hint,
+        } => {
+            // `idp_hint` (Keycloak's `kc_idp_hint`) names a source to go to at once.
+            let hinted = idp_hint.and_then(|h| {
+                federation::offered(&ctx.pool, Some(&request))
+                    .into_iter()
+                    .find(|s| s.id.as_str() == h)
+            });
+            match hinted {
+                Some(s) => Redirect::to(&federation::start_path(
+                    s.id.as_str(),
+                    &seal(&ctx.pool, "authreq", &request),
+                ))
+                .into_response(),
+                None => login_page(ctx, headers, Some(&request), &login_hint, None, StatusCode::OK),
+            }
         }
     }
 }
@@ -326,6 +338,22 @@ pub(super) async fn password(
             &f.username,
             Some("The form had expired. Please sign in again."),
             StatusCode::BAD_REQUEST,
+        );
+    }
+    // Home-realm discovery: an address whose domain a source claims goes there, whatever
+    // was typed as a password (which is not looked at).
+    if let Some(source) = federation::home_realm(&ctx.pool, request.as_ref(), &f.username) {
+        return Redirect::to(&federation::start_path(source.id.as_str(), &f.request)).into_response();
+    }
+    // An app that takes no password sign-in: nothing to check (the gate would refuse it).
+    if !federation::accepts(&ctx.pool, request.as_ref(), "local") {
+        return login_page(
+            &ctx,
+            &headers,
+            request.as_ref(),
+            &f.username,
+            Some("There is no sign-in here for that address. Use one of the ways below."),
+            StatusCode::UNAUTHORIZED,
         );
     }
     if let Some(wait) = state.throttle.blocked(&ctx.pool.id, &ctx.pool.lockout, ctx.client, now) {

@@ -27,12 +27,14 @@ plan = "enterprise"
 kind = "pool"
 name = "Suppliers"
 pool = "suppliers"
+domains = ["suppliers.example", "*.suppliers.example"]
 
 [pools.employees.sources.partners]
 kind = "pool"
 name = "Partners"
 pool = "partners"
 first_login = "{partners_first_login}"
+domains = ["eu.suppliers.example"]
 
 [pools.employees.apps.erp]
 hosts = ["erp.employees.localhost"]
@@ -763,4 +765,102 @@ async fn a_new_upstream_subject_with_a_linked_users_email_is_challenged_not_merg
     // Dana herself still comes in as herself.
     idp.person("corp-1", "dana@corp.example", json!(true));
     assert_eq!(through_company(&gw).await.1, Some(first));
+}
+
+#[tokio::test]
+async fn home_realm_discovery_and_idp_hint_send_people_to_their_source() {
+    let up = Whoami::start().await;
+    let gw = Gateway::start(&pools(&up, "create")).await;
+    add_user(&gw, "suppliers", "sam", PASSWORD, &[]).await;
+    let b = Browser::new(&gw);
+    let login = b.open(&erp(&gw, "/orders")).await;
+    assert!(login.body.contains("the email is enough"), "{}", login.body);
+
+    // The address is enough: its domain's source, case-insensitively, exact before wildcard.
+    for (typed, portal) in [
+        ("sam@suppliers.example", "login.suppliers.localhost"),
+        ("SAM@Suppliers.Example", "login.suppliers.localhost"),
+        ("sam@uk.suppliers.example", "login.suppliers.localhost"),
+        ("sam@eu.suppliers.example", "login.partners.localhost"),
+    ] {
+        let there = b
+            .submit(&login, "/login", &[("username", typed), ("password", "")])
+            .await;
+        assert!(
+            there.url.starts_with(&format!("http://{portal}:")) && there.is_login_page(),
+            "{typed}: {} {}",
+            there.url,
+            there.status
+        );
+    }
+    // …and on through it, back to the page asked for.
+    let there = b
+        .submit(
+            &login,
+            "/login",
+            &[("username", "sam@suppliers.example"), ("password", "")],
+        )
+        .await;
+    let back = b
+        .submit(&there, "/login", &[("username", "sam"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(back.status, 200, "{}", back.body);
+    assert!(back.url.starts_with(&erp(&gw, "/orders")), "{}", back.url);
+
+    // Another domain is a local sign-in, answered as any wrong one: nothing told.
+    let b = Browser::new(&gw);
+    let login = b.open(&erp(&gw, "/")).await;
+    let unknown = b
+        .submit(
+            &login,
+            "/login",
+            &[("username", "nobody@elsewhere.example"), ("password", "x")],
+        )
+        .await;
+    let wrong = b
+        .submit(&login, "/login", &[("username", "sam"), ("password", "x")])
+        .await;
+    assert_eq!((unknown.status, wrong.status), (401, 401));
+
+    // `kc_idp_hint` (or `idp_hint`) on the authorization request goes to the source at once;
+    // one the app does not accept, or that does not exist, shows the login page.
+    let authorize = login
+        .hops
+        .iter()
+        .find(|h| h.contains("/oidc/authorize?"))
+        .expect("the authorization request")
+        .clone();
+    for (hint, lands) in [
+        ("kc_idp_hint=partners", "http://login.partners.localhost:"),
+        ("idp_hint=suppliers", "http://login.suppliers.localhost:"),
+        ("idp_hint=nope", "http://login.employees.localhost:"),
+    ] {
+        let page = Browser::new(&gw).open(&format!("{authorize}&{hint}")).await;
+        assert!(
+            page.url.starts_with(lands) && page.is_login_page(),
+            "{hint}: {}",
+            page.url
+        );
+    }
+    let wiki_login = b.open(&gw.url("wiki.employees.localhost", "/")).await;
+    let wiki_authorize = wiki_login
+        .hops
+        .iter()
+        .find(|h| h.contains("/oidc/authorize?"))
+        .unwrap()
+        .clone();
+    let page = Browser::new(&gw)
+        .open(&format!("{wiki_authorize}&kc_idp_hint=suppliers"))
+        .await;
+    assert!(
+        page.url.starts_with("http://login.employees.localhost:"),
+        "{}",
+        page.url
+    );
+    // The wiki takes no source: its login page neither offers nor discovers one.
+    assert!(
+        !page.body.contains("Sign in with") && !page.body.contains("the email is enough"),
+        "{}",
+        page.body
+    );
 }
