@@ -290,3 +290,48 @@ test('every page a person meets looks like one product, on a desktop and a phone
   await looksRight(page, 'misdirected-421', page.getByText('Check the address'), 'rgb(31, 111, 235)');
   await context.close();
 });
+
+test("a supplier signs in to the employees' ERP with the Suppliers button, then by typing their address", async () => {
+  // The button: the ERP's login page offers it beside the password form.
+  let context = await browser.newContext();
+  let page = await context.newPage();
+  await page.goto(http('erp.employees.localhost', '/orders'));
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await looksRight(page, 'login-with-sources', page.getByRole('link', { name: 'Sign in with Suppliers' }));
+  await page.getByRole('link', { name: 'Sign in with Suppliers' }).click();
+  // The suppliers portal's own login page, in its own look.
+  await page.waitForURL(/^http:\/\/login\.suppliers\.localhost:\d+\//);
+  assert.match(await page.locator('main').innerText(), /Suppliers/);
+  await page.getByLabel('Username or email').fill('bob');
+  await page.getByLabel('Password').fill('the-builder');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'What the app received' }).waitFor();
+  assert.equal(page.url(), http('erp.employees.localhost', '/orders'));
+  const erp = await identityHeaders(page);
+  assert.equal(erp['x-poolgate-username'], 'bob');
+  assert.equal(erp['x-poolgate-pool'], 'employees');
+  assert.equal(erp['x-poolgate-source'], 'suppliers');
+  // The employees pool's own record of bob, linked to his suppliers account.
+  const links = await (await api('GET', '/pools/employees/links')).json();
+  const link = (links.items ?? links).find((l) => l.source === 'suppliers');
+  assert.equal(link.user_id, erp['x-poolgate-user']);
+  // The wiki takes employees' own sign-ins only: bob's session is not enough there.
+  await page.goto(http('wiki.employees.localhost', '/'));
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  assert.equal(await page.getByRole('link', { name: 'Sign in with Suppliers' }).count(), 0);
+  await context.close();
+
+  // Home-realm discovery: a fresh browser types bob's address; that is enough.
+  context = await browser.newContext();
+  page = await context.newPage();
+  await page.goto(http('erp.employees.localhost', '/'));
+  await page.getByLabel('Username or email').fill('bob@suppliers.example');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(/^http:\/\/login\.suppliers\.localhost:\d+\//);
+  await page.getByLabel('Username or email').fill('bob');
+  await page.getByLabel('Password').fill('the-builder');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'What the app received' }).waitFor();
+  assert.equal((await identityHeaders(page))['x-poolgate-user'], erp['x-poolgate-user']);
+  await context.close();
+});
