@@ -248,6 +248,28 @@ pub struct Source {
     /// `supplier.example`, or `*.supplier.example` for its subdomains.
     #[serde(default)]
     pub domains: Vec<S<String>>,
+    /// Which upstream claims carry the person's attributes (defaults: `email`, `name`,
+    /// `preferred_username`, `groups`).
+    pub claims: Option<SourceClaims>,
+    /// Upstream group → local group. Only these: anything else upstream is dropped.
+    #[serde(default)]
+    pub groups: BTreeMap<S<String>, S<String>>,
+    /// `import` (at the first sign-in) or `force` (at every sign-in).
+    pub sync: Option<S<String>>,
+    /// `acr` or `amr` values taken as the person's second factor upstream.
+    #[serde(default)]
+    pub trust_mfa: Vec<S<String>>,
+    /// `always`: signing out here signs out at the source too; `never` (default).
+    pub upstream_logout: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceClaims {
+    pub email: Option<S<String>>,
+    pub name: Option<S<String>>,
+    pub username: Option<S<String>>,
+    pub groups: Option<S<String>>,
 }
 
 fn yes() -> bool {

@@ -1199,12 +1199,66 @@ impl Lowering<'_> {
                 domains.push(v);
             }
         }
+        let mut claims = ClaimNames::default();
+        if let Some(c) = &s.claims {
+            for (slot, given) in [
+                (&mut claims.email, &c.email),
+                (&mut claims.name, &c.name),
+                (&mut claims.username, &c.username),
+                (&mut claims.groups, &c.groups),
+            ] {
+                if let Some(g) = given {
+                    if g.get_ref().is_empty() {
+                        self.err(g.span(), format!("{what}: a claim name cannot be empty"));
+                    } else {
+                        *slot = g.get_ref().clone();
+                    }
+                }
+            }
+        }
+        let mut group_map = Vec::new();
+        for (upstream, local) in &s.groups {
+            let l = local.get_ref();
+            if l.is_empty() || l.chars().count() > 64 || l.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                self.err(local.span(), format!("{what}: `{l}` is not a group name"));
+            } else {
+                group_map.push((upstream.get_ref().clone(), l.to_lowercase()));
+            }
+        }
+        let sync = match s.sync.as_ref().map(|v| (v, v.get_ref().as_str())) {
+            None | Some((_, "import")) => SyncMode::Import,
+            Some((_, "force")) => SyncMode::Force,
+            Some((v, other)) => {
+                self.err(
+                    v.span(),
+                    format!("{what}: unknown sync `{other}`: use \"import\" or \"force\""),
+                );
+                SyncMode::Import
+            }
+        };
+        let upstream_logout = match s.upstream_logout.as_ref().map(|v| (v, v.get_ref().as_str())) {
+            None | Some((_, "never")) => false,
+            Some((_, "always")) => true,
+            Some((v, other)) => {
+                self.err(
+                    v.span(),
+                    format!("{what}: unknown upstream_logout `{other}`: use \"always\" or \"never\""),
+                );
+                false
+            }
+        };
+        let trust_mfa = s.trust_mfa.iter().map(|v| v.get_ref().clone()).collect();
         Some(Source {
             id: source_id?,
             config_managed: true,
             name,
             kind: kind?,
             domains,
+            claims,
+            group_map,
+            sync,
+            trust_mfa,
+            upstream_logout,
             scopes,
             algorithms,
             authorize_params,

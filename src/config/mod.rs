@@ -522,6 +522,44 @@ pub struct Source {
     pub trust_email: bool,
     /// Email domains sent here by the login page, lower-case; `*.` leads a wildcard.
     pub domains: Vec<String>,
+    pub claims: ClaimNames,
+    /// Upstream group → local group, explicitly; nothing upstream grants anything else.
+    pub group_map: Vec<(String, String)>,
+    pub sync: SyncMode,
+    /// `acr`/`amr` values that count as a second factor; empty: none does.
+    pub trust_mfa: Vec<String>,
+    /// Signing out here goes on to sign out at the source.
+    pub upstream_logout: bool,
+}
+
+/// The upstream claim names a source's attributes are read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimNames {
+    pub email: String,
+    pub name: String,
+    pub username: String,
+    pub groups: String,
+}
+
+impl Default for ClaimNames {
+    fn default() -> ClaimNames {
+        ClaimNames {
+            email: "email".into(),
+            name: "name".into(),
+            username: "preferred_username".into(),
+            groups: "groups".into(),
+        }
+    }
+}
+
+/// When a linked user's attributes and mapped groups are taken from the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// Once, when the user is made.
+    Import,
+    /// At every sign-in; what the upstream did not send is left as it is.
+    Force,
 }
 
 impl Source {

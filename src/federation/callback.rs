@@ -132,8 +132,9 @@ async fn finish(
 
     let (claims, upstream) = redeem(&up, &provider, &metadata, code, &attempt).await?;
     let request = attempt.request.filter(|r| r.exp > now);
-    let user = match first_login::resolve(state, ctx, &up, &claims).await? {
-        Resolved::User(user) => *user,
+    let (user, made) = match first_login::resolve(state, ctx, &up, &claims).await? {
+        Resolved::User(user) => (*user, false),
+        Resolved::Made(user) => (*user, true),
         Resolved::Challenge { collision } => {
             let shown = claims.email.or(claims.username).unwrap_or(claims.subject);
             let pending = PendingLink::new(up.id.as_str(), &up.name, &upstream, shown, collision, request, now);
@@ -143,6 +144,7 @@ async fn finish(
     if user.disabled {
         return Err(FederationError::NoAccount("this account is disabled".into()));
     }
+    let user = first_login::sync(state, ctx, &up, &claims, user, made).await?;
     Ok(Finished::SignedIn(
         complete(
             state,
@@ -150,7 +152,7 @@ async fn finish(
             &user,
             Proof::Source {
                 id: up.id.as_str(),
-                mfa: false,
+                mfa: claims.trusted_mfa(&up.trust_mfa),
                 upstream: &upstream,
             },
             request,
@@ -242,10 +244,10 @@ async fn redeem(
     // The claims are read from the verified token as sent: a JSON boolean is a boolean,
     // and nothing else is (`"true"` is not the provider vouching for an address).
     let payload = verified_payload(id_token);
-    let mut found = Upstreamed::from_claims(&up.issuer, claims.subject().as_str(), &payload);
+    let mut found = Upstreamed::from_claims(&up.issuer, claims.subject().as_str(), &payload, &up.claims);
     if let Some(endpoint) = metadata.userinfo_endpoint() {
         match userinfo(provider, endpoint, response.access_token(), claims.subject().as_str()).await {
-            Ok(info) => found.add_userinfo(&info),
+            Ok(info) => found.add_userinfo(&info, &up.claims),
             Err(e) => {
                 tracing::info!(code = "PG0705", source = %up.id, error = %e, "userinfo not read; the ID token's claims are used")
             }

@@ -11,12 +11,12 @@ use serde_json::Value;
 
 use super::FederationError;
 use super::upstream::Upstream;
-use crate::config::FirstLogin;
-use crate::store::{NewUser, StoreError, User};
+use crate::config::{ClaimNames, FirstLogin, SyncMode};
+use crate::store::{NewUser, StoreError, User, UserPatch};
 use crate::web::context::Ctx;
 use crate::web::state::{WebState, audit};
 
-/// What the issuer says about the person.
+/// What the issuer says about the person, read through the source's claim names.
 #[derive(Debug, Clone)]
 pub struct Upstreamed {
     pub issuer: String,
@@ -26,31 +26,71 @@ pub struct Upstreamed {
     pub email_verified: Option<bool>,
     pub name: Option<String>,
     pub username: Option<String>,
+    /// `None` when the upstream sent no groups claim (not the same as none).
+    pub groups: Option<Vec<String>>,
+    pub acr: Option<String>,
+    pub amr: Vec<String>,
 }
 
 impl Upstreamed {
-    /// From a verified ID token's claims as sent.
-    pub fn from_claims(issuer: &str, subject: &str, claims: &Value) -> Upstreamed {
+    /// From a verified ID token's (or UserInfo's) claims as sent.
+    pub fn from_claims(issuer: &str, subject: &str, claims: &Value, names: &ClaimNames) -> Upstreamed {
         let text = |n: &str| claims.get(n).and_then(Value::as_str).map(str::to_owned);
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default()
+        };
         Upstreamed {
             issuer: issuer.to_owned(),
             subject: subject.to_owned(),
-            email: text("email"),
+            email: text(&names.email),
             email_verified: claims.get("email_verified").and_then(Value::as_bool),
-            name: text("name"),
-            username: text("preferred_username"),
+            name: text(&names.name),
+            username: text(&names.username),
+            groups: claims.get(&names.groups).map(strings),
+            acr: text("acr"),
+            amr: claims.get("amr").map(strings).unwrap_or_default(),
         }
     }
 
     /// UserInfo fills in what the ID token left out (its `sub` was checked to match).
-    pub fn add_userinfo(&mut self, info: &Value) {
-        let other = Upstreamed::from_claims(&self.issuer, &self.subject, info);
+    pub fn add_userinfo(&mut self, info: &Value, names: &ClaimNames) {
+        let other = Upstreamed::from_claims(&self.issuer, &self.subject, info, names);
         if other.email.is_some() {
             self.email = other.email;
             self.email_verified = other.email_verified;
         }
         self.name = other.name.or(self.name.take());
         self.username = other.username.or(self.username.take());
+        self.groups = other.groups.or(self.groups.take());
+    }
+
+    /// Whether the upstream's second factor counts here: one of the source's `trust_mfa`
+    /// values as the `acr` or among the `amr`. Nothing counts by default.
+    pub fn trusted_mfa(&self, trusted: &[String]) -> bool {
+        trusted
+            .iter()
+            .any(|t| self.acr.as_deref() == Some(t.as_str()) || self.amr.iter().any(|a| a == t))
+    }
+
+    /// The local groups the upstream groups map to, and the upstream groups no mapping
+    /// names (dropped).
+    pub fn mapped_groups(&self, map: &[(String, String)]) -> (Vec<String>, Vec<String>) {
+        let mut mapped = Vec::new();
+        let mut dropped = Vec::new();
+        for g in self.groups.iter().flatten() {
+            let targets: Vec<&String> = map.iter().filter(|(up, _)| up == g).map(|(_, local)| local).collect();
+            if targets.is_empty() {
+                dropped.push(g.clone());
+            }
+            for t in targets {
+                if !mapped.contains(t) {
+                    mapped.push(t.clone());
+                }
+            }
+        }
+        (mapped, dropped)
     }
 
     /// A username for a new user: the upstream's preferred one, else the email's local
@@ -73,6 +113,8 @@ impl Upstreamed {
 /// Who the upstream identity is here, or that they must prove a local account first.
 pub(super) enum Resolved {
     User(Box<User>),
+    /// A user made by this sign-in (`create`).
+    Made(Box<User>),
     /// `collision`: a new user could not be made (the username or email is taken).
     Challenge {
         collision: bool,
@@ -237,23 +279,105 @@ pub(super) async fn resolve(
                 email,
                 email_verified: up.trust_email && who.email_verified == Some(true),
                 name: who.name.clone().unwrap_or_default(),
+                groups: who.mapped_groups(&up.group_map).0,
                 ..NewUser::default()
             };
             match store
                 .create_linked_user(pool, new, source, &who.issuer, &who.subject)
                 .await
             {
-                Ok((user, created)) => {
-                    if created {
-                        audit(state, ctx, "system", "user.create", &user.id, "ok", decided("create")).await;
-                    }
-                    Ok(Resolved::User(Box::new(user)))
+                Ok((user, true)) => {
+                    audit(state, ctx, "system", "user.create", &user.id, "ok", decided("create")).await;
+                    Ok(Resolved::Made(Box::new(user)))
                 }
+                Ok((user, false)) => Ok(Resolved::User(Box::new(user))),
                 // Taken between the look and the write by someone else: a collision.
                 Err(StoreError::Conflict(_)) => challenge("collision_challenge", true).await,
                 Err(StoreError::Limit(m)) => Err(FederationError::NoAccount(m)),
                 Err(_) => Err(FederationError::Store),
             }
+        }
+    }
+}
+
+/// After a sign-in through the source: under `sync = "force"`, the user's email, name and
+/// mapped groups follow the upstream — only what it sent (a claim it left out clears
+/// nothing), and only groups the map names (groups given here by hand stay). Upstream
+/// groups no mapping names are dropped, and said so in the audit log.
+pub(super) async fn sync(
+    state: &WebState,
+    ctx: &Ctx,
+    up: &Upstream,
+    who: &Upstreamed,
+    user: User,
+    made_now: bool,
+) -> Result<User, FederationError> {
+    let (mapped, dropped) = who.mapped_groups(&up.group_map);
+    if !dropped.is_empty() {
+        audit(
+            state,
+            ctx,
+            "system",
+            "federation.groups",
+            &user.id,
+            "ok",
+            format!("source={} dropped={}", up.id, dropped.join(",")),
+        )
+        .await;
+    }
+    if up.sync != SyncMode::Force || made_now {
+        return Ok(user);
+    }
+    let mut patch = UserPatch::default();
+    let mut changed = Vec::new();
+    if let Some(email) = who.email.as_deref().and_then(|e| crate::store::normalize_email(e).ok())
+        && user.email.as_deref() != Some(email.as_str())
+    {
+        patch.email = Some(Some(email));
+        patch.email_verified = Some(up.trust_email && who.email_verified == Some(true));
+        changed.push("email");
+    }
+    if let Some(name) = who.name.as_deref()
+        && name != user.name
+    {
+        patch.name = Some(name.to_owned());
+        changed.push("name");
+    }
+    if who.groups.is_some() {
+        let targets: Vec<&String> = up.group_map.iter().map(|(_, local)| local).collect();
+        let mut groups: Vec<String> = user.groups.iter().filter(|g| !targets.contains(g)).cloned().collect();
+        groups.extend(mapped);
+        groups.sort();
+        groups.dedup();
+        let mut current = user.groups.clone();
+        current.sort();
+        if groups != current {
+            patch.groups = Some(groups);
+            changed.push("groups");
+        }
+    }
+    if changed.is_empty() {
+        return Ok(user);
+    }
+    let store = state.registry.store();
+    match store.update_user(ctx.pool.id.as_str(), &user.id, patch).await {
+        Ok(updated) => {
+            audit(
+                state,
+                ctx,
+                "system",
+                "user.sync",
+                &user.id,
+                "ok",
+                format!("source={} changed={}", up.id, changed.join(",")),
+            )
+            .await;
+            Ok(updated)
+        }
+        // An address taken by another user here: the rest is not held back by it.
+        Err(e) => {
+            tracing::warn!(code = "PG0707", user = %user.id, error = %e, "could not sync a federated user");
+            Ok(user)
         }
     }
 }

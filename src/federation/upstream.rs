@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, RwLock};
 
 use super::FederationError;
-use crate::config::{FirstLogin, SecretSource, Source, SourceKind};
+use crate::config::{ClaimNames, FirstLogin, SecretSource, Source, SourceKind, SyncMode};
 use crate::ids::{PoolId, SourceId};
 use crate::registry::{FederatedPool, PoolRoute, source_path};
 use crate::web::state::WebState;
@@ -69,6 +69,11 @@ pub struct Upstream {
     pub authorize_params: Vec<(String, String)>,
     pub first_login: FirstLogin,
     pub trust_email: bool,
+    pub claims: ClaimNames,
+    pub group_map: Vec<(String, String)>,
+    pub sync: SyncMode,
+    pub trust_mfa: Vec<String>,
+    pub upstream_logout: bool,
     /// This source's callback on the pool's portal.
     pub redirect_uri: String,
 }
@@ -122,6 +127,11 @@ impl Upstream {
             authorize_params: source.authorize_params.clone(),
             first_login: source.first_login,
             trust_email: source.trust_email,
+            claims: source.claims.clone(),
+            group_map: source.group_map.clone(),
+            sync: source.sync,
+            trust_mfa: source.trust_mfa.clone(),
+            upstream_logout: source.upstream_logout,
             redirect_uri: format!("{}{}", pool.issuer, source_path(&source.id, "callback")),
         })
     }

@@ -864,3 +864,81 @@ async fn home_realm_discovery_and_idp_hint_send_people_to_their_source() {
         page.body
     );
 }
+
+#[tokio::test]
+async fn mapped_groups_force_sync_and_a_trusted_upstream_second_factor() {
+    use crate::rogue_issuer::RogueIssuer;
+    use serde_json::json;
+    let up = Whoami::start().await;
+    let idp = RogueIssuer::start().await;
+    let config = company_only(&up, &idp.issuer, "create").replace(
+        "trust_email = true\n",
+        "trust_email = true\nsync = \"force\"\ntrust_mfa = [\"hwk\"]\n\
+         groups = { \"eng\" = \"engineering\", \"ops\" = \"operations\" }\n",
+    ) + &format!(
+        "\n[pools.employees.apps.vault]\nhosts = [\"vault.employees.localhost\"]\nupstreams = [\"{}\"]\nrequire_mfa = true\n",
+        up.addr
+    );
+    let gw = Gateway::start(&config).await;
+    idp.person("corp-7", "dana@corp.example", json!(true));
+    idp.extra(json!({ "name": "Dana", "groups": ["eng", "admins"], "amr": ["pwd"] }));
+
+    // Mapped groups only: `admins` upstream grants nothing here, and is audited as dropped.
+    let b = Browser::new(&gw);
+    let login = b.open(&erp(&gw, "/")).await;
+    b.open(&source_link(&login, "Company IdP")).await;
+    let echo = b.fetch(&erp(&gw, "/")).await.json();
+    assert_eq!(seen(&echo, "x-poolgate-groups"), ["engineering"]);
+    let dana = seen(&echo, "x-poolgate-user")[0].clone();
+    let audit = api_json(&gw, "/pools/employees/audit?limit=100").await;
+    assert!(
+        items(&audit)
+            .iter()
+            .any(|e| e["action"] == "federation.groups" && e["detail"].as_str().unwrap().contains("dropped=admins")),
+        "{audit}"
+    );
+
+    // A group given here by hand stays; the mapped ones follow the upstream; a claim the
+    // upstream leaves out (email) clears nothing.
+    let resp = gw
+        .api(Method::PUT, &format!("/pools/employees/groups/staff/members/{dana}"))
+        .send()
+        .await
+        .unwrap();
+    if resp.status() == 404 {
+        gw.api(Method::POST, "/pools/employees/groups")
+            .json(&json!({"name": "staff"}))
+            .send()
+            .await
+            .unwrap();
+        gw.api(Method::PUT, &format!("/pools/employees/groups/staff/members/{dana}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    idp.extra(json!({ "name": "Dana Q", "groups": ["ops"], "email": null, "amr": ["pwd"] }));
+    let (_, who) = through_company(&gw).await;
+    assert_eq!(who.as_deref(), Some(dana.as_str()));
+    let user = api_json(&gw, &format!("/pools/employees/users/{dana}")).await;
+    assert_eq!(user["name"], "Dana Q");
+    assert_eq!(user["email"], "dana@corp.example");
+    assert_eq!(user["groups"], json!(["operations", "staff"]), "{user}");
+    // No groups claim at all: the groups stay as they are.
+    idp.extra(json!({ "groups": null, "amr": ["pwd"] }));
+    through_company(&gw).await;
+    let user = api_json(&gw, &format!("/pools/employees/users/{dana}")).await;
+    assert_eq!(user["groups"], json!(["operations", "staff"]), "{user}");
+
+    // The vault asks for a second factor: a password upstream is not one here…
+    let vault = gw.url("vault.employees.localhost", "/");
+    let b = Browser::new(&gw);
+    let login = b.open(&vault).await;
+    let page = b.open(&source_link(&login, "Company IdP")).await;
+    assert_ne!(b.fetch(&vault).await.status, 200, "{}", page.body);
+    // …a hardware key upstream, named in trust_mfa, is.
+    idp.extra(json!({ "amr": ["pwd", "hwk"] }));
+    let b = Browser::new(&gw);
+    let login = b.open(&vault).await;
+    b.open(&source_link(&login, "Company IdP")).await;
+    assert_eq!(b.fetch(&vault).await.status, 200);
+}

@@ -36,6 +36,8 @@ struct Inner {
     subject: String,
     email: String,
     email_verified: Value,
+    /// More claims for the next ID token (`null` removes one).
+    extra: Value,
     key: Vec<u8>,
     other_key: Vec<u8>,
     jwk: Value,
@@ -85,6 +87,7 @@ impl RogueIssuer {
             subject: "rogue-subject-1".into(),
             email: "rogue@rogue.example".into(),
             email_verified: json!(true),
+            extra: json!({}),
             key,
             other_key: p256(),
             jwk,
@@ -111,6 +114,11 @@ impl RogueIssuer {
         s.subject = subject.into();
         s.email = email.into();
         s.email_verified = email_verified;
+    }
+
+    /// Claims added to (or, as `null`, removed from) the next ID tokens.
+    pub fn extra(&self, claims: Value) {
+        self.inner.lock().unwrap().extra = claims;
     }
 
     pub fn forge(&self, forge: Forge) {
@@ -171,6 +179,13 @@ async fn token(State(s): State<Shared>, headers: axum::http::HeaderMap, body: St
         "nonce": s.nonce, "email": s.email, "email_verified": s.email_verified,
         "preferred_username": "rogue", "sid": "rogue-sid-1",
     });
+    for (k, v) in s.extra.as_object().unwrap() {
+        if v.is_null() {
+            claims.as_object_mut().unwrap().remove(k);
+        } else {
+            claims[k] = v.clone();
+        }
+    }
     match s.forge {
         Forge::WrongAudience => claims["aud"] = json!("another-client"),
         Forge::WrongIssuer => claims["iss"] = json!("https://evil.example"),
