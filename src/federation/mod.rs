@@ -14,6 +14,7 @@ mod callback;
 mod challenge;
 mod first_login;
 mod logout;
+mod signout;
 mod start;
 mod upstream;
 
@@ -22,6 +23,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 
+pub use signout::{AfterSignOut, upstream_logout};
 pub use upstream::Providers;
 
 use std::sync::Arc;
@@ -43,6 +45,7 @@ pub fn routes() -> Router<WebState> {
             axum::routing::post(logout::backchannel),
         )
         .route("/federation/link", axum::routing::post(challenge::prove))
+        .route("/federation/{source}/signed-out", get(signout::signed_out))
 }
 
 /// Why a federated sign-in stopped. Each is shown to the person as a page naming the

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::Deserialize;
 
+use crate::federation;
 use crate::op;
 use crate::session::Ticket;
 use crate::session::cookie::Cookie;
@@ -165,7 +166,19 @@ async fn portal_logout(state: &WebState, ctx: &Ctx, headers: &HeaderMap, p: Sign
     let hinted = end.hinted_sub.as_deref() == Some(sso.uid.to_string().as_str());
     let confirmed = posted && same_origin_post(ctx, headers, &p.csrf);
     if hinted || confirmed {
+        // A session from a source that asks for it: on to the source's sign-out first.
+        let (back_href, back_text) = way_back(state, ctx, &p);
+        let after = federation::AfterSignOut {
+            target: end.target.as_ref().map(|u| u.to_string()),
+            back_href,
+            back_text,
+            exp: 0,
+        };
+        let upstream = federation::upstream_logout(state, ctx, &sso, after).await;
         end_sso_session(state, ctx, &sso).await;
+        if let Some(url) = upstream {
+            return ([(header::SET_COOKIE, Cookie::Sso.clear(ctx.tls))], Redirect::to(&url)).into_response();
+        }
         return signed_out(state, ctx, end.target, &p);
     }
     if posted && !p.csrf.is_empty() {
@@ -240,7 +253,19 @@ pub(super) async fn app_submit(
     .next();
     if let Some(t) = ticket {
         state.sessions.revocations.revoke(t.sid, t.expires);
+        // A session from a source that asks for it: on to the source's sign-out, which
+        // comes back to the portal's signed-out page with the way back to this app.
+        let after = federation::AfterSignOut {
+            target: None,
+            back_href: format!("{}://{}/", ctx.scheme(), ctx.authority),
+            back_text: format!("Back to {}", app.name),
+            exp: 0,
+        };
+        let upstream = federation::upstream_logout(&state, &ctx, &t, after).await;
         end_sso_session(&state, &ctx, &t).await;
+        if let Some(url) = upstream {
+            return ([(header::SET_COOKIE, Cookie::App.clear(ctx.tls))], Redirect::to(&url)).into_response();
+        }
     }
     to_portal(&ctx)
 }

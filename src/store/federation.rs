@@ -177,3 +177,19 @@ impl Store {
             .collect()
     }
 }
+
+impl Store {
+    /// The source's ID token an SSO session came with: the hint of a sign-out sent on to
+    /// the source.
+    pub async fn sso_upstream_id_token(&self, pool: &str, sso: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT upstream_id_token FROM sso_sessions WHERE pool_id = $1 AND id = $2")
+            .bind(pool)
+            .bind(sso)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get("upstream_id_token")?,
+            None => None,
+        })
+    }
+}

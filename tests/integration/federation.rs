@@ -942,3 +942,37 @@ async fn mapped_groups_force_sync_and_a_trusted_upstream_second_factor() {
     b.open(&source_link(&login, "Company IdP")).await;
     assert_eq!(b.fetch(&vault).await.status, 200);
 }
+
+#[tokio::test]
+async fn signing_out_here_goes_on_to_sign_out_at_the_source_when_it_asks() {
+    let up = Whoami::start().await;
+    let config = pools(&up, "deny").replace(
+        "domains = [\"suppliers.example\", \"*.suppliers.example\"]\n",
+        "domains = [\"suppliers.example\", \"*.suppliers.example\"]\nupstream_logout = \"always\"\n",
+    );
+    let gw = Gateway::start(&config).await;
+    add_user(&gw, "suppliers", "sam", PASSWORD, &[]).await;
+    let b = Browser::new(&gw);
+    assert_eq!(through_suppliers(&gw, &b, "sam").await.status, 200);
+    let suppliers_home = gw.url("login.suppliers.localhost", "/");
+    assert!(
+        !b.open(&suppliers_home).await.is_login_page(),
+        "signed in at suppliers too"
+    );
+
+    // Sign out at the ERP: through the suppliers portal's sign-out and back.
+    let out = b.sign_out(&erp(&gw, "/.poolgate/logout")).await;
+    assert_eq!(out.status, 200, "{:?} {}", out.hops, out.body);
+    assert!(
+        out.hops
+            .iter()
+            .any(|h| h.starts_with("http://login.suppliers.localhost:") && h.contains("/oidc/logout?")),
+        "{:?}",
+        out.hops
+    );
+    assert!(out.url.contains("/federation/suppliers/signed-out"), "{}", out.url);
+    assert!(out.body.contains("You are signed out"), "{}", out.body);
+    // Signed out of both pools.
+    assert_eq!(b.fetch(&erp(&gw, "/")).await.status, 401);
+    assert!(b.open(&suppliers_home).await.is_login_page());
+}
