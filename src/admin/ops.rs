@@ -185,6 +185,14 @@ impl<'a> Ops<'a> {
         Ok(())
     }
 
+    /// Gives a link to another user of the pool (the person behind the upstream identity
+    /// is that user), so their next sign-in through it is theirs.
+    pub async fn move_link(&self, pool: &str, id: &str, user_id: &str) -> Result<()> {
+        self.store.move_link(pool, id, user_id).await?;
+        self.audit(pool, "link.move", id, format!("user={user_id}")).await;
+        Ok(())
+    }
+
     /// A new secret for a confidential client (`client`, as the deployment sees it), shown
     /// once and stored as a hash; its earlier secrets end after an overlap.
     pub async fn new_client_secret(&self, pool: &str, client: &crate::config::Client) -> Result<String> {

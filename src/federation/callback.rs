@@ -7,7 +7,7 @@
 
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{AppendHeaders, IntoResponse, Response};
 use openidconnect::core::{CoreClient, CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier};
 use openidconnect::{
     AccessToken, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, IssuerUrl, Nonce,
@@ -55,7 +55,7 @@ pub(super) async fn callback(
         .iter()
         .find(|s| s.id.as_str() == source)
         .map_or_else(|| source.clone(), |s| s.name.clone());
-    let clear = [(header::SET_COOKIE, Cookie::Login.clear(ctx.tls))];
+    let clear = AppendHeaders([(header::SET_COOKIE, Cookie::Login.clear(ctx.tls))]);
     match finish(&state, &ctx, &headers, &source, q).await {
         // The challenge page sets the login cookie anew (the pending link).
         Ok(Finished::Challenge(resp)) => resp,

@@ -8,7 +8,7 @@
 
 use axum::extract::{Extension, Form, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{AppendHeaders, IntoResponse, Response};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
@@ -278,7 +278,11 @@ pub(super) async fn prove(
         None,
     )
     .await;
-    ([(header::SET_COOKIE, Cookie::Login.clear(ctx.tls))], next).into_response()
+    (
+        AppendHeaders([(header::SET_COOKIE, Cookie::Login.clear(ctx.tls))]),
+        next,
+    )
+        .into_response()
 }
 
 async fn find_user(state: &WebState, pool: &str, login: &str) -> Option<User> {

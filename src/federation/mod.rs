@@ -9,6 +9,7 @@
 //! against that issuer's keys only, finds or makes the local user ([`first_login`]) and
 //! completes the sign-in through [`crate::op::signin`].
 
+mod account;
 mod attempt;
 mod callback;
 mod challenge;
@@ -46,6 +47,8 @@ pub fn routes() -> Router<WebState> {
         )
         .route("/federation/link", axum::routing::post(challenge::prove))
         .route("/federation/{source}/signed-out", get(signout::signed_out))
+        .route("/account", get(account::page))
+        .route("/account/links/remove", axum::routing::post(account::remove))
 }
 
 /// Why a federated sign-in stopped. Each is shown to the person as a page naming the

@@ -770,6 +770,7 @@ pub(super) async fn home(
                 action => "/logout",
                 link => link,
                 link_text => "Set up two-factor sign-in",
+                account => (!ctx.pool.sources.is_empty()).then_some("/account"),
             };
             form_page(&ctx, &headers, StatusCode::OK, "signout.html", values)
         }

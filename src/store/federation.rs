@@ -193,3 +193,38 @@ impl Store {
         })
     }
 }
+
+impl Store {
+    /// A user's links, oldest first.
+    pub async fn links_of_user(&self, pool: &str, user_id: &str) -> Result<Vec<Link>> {
+        let rows = sqlx::query("SELECT * FROM links WHERE pool_id = $1 AND user_id = $2 ORDER BY created_at, id")
+            .bind(pool)
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Link {
+                    id: r.try_get("id")?,
+                    source: r.try_get("source_id")?,
+                    issuer: r.try_get("issuer")?,
+                    subject: r.try_get("subject")?,
+                    user_id: r.try_get("user_id")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Gives a link to another user of the pool (an administrator fixing a mix-up).
+    pub async fn move_link(&self, pool: &str, id: &str, user_id: &str) -> Result<()> {
+        self.user(pool, user_id).await?;
+        let done = sqlx::query("UPDATE links SET user_id = $1 WHERE pool_id = $2 AND id = $3")
+            .bind(user_id)
+            .bind(pool)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        super::found(&done)
+    }
+}

@@ -24,6 +24,7 @@ fn env() -> &'static Environment<'static> {
             ("notice.html", include_str!("templates/notice.html")),
             ("form_post.html", include_str!("templates/form_post.html")),
             ("link.html", include_str!("templates/link.html")),
+            ("account.html", include_str!("templates/account.html")),
         ] {
             if let Err(e) = env.add_template(name, text) {
                 tracing::error!(code = "PG0502", template = name, error = %e, "a page template does not parse");

@@ -142,6 +142,10 @@ async fn a_supplier_signs_in_to_the_employees_erp_through_pool_federation() {
     // Nothing of it in the suppliers pool but sam's own session.
     assert_eq!(items(&api_json(&gw, "/pools/suppliers/users").await).len(), 1);
 
+    // Signed in to the employees pool itself (its SSO session), as sam.
+    let home = b.open(&gw.url("login.employees.localhost", "/")).await;
+    assert!(home.body.contains("signed in to Employees as sam"), "{}", home.body);
+
     // The wiki takes employees' own sign-ins only: the suppliers session is not enough.
     let wiki = b.open(&gw.url("wiki.employees.localhost", "/")).await;
     assert!(wiki.is_login_page(), "{}", wiki.body);
@@ -419,7 +423,9 @@ async fn replayed_states_other_sources_callbacks_and_mixed_up_issuers_are_refuse
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("already used"), "{body}");
 
-    // The state of a suppliers attempt, sent to the partners callback: refused.
+    // The state of a suppliers attempt, sent to the partners callback: refused. (Each
+    // attempt from a browser without a session here.)
+    let b = Browser::new(&gw);
     let (cookie, authorize) = start(&gw, &b, "Suppliers").await;
     let callback = code_from_suppliers(&b, &authorize).await;
     let mut elsewhere = callback.clone();
@@ -432,6 +438,7 @@ async fn replayed_states_other_sources_callbacks_and_mixed_up_issuers_are_refuse
 
     // Mix-up: the person started at partners; a code the suppliers issuer gave is brought
     // to the partners callback with the partners attempt's state.
+    let b = Browser::new(&gw);
     let (sup_cookie, sup_authorize) = start(&gw, &b, "Suppliers").await;
     let from_suppliers = code_from_suppliers(&b, &sup_authorize).await;
     let code: String = from_suppliers
@@ -442,6 +449,7 @@ async fn replayed_states_other_sources_callbacks_and_mixed_up_issuers_are_refuse
         .into_owned();
     let _ = sup_cookie;
     for with_iss in [true, false] {
+        let b = Browser::new(&gw);
         let (cookie, partners_authorize) = start(&gw, &b, "Partners").await;
         let state: String = partners_authorize
             .query_pairs()
@@ -975,4 +983,96 @@ async fn signing_out_here_goes_on_to_sign_out_at_the_source_when_it_asks() {
     // Signed out of both pools.
     assert_eq!(b.fetch(&erp(&gw, "/")).await.status, 401);
     assert!(b.open(&suppliers_home).await.is_login_page());
+}
+
+#[tokio::test]
+async fn a_person_removes_a_link_but_never_their_last_way_in_and_an_admin_moves_one() {
+    use serde_json::json;
+    let up = Whoami::start().await;
+    let gw = Gateway::start(&pools(&up, "deny")).await;
+    add_user(&gw, "suppliers", "sam", PASSWORD, &[]).await;
+    add_user(&gw, "suppliers", "sue", PASSWORD, &[]).await;
+    let b = Browser::new(&gw);
+    assert_eq!(through_suppliers(&gw, &b, "sam").await.status, 200);
+    let sam = seen(&b.fetch(&erp(&gw, "/")).await.json(), "x-poolgate-user")[0].clone();
+
+    // The account page lists the ways in: here only the suppliers link.
+    let account_url = gw.url("login.employees.localhost", "/account");
+    let account = b.open(&account_url).await;
+    assert_eq!(account.status, 200, "{}", account.body);
+    assert!(account.body.contains("Remove Suppliers"), "{}", account.body);
+    assert!(!account.body.contains("The password of your"), "{}", account.body);
+    let link_id = items(&api_json(&gw, "/pools/employees/links").await)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The last way in stays.
+    let refused = b.submit(&account, "/account/links/remove", &[("link", &link_id)]).await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(refused.body.contains("only way to sign in"), "{}", refused.body);
+    assert_eq!(items(&api_json(&gw, "/pools/employees/links").await).len(), 1);
+    // Someone else's link id is not theirs to remove (sue's, once she has one).
+    let b_sue = Browser::new(&gw);
+    assert_eq!(through_suppliers(&gw, &b_sue, "sue").await.status, 200);
+    let sue_link = items(&api_json(&gw, "/pools/employees/links").await)
+        .into_iter()
+        .find(|l| l["user_id"] != sam.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let theirs = b
+        .submit(&account, "/account/links/remove", &[("link", &sue_link)])
+        .await;
+    assert_eq!(theirs.status, 404, "{}", theirs.body);
+    // With a password of his own here, sam may remove the link.
+    let set = gw
+        .api(Method::PUT, &format!("/pools/employees/users/{sam}/password"))
+        .json(&json!({"password": "sam's own employees password"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(set.status().is_success(), "{}", set.status());
+    // A new password ends his sessions; he signs in with it.
+    let login = b.open(&account_url).await;
+    assert!(login.is_login_page(), "{}", login.body);
+    b.submit(
+        &login,
+        "/login",
+        &[("username", "sam"), ("password", "sam's own employees password")],
+    )
+    .await;
+    let account = b.open(&account_url).await;
+    assert!(account.body.contains("The password of your"), "{}", account.body);
+    let removed = b.submit(&account, "/account/links/remove", &[("link", &link_id)]).await;
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    assert!(removed.body.contains("The link is removed"), "{}", removed.body);
+    let links = items(&api_json(&gw, "/pools/employees/links").await);
+    assert_eq!(links.len(), 1, "{links:?}");
+
+    // An administrator gives sue's link to sam: sue's next sign-in through it is sam's.
+    let moved = gw
+        .api(Method::PATCH, &format!("/pools/employees/links/{sue_link}"))
+        .json(&json!({"user_id": sam}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 204);
+    let b_sue = Browser::new(&gw);
+    assert_eq!(through_suppliers(&gw, &b_sue, "sue").await.status, 200);
+    assert_eq!(
+        seen(&b_sue.fetch(&erp(&gw, "/")).await.json(), "x-poolgate-user"),
+        [sam.as_str()]
+    );
+    let nobody = gw
+        .api(Method::PATCH, &format!("/pools/employees/links/{sue_link}"))
+        .json(&json!({"user_id": "00000000-0000-0000-0000-000000000000"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nobody.status(), 404);
+    let audit = api_json(&gw, "/pools/employees/audit?limit=100").await;
+    for action in ["link.delete", "link.move"] {
+        assert!(items(&audit).iter().any(|e| e["action"] == action), "{action}: {audit}");
+    }
 }

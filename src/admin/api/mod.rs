@@ -67,7 +67,10 @@ pub(super) fn router(state: AdminState) -> Router<AdminState> {
             put(users::add_member).delete(users::remove_member),
         )
         .route("/pools/{pool}/links", get(records::list_links))
-        .route("/pools/{pool}/links/{id}", delete(records::delete_link))
+        .route(
+            "/pools/{pool}/links/{id}",
+            delete(records::delete_link).patch(records::move_link),
+        )
         .route("/pools/{pool}/sessions", get(records::list_sessions))
         .route("/pools/{pool}/sessions/{id}", delete(records::revoke_session))
         .route("/pools/{pool}/keys", get(records::list_keys))

@@ -27,6 +27,23 @@ pub(super) async fn delete_link(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MoveLink {
+    user_id: String,
+}
+
+/// `PATCH /links/{id}` `{"user_id": …}`: the link belongs to another user of the pool.
+pub(super) async fn move_link(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path((pool, id)): PoolIdPath,
+    Json(body): Json<MoveLink>,
+) -> ApiResult<StatusCode> {
+    caller.ops(&state).move_link(&pool, &id, &body.user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub(super) async fn list_sessions(
     State(state): State<AdminState>,
     Path(pool): PoolPath,
