@@ -245,7 +245,12 @@ async fn redeem(
     // and nothing else is (`"true"` is not the provider vouching for an address).
     let payload = verified_payload(id_token);
     let mut found = Upstreamed::from_claims(&up.issuer, claims.subject().as_str(), &payload, &up.claims);
-    if let Some(endpoint) = metadata.userinfo_endpoint() {
+    // UserInfo only for what the ID token left out of what was asked.
+    let asked = |scope: &str| up.scopes.iter().any(|s| s == scope);
+    let missing = (asked("email") && found.email.is_none())
+        || (asked("profile") && found.name.is_none() && found.username.is_none())
+        || (!up.group_map.is_empty() && found.groups.is_none());
+    if missing && let Some(endpoint) = metadata.userinfo_endpoint() {
         match userinfo(provider, endpoint, response.access_token(), claims.subject().as_str()).await {
             Ok(info) => found.add_userinfo(&info, &up.claims),
             Err(e) => {

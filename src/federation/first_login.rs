@@ -143,17 +143,8 @@ pub(super) async fn resolve(
         who.email.as_deref().unwrap_or("-"),
         who.email_verified.map_or("-", |v| if v { "true" } else { "false" }),
     );
+    // A returning person: the sign-in's own audit line (`signin.success`) names the source.
     if let Some(user) = by_link().await? {
-        audit(
-            state,
-            ctx,
-            &format!("user:{}", user.id),
-            "federation.signin",
-            &user.id,
-            "ok",
-            format!("{seen} decision=linked"),
-        )
-        .await;
         return Ok(Resolved::User(Box::new(user)));
     }
     let decided = |decision: &str| format!("{seen} first_login={} decision={decision}", up.first_login.as_str());

@@ -12,7 +12,7 @@ use super::AuthRequest;
 use super::authorize::issue_code;
 use crate::session::cookie::Cookie;
 use crate::session::{SessionId, Ticket, sso_binding};
-use crate::store::User;
+use crate::store::{UpstreamRef, User};
 use crate::web::context::Ctx;
 use crate::web::pages;
 use crate::web::sealed::equal;
@@ -55,6 +55,19 @@ impl Proof<'_> {
         match self {
             Proof::Password { second_factor } => *second_factor,
             Proof::Source { mfa, .. } => *mfa,
+        }
+    }
+
+    /// Who the person is at the source, for the session record.
+    fn upstream(&self) -> Option<UpstreamRef<'_>> {
+        match self {
+            Proof::Password { .. } => None,
+            Proof::Source { upstream, .. } => Some(UpstreamRef {
+                issuer: Some(&upstream.issuer),
+                subject: Some(&upstream.subject),
+                sid: upstream.sid.as_deref(),
+                id_token: upstream.id_token.as_deref(),
+            }),
         }
     }
 
@@ -121,33 +134,11 @@ pub async fn open_session(
                     proof.source(),
                     &ctx.client_text(),
                     expires,
+                    proof.upstream(),
                 )
                 .await
             {
                 tracing::error!(code = "PG0506", error = %e, "could not store an SSO session");
-                return Err(pages::message(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &ctx.pool,
-                    "Sign-in is unavailable",
-                    "Please try again in a moment.",
-                    None,
-                ));
-            }
-            if let Proof::Source { upstream, .. } = proof
-                && let Err(e) = store
-                    .set_sso_upstream(
-                        ctx.pool.id.as_str(),
-                        &sid.hex(),
-                        &upstream.issuer,
-                        &upstream.subject,
-                        upstream.sid.as_deref(),
-                        upstream.id_token.as_deref(),
-                    )
-                    .await
-            {
-                // Without it the source's logout could not reach this session: no session.
-                tracing::error!(code = "PG0506", error = %e, "could not store an SSO session's upstream");
-                let _ = store.revoke_sso_session(ctx.pool.id.as_str(), &sid.hex()).await;
                 return Err(pages::message(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &ctx.pool,

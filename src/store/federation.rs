@@ -106,31 +106,6 @@ impl Store {
 pub type UpstreamSession = (String, String, i64);
 
 impl Store {
-    /// Records who the person of an SSO session is at the source it came through.
-    pub async fn set_sso_upstream(
-        &self,
-        pool: &str,
-        sso: &str,
-        issuer: &str,
-        subject: &str,
-        sid: Option<&str>,
-        id_token: Option<&str>,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE sso_sessions SET upstream_iss = $1, upstream_sub = $2, upstream_sid = $3, upstream_id_token = $4 \
-             WHERE pool_id = $5 AND id = $6",
-        )
-        .bind(issuer)
-        .bind(subject)
-        .bind(sid)
-        .bind(id_token)
-        .bind(pool)
-        .bind(sso)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// The live SSO sessions that came from an upstream session (`sid`), or, without one,
     /// from any session of that upstream person (`sub`).
     pub async fn sso_sessions_from_upstream(

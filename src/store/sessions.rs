@@ -7,6 +7,15 @@ use sqlx::any::AnyRow;
 
 use super::{Page, Result, Store, StoreError, finish, found};
 
+/// Who the person of an SSO session is at the identity source it came through.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UpstreamRef<'a> {
+    pub issuer: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub sid: Option<&'a str>,
+    pub id_token: Option<&'a str>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SsoSessionRecord {
     pub id: String,
@@ -58,6 +67,9 @@ fn sso_row(r: &AnyRow) -> Result<SsoSessionRecord> {
 
 impl Store {
     #[allow(clippy::too_many_arguments)]
+    /// An SSO session; `upstream`, for one that came through an identity source, is who
+    /// the person is there (what the source's logout will name).
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_sso_session(
         &self,
         pool: &str,
@@ -67,11 +79,14 @@ impl Store {
         source: &str,
         client: &str,
         expires_at: i64,
+        upstream: Option<UpstreamRef<'_>>,
     ) -> Result<()> {
         let now = self.now();
+        let up = upstream.unwrap_or_default();
         sqlx::query(
-            "INSERT INTO sso_sessions (pool_id, id, user_id, auth_time, methods, source, client, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO sso_sessions (pool_id, id, user_id, auth_time, methods, source, client, created_at, expires_at, \
+             upstream_iss, upstream_sub, upstream_sid, upstream_id_token) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(pool)
         .bind(id)
@@ -82,6 +97,10 @@ impl Store {
         .bind(client)
         .bind(now)
         .bind(expires_at)
+        .bind(up.issuer)
+        .bind(up.subject)
+        .bind(up.sid)
+        .bind(up.id_token)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -180,7 +180,7 @@ async fn a_supplier_signs_in_to_the_employees_erp_through_pool_federation() {
     assert!(
         actions
             .iter()
-            .any(|a| a.starts_with("federation.signin") && a.contains("decision=linked")),
+            .any(|a| a.starts_with("signin.success") && a.contains("source=suppliers")),
         "{actions:?}"
     );
 }

@@ -315,7 +315,7 @@ async fn revoking_an_sso_session_revokes_its_app_sessions() {
         let u = store.create_user("employees", user("kim", None)).await.unwrap();
         let exp = store.now() + 3600;
         store
-            .create_sso_session("employees", "sso-1", &u.id, &["pwd"], "local", "127.0.0.1", exp)
+            .create_sso_session("employees", "sso-1", &u.id, &["pwd"], "local", "127.0.0.1", exp, None)
             .await
             .unwrap();
         store
@@ -433,7 +433,7 @@ async fn time_is_the_stores_clock() {
     let (store, clock, _dir) = clocked_store().await;
     let u = store.create_user("employees", user("lee", None)).await.unwrap();
     store
-        .create_sso_session("employees", "s", &u.id, &["pwd"], "local", "", 1_000_100)
+        .create_sso_session("employees", "s", &u.id, &["pwd"], "local", "", 1_000_100, None)
         .await
         .unwrap();
     assert_eq!(store.sso_sessions("employees", Page::default()).await.unwrap().len(), 1);
@@ -455,7 +455,7 @@ async fn ended_sessions_are_pruned_but_not_a_logout_still_to_deliver() {
     // Two sign-ins ending at 1,000,100; one lives on to 1,009,000.
     for (sso, app, notify) in [("old", "old-app", false), ("told", "told-app", true)] {
         store
-            .create_sso_session("employees", sso, &u.id, &["pwd"], "local", "", 1_000_100)
+            .create_sso_session("employees", sso, &u.id, &["pwd"], "local", "", 1_000_100, None)
             .await
             .unwrap();
         store
@@ -464,7 +464,7 @@ async fn ended_sessions_are_pruned_but_not_a_logout_still_to_deliver() {
             .unwrap();
     }
     store
-        .create_sso_session("employees", "live", &u.id, &["pwd"], "local", "", 1_009_000)
+        .create_sso_session("employees", "live", &u.id, &["pwd"], "local", "", 1_009_000, None)
         .await
         .unwrap();
     store
