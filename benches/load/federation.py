@@ -128,7 +128,8 @@ def main():
     http_port, admin_port, up_port = free_port(), free_port(), free_port()
     cfg = config(d, http_port, admin_port, up_port)
     for pool, user in (("employees", "eve"), ("suppliers", "sam")):
-        subprocess.run([str(binary), "user", "add", "--config", str(cfg), "--pool", pool, user, "--password-stdin"],
+        subprocess.run([str(binary), "user", "add", "--config", str(cfg), "--pool", pool, user, "--password-stdin",
+                        "--email", f"{user}@{pool}.example", "--name", user.title()],
                        input=f"{PASSWORD}\n", text=True, check=True, capture_output=True)
     try:
         whoami = PROCS.start([str(binary), "whoami", "--listen", f"127.0.0.1:{up_port}"], d / "whoami.log")

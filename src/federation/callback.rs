@@ -93,44 +93,20 @@ async fn finish(
     let now = store.now();
     let given_state = q.state.as_deref().unwrap_or_default();
     let attempt = Attempt::find(ctx, headers, source, given_state, now).ok_or(FederationError::Attempt)?;
-    // Single use on every node: the state is spent before anything else is looked at.
-    let fresh = store
-        .spend(ctx.pool.id.as_str(), "federation-state", &attempt.state, attempt.exp)
-        .await
-        .map_err(|_| FederationError::Store)?;
-    if !fresh {
+    // Single use on every node: the state is spent while the code is redeemed, and
+    // nothing of this pool is written before both are done. (A replay's code is already
+    // spent at the issuer as well.)
+    let spend = async {
+        store
+            .spend(ctx.pool.id.as_str(), "federation-state", &attempt.state, attempt.exp)
+            .await
+            .map_err(|_| FederationError::Store)
+    };
+    let (fresh, redeemed) = tokio::join!(spend, checked_redeem(state, ctx, source, &attempt, q));
+    if !fresh? {
         return Err(FederationError::Attempt);
     }
-    let up = Upstream::resolve(state, &ctx.pool, source)?;
-    if up.issuer != attempt.issuer {
-        return Err(FederationError::Attempt);
-    }
-    let provider = state.federation.of(&up);
-    let metadata = provider.metadata().await?;
-    // RFC 9207: an issuer that names itself must name itself right; one that says it
-    // always does must have.
-    match q.iss.as_deref() {
-        Some(iss) if iss != up.issuer => {
-            return Err(FederationError::Invalid(format!(
-                "the response came from issuer `{iss}`"
-            )));
-        }
-        None if metadata
-            .additional_metadata()
-            .authorization_response_iss_parameter_supported
-            == Some(true) =>
-        {
-            return Err(FederationError::Invalid("the response did not name its issuer".into()));
-        }
-        _ => {}
-    }
-    if let Some(error) = q.error {
-        return Err(FederationError::Refused(error.chars().take(100).collect()));
-    }
-    let code = q.code.ok_or_else(|| FederationError::Invalid("no code".into()))?;
-    admitted(state, ctx, &up, attempt.request.as_ref())?;
-
-    let (claims, upstream) = redeem(&up, &provider, &metadata, code, &attempt).await?;
+    let (up, claims, upstream) = redeemed?;
     let request = attempt.request.filter(|r| r.exp > now);
     let (user, made) = match first_login::resolve(state, ctx, &up, &claims).await? {
         Resolved::User(user) => (*user, false),
@@ -160,6 +136,47 @@ async fn finish(
         )
         .await,
     ))
+}
+
+/// The response checked (issuer, error, code), the source still admitting this request,
+/// and the code redeemed.
+async fn checked_redeem(
+    state: &WebState,
+    ctx: &Ctx,
+    source: &str,
+    attempt: &Attempt,
+    q: CallbackQuery,
+) -> Result<(Upstream, Upstreamed, UpstreamIdentity), FederationError> {
+    let up = Upstream::resolve(state, &ctx.pool, source)?;
+    if up.issuer != attempt.issuer {
+        return Err(FederationError::Attempt);
+    }
+    let provider = state.federation.of(&up);
+    let metadata = provider.metadata().await?;
+    // RFC 9207: an issuer that names itself must name itself right; one that says it
+    // always does must have.
+    match q.iss.as_deref() {
+        Some(iss) if iss != up.issuer => {
+            return Err(FederationError::Invalid(format!(
+                "the response came from issuer `{iss}`"
+            )));
+        }
+        None if metadata
+            .additional_metadata()
+            .authorization_response_iss_parameter_supported
+            == Some(true) =>
+        {
+            return Err(FederationError::Invalid("the response did not name its issuer".into()));
+        }
+        _ => {}
+    }
+    if let Some(error) = q.error {
+        return Err(FederationError::Refused(error.chars().take(100).collect()));
+    }
+    let code = q.code.ok_or_else(|| FederationError::Invalid("no code".into()))?;
+    admitted(state, ctx, &up, attempt.request.as_ref())?;
+    let (claims, upstream) = redeem(&up, &provider, &metadata, code, attempt).await?;
+    Ok((up, claims, upstream))
 }
 
 /// Whether the pool may federate (its plan) and the application asked for accepts this
@@ -245,11 +262,14 @@ async fn redeem(
     // and nothing else is (`"true"` is not the provider vouching for an address).
     let payload = verified_payload(id_token);
     let mut found = Upstreamed::from_claims(&up.issuer, claims.subject().as_str(), &payload, &up.claims);
-    // UserInfo only for what the ID token left out of what was asked.
-    let asked = |scope: &str| up.scopes.iter().any(|s| s == scope);
-    let missing = (asked("email") && found.email.is_none())
-        || (asked("profile") && found.name.is_none() && found.username.is_none())
-        || (!up.group_map.is_empty() && found.groups.is_none());
+    // UserInfo only when the ID token carries none of the person's claims (an OP that
+    // releases them only there, as oidc-provider does by default), or no groups the map
+    // needs; an OP that puts them in the ID token puts there all it releases.
+    let names = &up.claims;
+    let carried = [&names.email, &names.name, &names.username, &names.groups]
+        .iter()
+        .any(|n| payload.get(n.as_str()).is_some());
+    let missing = !carried || (!up.group_map.is_empty() && found.groups.is_none());
     if missing && let Some(endpoint) = metadata.userinfo_endpoint() {
         match userinfo(provider, endpoint, response.access_token(), claims.subject().as_str()).await {
             Ok(info) => found.add_userinfo(&info, &up.claims),

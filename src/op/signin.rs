@@ -4,7 +4,7 @@
 //! both end here.
 
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 
 use totp_rs::{Algorithm, TOTP};
 
@@ -90,19 +90,53 @@ pub async fn complete(
     request: Option<AuthRequest>,
     stepping_up: Option<String>,
 ) -> Response {
-    let (set_cookie, ticket) = match open_session(state, ctx, user, proof, stepping_up).await {
+    let (set_cookie, ticket) = match create_session(state, ctx, user, proof, stepping_up).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
-    let next = match request {
-        Some(r) => issue_code(state, ctx, &r, &ticket).await,
-        None => Redirect::to("/").into_response(),
+    // The audit line and the way on are written at once: neither waits for the other.
+    let next = async {
+        match request {
+            Some(r) => issue_code(state, ctx, &r, &ticket).await,
+            None => Redirect::to("/").into_response(),
+        }
     };
-    ([(header::SET_COOKIE, set_cookie)], next).into_response()
+    let (next, ()) = tokio::join!(next, audit_signin(state, ctx, user, proof));
+    (AppendHeaders([(header::SET_COOKIE, set_cookie)]), next).into_response()
+}
+
+/// Creates (or, for a step-up, upgrades) the SSO session and its cookie, and audits it.
+pub async fn open_session(
+    state: &WebState,
+    ctx: &Ctx,
+    user: &User,
+    proof: Proof<'_>,
+    stepping_up: Option<String>,
+) -> Result<(String, Ticket), Response> {
+    let opened = create_session(state, ctx, user, proof, stepping_up).await?;
+    audit_signin(state, ctx, user, proof).await;
+    Ok(opened)
+}
+
+async fn audit_signin(state: &WebState, ctx: &Ctx, user: &User, proof: Proof<'_>) {
+    let methods = proof.methods();
+    audit(
+        state,
+        ctx,
+        &format!("user:{}", user.id),
+        "signin.success",
+        &user.id,
+        "ok",
+        match proof {
+            Proof::Password { .. } => format!("methods={}", methods.join("+")),
+            Proof::Source { id, .. } => format!("methods={} source={id}", methods.join("+")),
+        },
+    )
+    .await;
 }
 
 /// Creates (or, for a step-up, upgrades) the SSO session and its cookie.
-pub async fn open_session(
+async fn create_session(
     state: &WebState,
     ctx: &Ctx,
     user: &User,
@@ -163,19 +197,6 @@ pub async fn open_session(
     let value = ticket
         .seal(&ctx.pool.keys.cookies, &sso_binding(ctx.pool.id.as_str()))
         .unwrap_or_default();
-    audit(
-        state,
-        ctx,
-        &format!("user:{}", user.id),
-        "signin.success",
-        &user.id,
-        "ok",
-        match proof {
-            Proof::Password { .. } => format!("methods={}", methods.join("+")),
-            Proof::Source { id, .. } => format!("methods={} source={id}", methods.join("+")),
-        },
-    )
-    .await;
     Ok((Cookie::Sso.set(ctx.tls, &value, Some(expires - now)), ticket))
 }
 

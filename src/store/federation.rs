@@ -3,28 +3,24 @@
 
 use sqlx::Row;
 
-use super::users::NewUser;
+use super::users::{NewUser, USER_COLUMNS, user_with_groups};
 use super::{Link, Result, Store, StoreError, User, conflict, finish, new_id};
 
 impl Store {
     /// The local user an upstream identity is linked to. Never by email: only the link.
     pub async fn user_by_link(&self, pool: &str, source: &str, issuer: &str, subject: &str) -> Result<Option<User>> {
-        let row = sqlx::query(
-            "SELECT user_id FROM links WHERE pool_id = $1 AND source_id = $2 AND issuer = $3 AND subject = $4",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS}, {} AS group_list FROM users WHERE pool_id = $1 AND id = \
+             (SELECT user_id FROM links WHERE pool_id = $1 AND source_id = $2 AND issuer = $3 AND subject = $4)",
+            self.group_list()
+        ))
         .bind(pool)
         .bind(source)
         .bind(issuer)
         .bind(subject)
         .fetch_optional(&self.pool)
         .await?;
-        match row {
-            Some(r) => {
-                let id: String = r.try_get("user_id")?;
-                Ok(Some(self.user(pool, &id).await?))
-            }
-            None => Ok(None),
-        }
+        row.as_ref().map(user_with_groups).transpose()
     }
 
     /// Whether a user already has a link from this source (to some upstream identity).

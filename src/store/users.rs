@@ -118,13 +118,22 @@ pub fn normalize_email(raw: &str) -> Result<String> {
 
 /// The columns a `User` is read from. Named, not `*`: a later migration adding a column
 /// must not change what an old prepared statement returns.
-const USER_COLUMNS: &str = "pool_id, id, username, email, email_verified, name, disabled, failed_logins, locked_until, \
+pub(super) const USER_COLUMNS: &str = "pool_id, id, username, email, email_verified, name, disabled, failed_logins, locked_until, \
                             password_hash, totp_secret, created_at, updated_at";
 
 fn group_name(raw: &str) -> Result<String> {
     crate::ids::AppId::parse(raw)
         .map(|g| g.as_str().to_owned())
         .map_err(|_| StoreError::Invalid(format!("`{raw}` is not a valid group name: a-z, 0-9, `-`, `_`")))
+}
+
+/// A user read with its `group_list` column (see [`Store::group_list`]).
+pub(super) fn user_with_groups(row: &AnyRow) -> Result<User> {
+    let joined: Option<String> = row.try_get("group_list")?;
+    let groups = joined
+        .map(|j| j.split('\u{1f}').map(str::to_owned).collect())
+        .unwrap_or_default();
+    user_row(row, groups)
 }
 
 fn user_row(row: &AnyRow, groups: Vec<String>) -> Result<User> {
@@ -256,8 +265,22 @@ impl Store {
 
     /// A user with their groups, in one round trip (every token grant reads one).
     pub async fn user(&self, pool: &str, id: &str) -> Result<User> {
-        // The groups come joined by U+001F, which no group name holds.
-        let groups = match self.backend() {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS}, {} AS group_list FROM users WHERE pool_id = $1 AND id = $2",
+            self.group_list()
+        ))
+        .bind(pool)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        user_with_groups(&row)
+    }
+
+    /// The SQL of a user's groups in one column, joined by U+001F (which no group name
+    /// holds): one query reads a user whole.
+    pub(super) fn group_list(&self) -> &'static str {
+        match self.backend() {
             super::Backend::Sqlite => {
                 "(SELECT group_concat(group_name, char(31)) FROM (SELECT group_name FROM memberships m \
                  WHERE m.pool_id = users.pool_id AND m.user_id = users.id ORDER BY group_name))"
@@ -266,20 +289,7 @@ impl Store {
                 "(SELECT string_agg(group_name, chr(31) ORDER BY group_name) FROM memberships m \
                  WHERE m.pool_id = users.pool_id AND m.user_id = users.id)"
             }
-        };
-        let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS}, {groups} AS group_list FROM users WHERE pool_id = $1 AND id = $2"
-        ))
-        .bind(pool)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        let joined: Option<String> = row.try_get("group_list")?;
-        let groups = joined
-            .map(|j| j.split('\u{1f}').map(str::to_owned).collect())
-            .unwrap_or_default();
-        user_row(&row, groups)
+        }
     }
 
     pub async fn user_by_username(&self, pool: &str, username: &str) -> Result<User> {
