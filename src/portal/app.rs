@@ -50,10 +50,14 @@ fn callback_url(ctx: &Ctx) -> String {
 #[derive(Deserialize)]
 pub(super) struct StartParams {
     return_to: Option<String>,
+    /// An identity source to sign in with at once (a "supplier sign-in" link of the app);
+    /// `kc_idp_hint` is Keycloak's name for it.
+    idp_hint: Option<String>,
+    kc_idp_hint: Option<String>,
 }
 
-/// `/.poolgate/login?return_to=/path`: off to the pool's portal, with state, nonce and a
-/// PKCE verifier kept in a sealed cookie for the way back.
+/// `/.poolgate/login?return_to=/path[&idp_hint=<source>]`: off to the pool's portal, with
+/// state, nonce and a PKCE verifier kept in a sealed cookie for the way back.
 pub(super) async fn start(
     State(state): State<WebState>,
     Extension(ctx): Extension<Ctx>,
@@ -95,6 +99,9 @@ pub(super) async fn start(
         .append_pair("nonce", &login.nonce)
         .append_pair("code_challenge", &pkce_challenge(&login.verifier))
         .append_pair("code_challenge_method", "S256");
+    if let Some(hint) = p.idp_hint.or(p.kc_idp_hint).filter(|h| h.len() <= 64) {
+        u.query_pairs_mut().append_pair("idp_hint", &hint);
+    }
     let sealed = seal(&ctx.pool, &login_purpose(&ctx, app.id.as_str()), &login);
     (
         [(header::SET_COOKIE, Cookie::Login.set(ctx.tls, &sealed, Some(600)))],

@@ -850,6 +850,15 @@ async fn home_realm_discovery_and_idp_hint_send_people_to_their_source() {
             page.url
         );
     }
+    // An app's own "supplier sign-in" link carries the hint through its sign-in start.
+    let page = Browser::new(&gw)
+        .open(&erp(&gw, "/.poolgate/login?return_to=/orders&kc_idp_hint=suppliers"))
+        .await;
+    assert!(
+        page.url.starts_with("http://login.suppliers.localhost:") && page.is_login_page(),
+        "{}",
+        page.url
+    );
     let wiki_login = b.open(&gw.url("wiki.employees.localhost", "/")).await;
     let wiki_authorize = wiki_login
         .hops
