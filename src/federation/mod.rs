@@ -25,6 +25,7 @@ use axum::response::Response;
 use axum::routing::get;
 
 pub use signout::{AfterSignOut, upstream_logout};
+pub use start::sign_in_with;
 pub use upstream::Providers;
 
 use std::sync::Arc;

@@ -31,30 +31,44 @@ pub(super) async fn start(
     Path(source): Path<String>,
     Query(q): Query<StartQuery>,
 ) -> Response {
-    let name = ctx
-        .pool
-        .sources
-        .iter()
-        .find(|s| s.id.as_str() == source)
-        .map_or_else(|| source.clone(), |s| s.name.clone());
-    match begin(&state, &ctx, &source, &q.request).await {
+    let now = state.registry.store().now();
+    let request = (!q.request.is_empty())
+        .then(|| open::<AuthRequest>(&ctx.pool, "authreq", &q.request))
+        .flatten()
+        .filter(|r| r.exp > now);
+    if !q.request.is_empty() && request.is_none() {
+        return FederationError::Attempt.page(&ctx, &source_name(&ctx, &source));
+    }
+    sign_in_with(&state, &ctx, &source, request).await
+}
+
+/// Sends the person to `source` for this request (the login page's button, an
+/// `idp_hint`, home-realm discovery), or shows why not.
+pub async fn sign_in_with(state: &WebState, ctx: &Ctx, source: &str, request: Option<AuthRequest>) -> Response {
+    match begin(state, ctx, source, request).await {
         Ok(resp) => resp,
         Err(e) => {
             tracing::info!(code = "PG0703", pool = %ctx.pool.id, source, error = %e, "federated sign-in not started");
-            e.page(&ctx, &name)
+            e.page(ctx, &source_name(ctx, source))
         }
     }
 }
 
-async fn begin(state: &WebState, ctx: &Ctx, source: &str, sealed: &str) -> Result<Response, FederationError> {
+fn source_name(ctx: &Ctx, source: &str) -> String {
+    ctx.pool
+        .sources
+        .iter()
+        .find(|s| s.id.as_str() == source)
+        .map_or_else(|| source.to_owned(), |s| s.name.clone())
+}
+
+async fn begin(
+    state: &WebState,
+    ctx: &Ctx,
+    source: &str,
+    request: Option<AuthRequest>,
+) -> Result<Response, FederationError> {
     let now = state.registry.store().now();
-    let request = (!sealed.is_empty())
-        .then(|| open::<AuthRequest>(&ctx.pool, "authreq", sealed))
-        .flatten()
-        .filter(|r| r.exp > now);
-    if !sealed.is_empty() && request.is_none() {
-        return Err(FederationError::Attempt);
-    }
     let up = Upstream::resolve(state, &ctx.pool, source)?;
     super::callback::admitted(state, ctx, &up, request.as_ref())?;
     let provider = state.federation.of(&up);

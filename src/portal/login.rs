@@ -212,11 +212,7 @@ async fn authorize(state: &WebState, ctx: &Ctx, headers: &HeaderMap, p: authoriz
                     .find(|s| s.id.as_str() == h)
             });
             match hinted {
-                Some(s) => Redirect::to(&federation::start_path(
-                    s.id.as_str(),
-                    &seal(&ctx.pool, "authreq", &request),
-                ))
-                .into_response(),
+                Some(s) => federation::sign_in_with(state, ctx, s.id.as_str(), Some(request)).await,
                 None => login_page(ctx, headers, Some(&request), &login_hint, None, StatusCode::OK),
             }
         }
@@ -343,7 +339,7 @@ pub(super) async fn password(
     // Home-realm discovery: an address whose domain a source claims goes there, whatever
     // was typed as a password (which is not looked at).
     if let Some(source) = federation::home_realm(&ctx.pool, request.as_ref(), &f.username) {
-        return Redirect::to(&federation::start_path(source.id.as_str(), &f.request)).into_response();
+        return federation::sign_in_with(&state, &ctx, source.id.as_str(), request).await;
     }
     // An app that takes no password sign-in: nothing to check (the gate would refuse it).
     if !federation::accepts(&ctx.pool, request.as_ref(), "local") {
