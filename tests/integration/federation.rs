@@ -1085,3 +1085,46 @@ async fn a_person_removes_a_link_but_never_their_last_way_in_and_an_admin_moves_
         assert!(items(&audit).iter().any(|e| e["action"] == action), "{action}: {audit}");
     }
 }
+
+#[tokio::test]
+async fn a_disabled_user_stays_out_a_rotated_key_is_fetched_once_and_an_unknown_one_not_again() {
+    use crate::rogue_issuer::RogueIssuer;
+    let up = Whoami::start().await;
+    let idp = RogueIssuer::start().await;
+    let gw = Gateway::start(&company_only(&up, &idp.issuer, "create")).await;
+    let (_, first) = through_company(&gw).await;
+    let dana = first.expect("signed in");
+
+    // A disabled user is refused at the callback, whatever the link says; enabled, let in.
+    let toggle = |what: &'static str| {
+        gw.api(Method::POST, &format!("/pools/employees/users/{dana}/{what}"))
+            .send()
+    };
+    assert!(toggle("disable").await.unwrap().status().is_success());
+    let (page, who) = through_company(&gw).await;
+    assert_eq!(who, None, "{}", page.body);
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("disabled"), "{}", page.body);
+    assert!(toggle("enable").await.unwrap().status().is_success());
+    assert_eq!(through_company(&gw).await.1.as_deref(), Some(dana.as_str()));
+    let fetched = idp.jwks_hits();
+
+    // The provider rotates and publishes its new key; three sign-ins at once meet it:
+    // one fetch between them, and all three work.
+    idp.rotate("rogue-2", true);
+    let runs = (0..3).map(|_| through_company(&gw));
+    for (page, who) in futures_util::future::join_all(runs).await {
+        assert_eq!(who.as_deref(), Some(dana.as_str()), "{}", page.body);
+    }
+    assert_eq!(idp.jwks_hits(), fetched + 1);
+
+    // A token under a kid it does not publish: refused, and within the cooldown asked
+    // for again by three sign-ins at once, the keys are not fetched again.
+    idp.rotate("rogue-3", false);
+    let runs = (0..3).map(|_| through_company(&gw));
+    for (page, who) in futures_util::future::join_all(runs).await {
+        assert_eq!(who, None, "{}", page.body);
+        assert_eq!(page.status, 400, "{}", page.body);
+    }
+    assert_eq!(idp.jwks_hits(), fetched + 1, "fetched again inside the cooldown");
+}

@@ -38,6 +38,10 @@ struct Inner {
     email_verified: Value,
     /// More claims for the next ID token (`null` removes one).
     extra: Value,
+    /// Times the keys were fetched.
+    jwks_hits: usize,
+    /// Sign with a key the JWKS does not (yet) publish, under this kid.
+    unpublished_kid: Option<String>,
     key: Vec<u8>,
     other_key: Vec<u8>,
     jwk: Value,
@@ -88,6 +92,8 @@ impl RogueIssuer {
             email: "rogue@rogue.example".into(),
             email_verified: json!(true),
             extra: json!({}),
+            jwks_hits: 0,
+            unpublished_kid: None,
             key,
             other_key: p256(),
             jwk,
@@ -114,6 +120,32 @@ impl RogueIssuer {
         s.subject = subject.into();
         s.email = email.into();
         s.email_verified = email_verified;
+    }
+
+    /// How often the keys were fetched.
+    pub fn jwks_hits(&self) -> usize {
+        self.inner.lock().unwrap().jwks_hits
+    }
+
+    /// Rotates to a new signing key: published at once (`publish`), or only later.
+    pub fn rotate(&self, kid: &str, publish: bool) {
+        let mut s = self.inner.lock().unwrap();
+        let fresh = p256();
+        let rng = ring::rand::SystemRandom::new();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &fresh, &rng).unwrap();
+        let public = pair.public_key().as_ref().to_vec();
+        let jwk = json!({
+            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
+            "x": URL_SAFE_NO_PAD.encode(&public[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&public[33..65]),
+        });
+        s.key = fresh;
+        if publish {
+            s.jwk = jwk;
+            s.unpublished_kid = None;
+        } else {
+            s.unpublished_kid = Some(kid.to_owned());
+        }
     }
 
     /// Claims added to (or, as `null`, removed from) the next ID tokens.
@@ -143,7 +175,9 @@ async fn discovery(State(s): State<Shared>) -> Json<Value> {
 }
 
 async fn jwks(State(s): State<Shared>) -> Json<Value> {
-    Json(json!({ "keys": [s.lock().unwrap().jwk.clone()] }))
+    let mut s = s.lock().unwrap();
+    s.jwks_hits += 1;
+    Json(json!({ "keys": [s.jwk.clone()] }))
 }
 
 async fn authorize(State(s): State<Shared>, Query(q): Query<Vec<(String, String)>>) -> impl IntoResponse {
@@ -208,7 +242,12 @@ async fn token(State(s): State<Shared>, headers: axum::http::HeaderMap, body: St
 /// Signs `claims` the way the current forgery says (header, key, algorithm).
 fn sign(s: &Inner, claims: &Value) -> String {
     let mut header = Header::new(Algorithm::ES256);
-    header.kid = Some("rogue-1".into());
+    header.kid = Some(
+        s.unpublished_kid
+            .clone()
+            .or_else(|| s.jwk["kid"].as_str().map(str::to_owned))
+            .unwrap(),
+    );
     match s.forge {
         Forge::ForeignKey => jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&s.other_key)).unwrap(),
         Forge::AlgNone => {
