@@ -514,3 +514,113 @@ async fn failed_writes_leave_no_lock_behind() {
         }
     }
 }
+
+#[tokio::test]
+async fn federation_links_states_and_upstream_sessions_on_both_backends() {
+    use poolgate::store::UpstreamRef;
+    for (backend, store, _dir) in stores(&[("employees", Plan::Enterprise)]).await {
+        let store = std::sync::Arc::new(store);
+        // Eight first logins of one upstream identity at once: one user, one link.
+        let runs = (0..8).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .create_linked_user(
+                        "employees",
+                        user("sam", Some("sam@suppliers.example")),
+                        "suppliers",
+                        "https://s",
+                        "sub-1",
+                    )
+                    .await
+            })
+        });
+        let mut ids = std::collections::BTreeSet::new();
+        let mut made = 0;
+        for r in futures_util::future::join_all(runs).await {
+            let (u, created) = r.unwrap().unwrap_or_else(|e| panic!("{backend}: {e}"));
+            ids.insert(u.id);
+            made += usize::from(created);
+        }
+        assert_eq!((ids.len(), made), (1, 1), "{backend}");
+        let sam = ids.into_iter().next().unwrap();
+        let found = store
+            .user_by_link("employees", "suppliers", "https://s", "sub-1")
+            .await
+            .unwrap();
+        assert_eq!(found.map(|u| u.id), Some(sam.clone()), "{backend}");
+        // Never by anything but the full (source, issuer, subject).
+        for (src, iss, sub) in [
+            ("other", "https://s", "sub-1"),
+            ("suppliers", "https://t", "sub-1"),
+            ("suppliers", "https://s", "sub-2"),
+        ] {
+            assert!(
+                store.user_by_link("employees", src, iss, sub).await.unwrap().is_none(),
+                "{backend}"
+            );
+        }
+        assert!(
+            store.has_link("employees", "suppliers", &sam).await.unwrap(),
+            "{backend}"
+        );
+
+        // A state is spent once, on every backend.
+        assert!(
+            store
+                .spend("employees", "federation-state", "s1", 2_000_000_000)
+                .await
+                .unwrap(),
+            "{backend}"
+        );
+        assert!(
+            !store
+                .spend("employees", "federation-state", "s1", 2_000_000_000)
+                .await
+                .unwrap(),
+            "{backend}"
+        );
+
+        // Sessions from an upstream are found by its sid, or by its sub when it names none.
+        let exp = store.now() + 3600;
+        for (id, sid) in [("sso-a", "up-sid-1"), ("sso-b", "up-sid-2")] {
+            let up = UpstreamRef {
+                issuer: Some("https://s"),
+                subject: Some("sub-1"),
+                sid: Some(sid),
+                id_token: Some("hint"),
+            };
+            store
+                .create_sso_session("employees", id, &sam, &["fed"], "suppliers", "", exp, Some(up))
+                .await
+                .unwrap();
+        }
+        let by_sid = store
+            .sso_sessions_from_upstream("employees", "suppliers", "https://s", Some("sub-1"), Some("up-sid-1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            by_sid.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(),
+            ["sso-a"],
+            "{backend}"
+        );
+        let by_sub = store
+            .sso_sessions_from_upstream("employees", "suppliers", "https://s", Some("sub-1"), None)
+            .await
+            .unwrap();
+        assert_eq!(by_sub.len(), 2, "{backend}");
+        assert_eq!(
+            store
+                .sso_upstream_id_token("employees", "sso-a")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("hint")
+        );
+        let other_issuer = store
+            .sso_sessions_from_upstream("employees", "suppliers", "https://t", Some("sub-1"), None)
+            .await
+            .unwrap();
+        assert!(other_issuer.is_empty(), "{backend}");
+    }
+}
