@@ -10,9 +10,7 @@ use axum::Json;
 use axum::extract::{Extension, Form, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{DecodingKey, Validation};
-use openidconnect::JsonWebKey;
+use jsonwebtoken::Validation;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -127,30 +125,10 @@ async fn receive(state: &WebState, ctx: &Ctx, source: &str, token: &str) -> Resu
 
 /// The token's claims, once its signature, algorithm, issuer, audience and times check out.
 async fn verify(state: &WebState, up: &Upstream, token: &str) -> Result<Value, String> {
-    let header = jsonwebtoken::decode_header(token).map_err(|e| format!("unreadable: {e}"))?;
-    let alg_name = serde_json::to_value(header.alg)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let accepted = up.algorithms.iter().any(|a| {
-        serde_json::to_value(a)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .as_deref()
-            == Some(&alg_name)
-    });
-    if !accepted {
-        return Err(format!("algorithm {alg_name} is not accepted from this source"));
-    }
     let provider = state.federation.of(up);
     let metadata = provider.metadata().await.map_err(|e| e.to_string())?;
-    let kid = header.kid.as_deref();
-    let mut key = find_key(&*provider.keys().await, kid, &alg_name);
-    if key.is_none() && provider.refetch_keys(kid, metadata.jwks_uri()).await {
-        key = find_key(&*provider.keys().await, kid, &alg_name);
-    }
-    let key = key.ok_or("no key of the source verifies it")?;
-    let mut validation = Validation::new(header.alg);
+    let (key, alg) = provider.signing_key(token, &up.algorithms, metadata.jwks_uri()).await?;
+    let mut validation = Validation::new(alg);
     validation.set_issuer(&[&up.issuer]);
     validation.set_audience(&[&up.client_id]);
     validation.set_required_spec_claims(&["iss", "aud", "iat", "exp"]);
@@ -166,30 +144,4 @@ async fn verify(state: &WebState, up: &Upstream, token: &str) -> Result<Value, S
         return Err("issued in the future".into());
     }
     Ok(data.claims)
-}
-
-/// The source's key for this `kid` (or its only key of that algorithm's type).
-fn find_key(set: &openidconnect::core::CoreJsonWebKeySet, kid: Option<&str>, alg: &str) -> Option<DecodingKey> {
-    let keys: Vec<_> = set
-        .keys()
-        .iter()
-        .filter(|k| match kid {
-            Some(kid) => k.key_id().is_some_and(|id| id.as_str() == kid),
-            None => true,
-        })
-        .filter_map(|k| {
-            let jwk: Jwk = serde_json::from_value(serde_json::to_value(k).ok()?).ok()?;
-            let family_ok = match &jwk.algorithm {
-                jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => alg.starts_with("RS") || alg.starts_with("PS"),
-                jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => alg.starts_with("ES"),
-                jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_) => alg == "EdDSA",
-                jsonwebtoken::jwk::AlgorithmParameters::OctetKey(_) => false,
-            };
-            family_ok.then(|| DecodingKey::from_jwk(&jwk).ok()).flatten()
-        })
-        .collect();
-    match keys.len() {
-        1 => keys.into_iter().next(),
-        _ => None,
-    }
 }

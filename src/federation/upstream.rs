@@ -292,3 +292,65 @@ impl Provider {
         }
     }
 }
+
+impl Provider {
+    /// The key and algorithm a JWT of this issuer is to be verified with: its `alg` one of
+    /// the source's (asymmetric only: never `none`, never an HMAC keyed with whatever the
+    /// token names), its key this issuer's by `kid` — fetched again, within the cooldown,
+    /// for a kid not yet known. The signature itself is then checked with ring.
+    pub async fn signing_key(
+        &self,
+        token: &str,
+        algorithms: &[CoreJwsSigningAlgorithm],
+        jwks_uri: &JsonWebKeySetUrl,
+    ) -> Result<(jsonwebtoken::DecodingKey, jsonwebtoken::Algorithm), String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| format!("unreadable: {e}"))?;
+        let name = serde_json::to_value(header.alg)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let accepted = algorithms.iter().any(|a| {
+            serde_json::to_value(a)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .as_deref()
+                == Some(&name)
+        });
+        if !accepted || name.starts_with("HS") {
+            return Err(format!("algorithm {name} is not accepted from this source"));
+        }
+        let kid = header.kid.as_deref();
+        let mut key = find_key(&*self.keys().await, kid, &name);
+        if key.is_none() && self.refetch_keys(kid, jwks_uri).await {
+            key = find_key(&*self.keys().await, kid, &name);
+        }
+        let key = key.ok_or("no key of the issuer verifies it")?;
+        Ok((key, header.alg))
+    }
+}
+
+/// The key for this `kid` (or the only key of the algorithm's type, without one).
+fn find_key(set: &CoreJsonWebKeySet, kid: Option<&str>, alg: &str) -> Option<jsonwebtoken::DecodingKey> {
+    use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
+    let keys: Vec<_> = set
+        .keys()
+        .iter()
+        .filter(|k| kid.is_none_or(|kid| k.key_id().is_some_and(|id| id.as_str() == kid)))
+        .filter_map(|k| {
+            let jwk: Jwk = serde_json::from_value(serde_json::to_value(k).ok()?).ok()?;
+            let family_ok = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => alg.starts_with("RS") || alg.starts_with("PS"),
+                AlgorithmParameters::EllipticCurve(_) => alg.starts_with("ES"),
+                AlgorithmParameters::OctetKeyPair(_) => alg == "EdDSA",
+                AlgorithmParameters::OctetKey(_) => false,
+            };
+            family_ok
+                .then(|| jsonwebtoken::DecodingKey::from_jwk(&jwk).ok())
+                .flatten()
+        })
+        .collect();
+    match keys.len() {
+        1 => keys.into_iter().next(),
+        _ => None,
+    }
+}

@@ -32,7 +32,8 @@ pub enum Forge {
 struct Inner {
     issuer: String,
     forge: Forge,
-    nonce: Option<String>,
+    /// The nonce of each code given out, so sign-ins at once each get theirs.
+    nonces: std::collections::HashMap<String, Option<String>>,
     subject: String,
     email: String,
     email_verified: Value,
@@ -87,7 +88,7 @@ impl RogueIssuer {
         let inner = Arc::new(Mutex::new(Inner {
             issuer: issuer.clone(),
             forge: Forge::Honest,
-            nonce: None,
+            nonces: Default::default(),
             subject: "rogue-subject-1".into(),
             email: "rogue@rogue.example".into(),
             email_verified: json!(true),
@@ -182,10 +183,15 @@ async fn jwks(State(s): State<Shared>) -> Json<Value> {
 
 async fn authorize(State(s): State<Shared>, Query(q): Query<Vec<(String, String)>>) -> impl IntoResponse {
     let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    s.lock().unwrap().nonce = get("nonce");
+    let code = {
+        let mut s = s.lock().unwrap();
+        let code = format!("rogue-code-{}", s.nonces.len());
+        s.nonces.insert(code.clone(), get("nonce"));
+        code
+    };
     let mut to = url::Url::parse(&get("redirect_uri").unwrap()).unwrap();
     to.query_pairs_mut()
-        .append_pair("code", "rogue-code")
+        .append_pair("code", &code)
         .append_pair("state", &get("state").unwrap());
     Redirect::to(to.as_str())
 }
@@ -208,9 +214,15 @@ async fn token(State(s): State<Shared>, headers: axum::http::HeaderMap, body: St
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
+    let code = form
+        .iter()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let nonce = s.nonces.get(&code).cloned().flatten();
     let mut claims = json!({
         "iss": s.issuer, "sub": s.subject, "aud": client_id, "iat": now, "exp": now + 300,
-        "nonce": s.nonce, "email": s.email, "email_verified": s.email_verified,
+        "nonce": nonce, "email": s.email, "email_verified": s.email_verified,
         "preferred_username": "rogue", "sid": "rogue-sid-1",
     });
     for (k, v) in s.extra.as_object().unwrap() {
