@@ -12,11 +12,11 @@ use super::AuthRequest;
 use super::authorize::issue_code;
 use crate::session::cookie::Cookie;
 use crate::session::{SessionId, Ticket, sso_binding};
-use crate::store::{UpstreamRef, User};
+use crate::store::{NewAuditEvent, UpstreamRef, User};
 use crate::web::context::Ctx;
 use crate::web::pages;
 use crate::web::sealed::equal;
-use crate::web::state::{WebState, audit};
+use crate::web::state::WebState;
 
 /// How the person proved who they are.
 #[derive(Debug, Clone, Copy)]
@@ -90,53 +90,37 @@ pub async fn complete(
     request: Option<AuthRequest>,
     stepping_up: Option<String>,
 ) -> Response {
-    let (set_cookie, ticket) = match create_session(state, ctx, user, proof, stepping_up).await {
+    let (set_cookie, ticket) = match open_session(state, ctx, user, proof, stepping_up).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
-    // The audit line and the way on are written at once: neither waits for the other.
-    let next = async {
-        match request {
-            Some(r) => issue_code(state, ctx, &r, &ticket).await,
-            None => Redirect::to("/").into_response(),
-        }
+    let next = match request {
+        Some(r) => issue_code(state, ctx, &r, &ticket).await,
+        None => Redirect::to("/").into_response(),
     };
-    let (next, ()) = tokio::join!(next, audit_signin(state, ctx, user, proof));
     (AppendHeaders([(header::SET_COOKIE, set_cookie)]), next).into_response()
 }
 
-/// Creates (or, for a step-up, upgrades) the SSO session and its cookie, and audits it.
-pub async fn open_session(
-    state: &WebState,
-    ctx: &Ctx,
-    user: &User,
-    proof: Proof<'_>,
-    stepping_up: Option<String>,
-) -> Result<(String, Ticket), Response> {
-    let opened = create_session(state, ctx, user, proof, stepping_up).await?;
-    audit_signin(state, ctx, user, proof).await;
-    Ok(opened)
-}
-
-async fn audit_signin(state: &WebState, ctx: &Ctx, user: &User, proof: Proof<'_>) {
-    let methods = proof.methods();
-    audit(
-        state,
-        ctx,
-        &format!("user:{}", user.id),
-        "signin.success",
-        &user.id,
-        "ok",
-        match proof {
-            Proof::Password { .. } => format!("methods={}", methods.join("+")),
-            Proof::Source { id, .. } => format!("methods={} source={id}", methods.join("+")),
+/// The audit line of a sign-in: who, how, through which source.
+fn signin_event(ctx: &Ctx, user: &User, proof: Proof<'_>) -> NewAuditEvent {
+    let methods = proof.methods().join("+");
+    NewAuditEvent {
+        pool: Some(ctx.pool.id.to_string()),
+        actor: format!("user:{}", user.id),
+        action: "signin.success".into(),
+        target: user.id.clone(),
+        outcome: "ok".into(),
+        client: ctx.client_text(),
+        detail: match proof {
+            Proof::Password { .. } => format!("methods={methods}"),
+            Proof::Source { id, .. } => format!("methods={methods} source={id}"),
         },
-    )
-    .await;
+    }
 }
 
-/// Creates (or, for a step-up, upgrades) the SSO session and its cookie.
-async fn create_session(
+/// Creates (or, for a step-up, upgrades) the SSO session and its cookie; the sign-in's
+/// audit line is committed with the new session.
+pub async fn open_session(
     state: &WebState,
     ctx: &Ctx,
     user: &User,
@@ -154,6 +138,9 @@ async fn create_session(
             let record = store.sso_session(ctx.pool.id.as_str(), &sid.hex()).await;
             let expires = record.map(|r| r.expires_at).unwrap_or(now);
             let _ = store.set_sso_methods(ctx.pool.id.as_str(), &sid.hex(), methods).await;
+            if let Err(e) = store.audit(signin_event(ctx, user, proof)).await {
+                tracing::error!(code = "PG0405", error = %e, "could not write the audit log");
+            }
             (sid, expires)
         }
         None => {
@@ -169,6 +156,7 @@ async fn create_session(
                     &ctx.client_text(),
                     expires,
                     proof.upstream(),
+                    Some(signin_event(ctx, user, proof)),
                 )
                 .await
             {

@@ -54,6 +54,13 @@ fn bounded(mut s: String, max: usize) -> String {
 
 impl Store {
     pub async fn audit(&self, e: NewAuditEvent) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        self.insert_audit(&mut conn, e).await
+    }
+
+    /// Writes an event on this connection (inside a caller's transaction, say: a change
+    /// and its audit line committed together).
+    pub(super) async fn insert_audit(&self, conn: &mut sqlx::AnyConnection, e: NewAuditEvent) -> Result<()> {
         let e = NewAuditEvent {
             pool: e.pool,
             actor: bounded(e.actor, FIELD_MAX),
@@ -76,7 +83,7 @@ impl Store {
         .bind(e.outcome)
         .bind(e.client)
         .bind(e.detail)
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(())
     }

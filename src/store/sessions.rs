@@ -67,8 +67,9 @@ fn sso_row(r: &AnyRow) -> Result<SsoSessionRecord> {
 
 impl Store {
     #[allow(clippy::too_many_arguments)]
-    /// An SSO session; `upstream`, for one that came through an identity source, is who
-    /// the person is there (what the source's logout will name).
+    /// An SSO session, with the audit line of the sign-in that opened it, committed
+    /// together; `upstream`, for one that came through an identity source, is who the
+    /// person is there (what the source's logout will name).
     #[allow(clippy::too_many_arguments)]
     pub async fn create_sso_session(
         &self,
@@ -80,30 +81,39 @@ impl Store {
         client: &str,
         expires_at: i64,
         upstream: Option<UpstreamRef<'_>>,
+        audit: Option<super::NewAuditEvent>,
     ) -> Result<()> {
         let now = self.now();
         let up = upstream.unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO sso_sessions (pool_id, id, user_id, auth_time, methods, source, client, created_at, expires_at, \
-             upstream_iss, upstream_sub, upstream_sid, upstream_id_token) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(pool)
-        .bind(id)
-        .bind(user_id)
-        .bind(now)
-        .bind(methods.join(" "))
-        .bind(source)
-        .bind(client)
-        .bind(now)
-        .bind(expires_at)
-        .bind(up.issuer)
-        .bind(up.subject)
-        .bind(up.sid)
-        .bind(up.id_token)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut tx = self.begin().await?;
+        let outcome = async {
+            sqlx::query(
+                "INSERT INTO sso_sessions (pool_id, id, user_id, auth_time, methods, source, client, created_at, expires_at, \
+                 upstream_iss, upstream_sub, upstream_sid, upstream_id_token) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(pool)
+            .bind(id)
+            .bind(user_id)
+            .bind(now)
+            .bind(methods.join(" "))
+            .bind(source)
+            .bind(client)
+            .bind(now)
+            .bind(expires_at)
+            .bind(up.issuer)
+            .bind(up.subject)
+            .bind(up.sid)
+            .bind(up.id_token)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(event) = audit {
+                self.insert_audit(&mut tx, event).await?;
+            }
+            Ok(())
+        }
+        .await;
+        finish(tx, outcome).await
     }
 
     /// An app session (a cookie's, or a grant's tokens'); `notify_logout`: its client is to

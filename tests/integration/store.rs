@@ -315,7 +315,17 @@ async fn revoking_an_sso_session_revokes_its_app_sessions() {
         let u = store.create_user("employees", user("kim", None)).await.unwrap();
         let exp = store.now() + 3600;
         store
-            .create_sso_session("employees", "sso-1", &u.id, &["pwd"], "local", "127.0.0.1", exp, None)
+            .create_sso_session(
+                "employees",
+                "sso-1",
+                &u.id,
+                &["pwd"],
+                "local",
+                "127.0.0.1",
+                exp,
+                None,
+                None,
+            )
             .await
             .unwrap();
         store
@@ -433,7 +443,7 @@ async fn time_is_the_stores_clock() {
     let (store, clock, _dir) = clocked_store().await;
     let u = store.create_user("employees", user("lee", None)).await.unwrap();
     store
-        .create_sso_session("employees", "s", &u.id, &["pwd"], "local", "", 1_000_100, None)
+        .create_sso_session("employees", "s", &u.id, &["pwd"], "local", "", 1_000_100, None, None)
         .await
         .unwrap();
     assert_eq!(store.sso_sessions("employees", Page::default()).await.unwrap().len(), 1);
@@ -455,7 +465,7 @@ async fn ended_sessions_are_pruned_but_not_a_logout_still_to_deliver() {
     // Two sign-ins ending at 1,000,100; one lives on to 1,009,000.
     for (sso, app, notify) in [("old", "old-app", false), ("told", "told-app", true)] {
         store
-            .create_sso_session("employees", sso, &u.id, &["pwd"], "local", "", 1_000_100, None)
+            .create_sso_session("employees", sso, &u.id, &["pwd"], "local", "", 1_000_100, None, None)
             .await
             .unwrap();
         store
@@ -464,7 +474,7 @@ async fn ended_sessions_are_pruned_but_not_a_logout_still_to_deliver() {
             .unwrap();
     }
     store
-        .create_sso_session("employees", "live", &u.id, &["pwd"], "local", "", 1_009_000, None)
+        .create_sso_session("employees", "live", &u.id, &["pwd"], "local", "", 1_009_000, None, None)
         .await
         .unwrap();
     store
@@ -591,7 +601,7 @@ async fn federation_links_states_and_upstream_sessions_on_both_backends() {
                 id_token: Some("hint"),
             };
             store
-                .create_sso_session("employees", id, &sam, &["fed"], "suppliers", "", exp, Some(up))
+                .create_sso_session("employees", id, &sam, &["fed"], "suppliers", "", exp, Some(up), None)
                 .await
                 .unwrap();
         }
