@@ -93,22 +93,30 @@ async fn finish(
     let now = store.now();
     let given_state = q.state.as_deref().unwrap_or_default();
     let attempt = Attempt::find(ctx, headers, source, given_state, now).ok_or(FederationError::Attempt)?;
-    // Single use on every node: the state is spent while the code is redeemed, and
-    // nothing of this pool is written before both are done. (A replay's code is already
-    // spent at the issuer as well.)
-    let spend = async {
-        store
-            .spend(ctx.pool.id.as_str(), "federation-state", &attempt.state, attempt.exp)
-            .await
-            .map_err(|_| FederationError::Store)
-    };
-    let (fresh, redeemed) = tokio::join!(spend, checked_redeem(state, ctx, source, &attempt, q));
-    if !fresh? {
+    let (up, claims, mut upstream) = checked_redeem(state, ctx, source, &attempt, q).await?;
+    // Single use on every node, and nothing of this pool written before the state is
+    // spent: a returning person's state is spent in the commit that opens their session;
+    // a first login spends it now, before it writes a user or a link. (A replay's code
+    // is already spent at the issuer, too.)
+    let linked = store
+        .user_by_link(ctx.pool.id.as_str(), up.id.as_str(), &claims.issuer, &claims.subject)
+        .await
+        .map_err(|_| FederationError::Store)?;
+    if linked.is_some() {
+        upstream.spend_state = Some((attempt.state.clone(), attempt.exp));
+    } else if !store
+        .spend(ctx.pool.id.as_str(), "federation-state", &attempt.state, attempt.exp)
+        .await
+        .map_err(|_| FederationError::Store)?
+    {
         return Err(FederationError::Attempt);
     }
-    let (up, claims, upstream) = redeemed?;
     let request = attempt.request.filter(|r| r.exp > now);
-    let (user, made) = match first_login::resolve(state, ctx, &up, &claims).await? {
+    let resolved = match linked {
+        Some(user) => Resolved::User(Box::new(user)),
+        None => first_login::resolve(state, ctx, &up, &claims).await?,
+    };
+    let (user, made) = match resolved {
         Resolved::User(user) => (*user, false),
         Resolved::Made(user) => (*user, true),
         Resolved::Challenge { collision } => {
@@ -270,6 +278,7 @@ async fn redeem(
         subject: found.subject.clone(),
         sid: payload.get("sid").and_then(|v| v.as_str()).map(str::to_owned),
         id_token: Some(id_token.to_string()),
+        spend_state: None,
     };
     Ok((found, upstream))
 }

@@ -106,6 +106,7 @@ impl PendingLink {
             subject: self.subject.clone(),
             sid: self.sid.clone(),
             id_token: self.id_token.clone(),
+            spend_state: None,
         }
     }
 }

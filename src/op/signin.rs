@@ -12,7 +12,7 @@ use super::AuthRequest;
 use super::authorize::issue_code;
 use crate::session::cookie::Cookie;
 use crate::session::{SessionId, Ticket, sso_binding};
-use crate::store::{NewAuditEvent, UpstreamRef, User};
+use crate::store::{NewAuditEvent, StoreError, UpstreamRef, User};
 use crate::web::context::Ctx;
 use crate::web::pages;
 use crate::web::sealed::equal;
@@ -39,6 +39,9 @@ pub struct UpstreamIdentity {
     pub subject: String,
     pub sid: Option<String>,
     pub id_token: Option<String>,
+    /// The attempt's `state` (and its expiry) when it is still to be spent: it is, in the
+    /// commit that opens the session.
+    pub spend_state: Option<(String, i64)>,
 }
 
 impl Proof<'_> {
@@ -67,6 +70,7 @@ impl Proof<'_> {
                 subject: Some(&upstream.subject),
                 sid: upstream.sid.as_deref(),
                 id_token: upstream.id_token.as_deref(),
+                spend_state: upstream.spend_state.as_ref().map(|(s, e)| (s.as_str(), *e)),
             }),
         }
     }
@@ -160,6 +164,15 @@ pub async fn open_session(
                 )
                 .await
             {
+                if let StoreError::Conflict(why) = &e {
+                    return Err(pages::message(
+                        StatusCode::BAD_REQUEST,
+                        &ctx.pool,
+                        "This sign-in has expired",
+                        &format!("{}. Go back to the application and sign in again.", capitalised(why)),
+                        Some(("/", "Back to sign-in")),
+                    ));
+                }
                 tracing::error!(code = "PG0506", error = %e, "could not store an SSO session");
                 return Err(pages::message(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -223,4 +236,11 @@ pub async fn check_second_factor(state: &WebState, ctx: &Ctx, user: &User, code:
         return false;
     }
     store.use_recovery_code(pool, &user.id, code).await.unwrap_or(false)
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }

@@ -14,6 +14,9 @@ pub struct UpstreamRef<'a> {
     pub subject: Option<&'a str>,
     pub sid: Option<&'a str>,
     pub id_token: Option<&'a str>,
+    /// The sign-in attempt's `state` and when it expires, spent in the commit that opens
+    /// the session: a replay opens nothing (`Conflict`).
+    pub spend_state: Option<(&'a str, i64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -87,6 +90,20 @@ impl Store {
         let up = upstream.unwrap_or_default();
         let mut tx = self.begin().await?;
         let outcome = async {
+            if let Some((state, state_expires)) = up.spend_state {
+                let spent = sqlx::query(
+                    "INSERT INTO spent (pool_id, kind, id, expires_at) VALUES ($1, 'federation-state', $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(pool)
+                .bind(state)
+                .bind(state_expires)
+                .execute(&mut *tx)
+                .await?;
+                if spent.rows_affected() != 1 {
+                    return Err(StoreError::Conflict("this sign-in was already used".into()));
+                }
+            }
             sqlx::query(
                 "INSERT INTO sso_sessions (pool_id, id, user_id, auth_time, methods, source, client, created_at, expires_at, \
                  upstream_iss, upstream_sub, upstream_sid, upstream_id_token) \

@@ -599,6 +599,7 @@ async fn federation_links_states_and_upstream_sessions_on_both_backends() {
                 subject: Some("sub-1"),
                 sid: Some(sid),
                 id_token: Some("hint"),
+                spend_state: None,
             };
             store
                 .create_sso_session("employees", id, &sam, &["fed"], "suppliers", "", exp, Some(up), None)
