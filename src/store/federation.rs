@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::users::{NewUser, USER_COLUMNS, user_with_groups};
+use super::users::{NewUser, USER_COLUMNS, link_row, user_with_groups};
 use super::{Link, Result, Store, StoreError, User, conflict, finish, new_id};
 
 impl Store {
@@ -173,18 +173,7 @@ impl Store {
             .bind(user_id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Link {
-                    id: r.try_get("id")?,
-                    source: r.try_get("source_id")?,
-                    issuer: r.try_get("issuer")?,
-                    subject: r.try_get("subject")?,
-                    user_id: r.try_get("user_id")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(link_row).collect()
     }
 
     /// Gives a link to another user of the pool (an administrator fixing a mix-up).

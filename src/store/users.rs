@@ -127,6 +127,17 @@ fn group_name(raw: &str) -> Result<String> {
         .map_err(|_| StoreError::Invalid(format!("`{raw}` is not a valid group name: a-z, 0-9, `-`, `_`")))
 }
 
+pub(super) fn link_row(r: &AnyRow) -> Result<Link> {
+    Ok(Link {
+        id: r.try_get("id")?,
+        source: r.try_get("source_id")?,
+        issuer: r.try_get("issuer")?,
+        subject: r.try_get("subject")?,
+        user_id: r.try_get("user_id")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
 /// A user read with its `group_list` column (see [`Store::group_list`]).
 pub(super) fn user_with_groups(row: &AnyRow) -> Result<User> {
     let joined: Option<String> = row.try_get("group_list")?;
@@ -570,18 +581,7 @@ impl Store {
             .bind(offset)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Link {
-                    id: r.try_get("id")?,
-                    source: r.try_get("source_id")?,
-                    issuer: r.try_get("issuer")?,
-                    subject: r.try_get("subject")?,
-                    user_id: r.try_get("user_id")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(link_row).collect()
     }
 
     pub async fn delete_link(&self, pool: &str, id: &str) -> Result<()> {
