@@ -625,7 +625,9 @@ async fn the_sources_back_channel_logout_ends_the_session_and_forged_ones_end_no
     assert_ne!(status, 200);
     assert_eq!(b.fetch(&erp(&gw, "/")).await.status, 200);
 
-    // The genuine token at the right place ends the session at once; a replay is refused.
+    // The genuine token at the right place ends the session at once — with the provider
+    // down by now, on the keys cached at sign-in; a replay is refused.
+    idp.go_down();
     let (status, body) = post_logout_token(&gw, "company", &token).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(b.fetch(&erp(&gw, "/")).await.status, 401);
@@ -1160,4 +1162,61 @@ async fn a_replayed_callback_opens_nothing_even_where_the_provider_takes_a_code_
     assert_eq!(items(&api_json(&gw, "/pools/employees/users").await).len(), 1);
     let sessions = items(&api_json(&gw, "/pools/employees/sessions").await);
     assert_eq!(sessions.len(), 2, "one session per genuine sign-in: {sessions:?}");
+}
+
+#[tokio::test]
+async fn a_source_made_through_the_admin_api_is_checked_like_the_files_and_offered_at_once() {
+    use serde_json::json;
+    let up = Whoami::start().await;
+    let idp = crate::rogue_issuer::RogueIssuer::start().await;
+    let gw = Gateway::start(&with_company_idp(&up, &idp.issuer)).await;
+    let create = |body: Value| gw.api(Method::POST, "/pools/employees/sources").json(&body).send();
+    // What a file could not say, the API cannot either.
+    let refused = create(json!({
+        "id": "weak", "kind": "oidc", "issuer": "https://idp.example", "client_id": "gw",
+        "algorithms": ["HS256"], "first_login": "link_verified_email",
+    }))
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 422);
+    let text = refused.text().await.unwrap();
+    assert!(text.contains("HS256") && text.contains("trust_email"), "{text}");
+    let made = create(json!({
+        "id": "partner-idp", "kind": "oidc", "name": "Partner IdP", "issuer": idp.issuer,
+        "client_id": "gw", "first_login": "deny", "domains": ["partner.example"],
+    }))
+    .await
+    .unwrap();
+    assert_eq!(made.status(), 201, "{}", made.text().await.unwrap());
+    // Served at once: the ERP's login page offers it, and its domain is discovered.
+    let b = Browser::new(&gw);
+    let login = b.open(&erp(&gw, "/")).await;
+    assert!(login.body.contains("Sign in with Partner IdP"), "{}", login.body);
+    let sent = b
+        .client
+        .post(gw.url("login.employees.localhost", "/login"))
+        .header(ORIGIN, gw.url("login.employees.localhost", "").trim_end_matches('/'))
+        .header(
+            COOKIE,
+            format!("poolgate-csrf={}", b.cookie(&login.url, "poolgate-csrf").unwrap()),
+        )
+        .form(&[
+            ("csrf", login.input("csrf").unwrap()),
+            ("request", login.input("request").unwrap()),
+            ("username", "pat@partner.example".into()),
+            ("password", String::new()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let to = sent
+        .headers()
+        .get(LOCATION)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(
+        to.starts_with(&format!("{}/authorize?", idp.issuer)),
+        "{} {to}",
+        sent.status()
+    );
 }

@@ -123,6 +123,11 @@ impl RogueIssuer {
         s.email_verified = email_verified;
     }
 
+    /// Stops answering: the provider is down.
+    pub fn go_down(&self) {
+        self.task.abort();
+    }
+
     /// How often the keys were fetched.
     pub fn jwks_hits(&self) -> usize {
         self.inner.lock().unwrap().jwks_hits
