@@ -246,6 +246,31 @@ fn origin_of(url: &str) -> String {
 
 /// Issues a single-use code for `request` and sends the browser back to the app with it.
 pub async fn issue_code(state: &WebState, ctx: &Ctx, request: &AuthRequest, sso: &Ticket) -> Response {
+    let (code, body) = new_code(request, sso);
+    let expires = state.registry.store().now() + CODE_SECS;
+    if let Err(e) = state
+        .registry
+        .store()
+        .put_code(ctx.pool.id.as_str(), &code, &body, expires)
+        .await
+    {
+        tracing::error!(code = "PG0504", error = %e, "could not store an authorization code");
+        return pages::message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &ctx.pool,
+            "Sign-in is unavailable",
+            "Please try again in a moment.",
+            None,
+        );
+    }
+    to_client(ctx, request, &[("code", &code)])
+}
+
+/// How long a code may wait to be redeemed.
+pub const CODE_SECS: i64 = 60;
+
+/// A new code for this request and session, and what it grants (stored by its hash).
+pub fn new_code(request: &AuthRequest, sso: &Ticket) -> (String, String) {
     let code = random_token(32);
     let grant = Grant {
         client_id: request.client_id.clone(),
@@ -266,21 +291,5 @@ pub async fn issue_code(state: &WebState, ctx: &Ctx, request: &AuthRequest, sso:
         scope: request.scope.clone(),
     };
     let body = serde_json::to_string(&grant).unwrap_or_default();
-    let expires = state.registry.store().now() + 60;
-    if let Err(e) = state
-        .registry
-        .store()
-        .put_code(ctx.pool.id.as_str(), &code, &body, expires)
-        .await
-    {
-        tracing::error!(code = "PG0504", error = %e, "could not store an authorization code");
-        return pages::message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &ctx.pool,
-            "Sign-in is unavailable",
-            "Please try again in a moment.",
-            None,
-        );
-    }
-    to_client(ctx, request, &[("code", &code)])
+    (code, body)
 }

@@ -12,7 +12,7 @@ use super::AuthRequest;
 use super::authorize::issue_code;
 use crate::session::cookie::Cookie;
 use crate::session::{SessionId, Ticket, sso_binding};
-use crate::store::{NewAuditEvent, StoreError, UpstreamRef, User};
+use crate::store::{NewAuditEvent, NewCode, SsoExtras, StoreError, UpstreamRef, User};
 use crate::web::context::Ctx;
 use crate::web::pages;
 use crate::web::sealed::equal;
@@ -94,15 +94,31 @@ pub async fn complete(
     request: Option<AuthRequest>,
     stepping_up: Option<String>,
 ) -> Response {
-    let (set_cookie, ticket) = match open_session(state, ctx, user, proof, stepping_up).await {
+    let (set_cookie, ticket, code) = match create_session(state, ctx, user, proof, stepping_up, request.as_ref()).await
+    {
         Ok(x) => x,
         Err(resp) => return resp,
     };
-    let next = match request {
-        Some(r) => issue_code(state, ctx, &r, &ticket).await,
-        None => Redirect::to("/").into_response(),
+    let next = match (request, code) {
+        // The code for the app was committed with the session.
+        (Some(r), Some(code)) => super::authorize::to_client(ctx, &r, &[("code", &code)]),
+        (Some(r), None) => issue_code(state, ctx, &r, &ticket).await,
+        (None, _) => Redirect::to("/").into_response(),
     };
     (AppendHeaders([(header::SET_COOKIE, set_cookie)]), next).into_response()
+}
+
+/// Creates (or, for a step-up, upgrades) the SSO session and its cookie; the sign-in's
+/// audit line is committed with the new session.
+pub async fn open_session(
+    state: &WebState,
+    ctx: &Ctx,
+    user: &User,
+    proof: Proof<'_>,
+    stepping_up: Option<String>,
+) -> Result<(String, Ticket), Response> {
+    let (cookie, ticket, _) = create_session(state, ctx, user, proof, stepping_up, None).await?;
+    Ok((cookie, ticket))
 }
 
 /// The audit line of a sign-in: who, how, through which source.
@@ -122,22 +138,32 @@ fn signin_event(ctx: &Ctx, user: &User, proof: Proof<'_>) -> NewAuditEvent {
     }
 }
 
-/// Creates (or, for a step-up, upgrades) the SSO session and its cookie; the sign-in's
-/// audit line is committed with the new session.
-pub async fn open_session(
+/// The new SSO session (or, for a step-up, the upgraded one) and its cookie. A new one
+/// is committed with the sign-in's audit line and, when an app asked, its code (returned).
+async fn create_session(
     state: &WebState,
     ctx: &Ctx,
     user: &User,
     proof: Proof<'_>,
     stepping_up: Option<String>,
-) -> Result<(String, Ticket), Response> {
+    request: Option<&AuthRequest>,
+) -> Result<(String, Ticket, Option<String>), Response> {
     let store = state.registry.store();
     let now = store.now();
     let policy = ctx.pool.sessions;
     let methods = proof.methods();
-    let mfa = proof.mfa();
     let uid = uuid::Uuid::parse_str(&user.id).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
-    let (sid, expires) = match stepping_up.and_then(|s| SessionId::from_hex(&s)) {
+    let ticket = |sid: SessionId, expires: i64| Ticket {
+        sid,
+        sso: sid,
+        uid,
+        issued: now,
+        expires,
+        idle_until: (now + policy.idle.as_secs() as i64).min(expires),
+        mfa: proof.mfa(),
+        source: proof.source().into(),
+    };
+    let (ticket, code) = match stepping_up.and_then(|s| SessionId::from_hex(&s)) {
         Some(sid) => {
             let record = store.sso_session(ctx.pool.id.as_str(), &sid.hex()).await;
             let expires = record.map(|r| r.expires_at).unwrap_or(now);
@@ -145,11 +171,21 @@ pub async fn open_session(
             if let Err(e) = store.audit(signin_event(ctx, user, proof)).await {
                 tracing::error!(code = "PG0405", error = %e, "could not write the audit log");
             }
-            (sid, expires)
+            (ticket(sid, expires), None)
         }
         None => {
             let sid = SessionId::random();
-            let expires = now + policy.max.as_secs() as i64;
+            let ticket = ticket(sid, now + policy.max.as_secs() as i64);
+            let code = request.map(|r| super::authorize::new_code(r, &ticket));
+            let with = SsoExtras {
+                upstream: proof.upstream(),
+                audit: Some(signin_event(ctx, user, proof)),
+                code: code.as_ref().map(|(code, body)| NewCode {
+                    code,
+                    body,
+                    expires_at: now + super::authorize::CODE_SECS,
+                }),
+            };
             if let Err(e) = store
                 .create_sso_session(
                     ctx.pool.id.as_str(),
@@ -158,9 +194,8 @@ pub async fn open_session(
                     methods,
                     proof.source(),
                     &ctx.client_text(),
-                    expires,
-                    proof.upstream(),
-                    Some(signin_event(ctx, user, proof)),
+                    ticket.expires,
+                    with,
                 )
                 .await
             {
@@ -182,23 +217,17 @@ pub async fn open_session(
                     None,
                 ));
             }
-            (sid, expires)
+            (ticket, code.map(|(code, _)| code))
         }
-    };
-    let ticket = Ticket {
-        sid,
-        sso: sid,
-        uid,
-        issued: now,
-        expires,
-        idle_until: (now + policy.idle.as_secs() as i64).min(expires),
-        mfa,
-        source: proof.source().into(),
     };
     let value = ticket
         .seal(&ctx.pool.keys.cookies, &sso_binding(ctx.pool.id.as_str()))
         .unwrap_or_default();
-    Ok((Cookie::Sso.set(ctx.tls, &value, Some(expires - now)), ticket))
+    Ok((
+        Cookie::Sso.set(ctx.tls, &value, Some(ticket.expires - now)),
+        ticket,
+        code,
+    ))
 }
 
 /// The pool's TOTP settings for a user (SHA-1, 6 digits, 30 s: what authenticator apps read).

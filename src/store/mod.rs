@@ -29,7 +29,7 @@ pub use clients::{RefreshRecord, RefreshUse, SECRET_OVERLAP_SECS};
 pub use import::{ImportFormat, ImportReport, ImportRowError};
 pub use keys::KeyRecord;
 pub use objects::{Fragment, FragmentKind, PoolRecord};
-pub use sessions::{AppSessionRecord, PendingLogout, SsoSessionRecord, UpstreamRef};
+pub use sessions::{AppSessionRecord, NewCode, PendingLogout, SsoExtras, SsoSessionRecord, UpstreamRef};
 pub use signin::CodeUse;
 pub use users::{Group, Link, NewUser, User, UserPatch, normalize_email, normalize_username};
 

@@ -19,6 +19,22 @@ pub struct UpstreamRef<'a> {
     pub spend_state: Option<(&'a str, i64)>,
 }
 
+/// What a sign-in commits with its SSO session.
+#[derive(Debug, Default)]
+pub struct SsoExtras<'a> {
+    pub upstream: Option<UpstreamRef<'a>>,
+    pub audit: Option<super::NewAuditEvent>,
+    pub code: Option<NewCode<'a>>,
+}
+
+/// An authorization code to store (by hash) with what it grants.
+#[derive(Debug, Clone, Copy)]
+pub struct NewCode<'a> {
+    pub code: &'a str,
+    pub body: &'a str,
+    pub expires_at: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SsoSessionRecord {
     pub id: String,
@@ -70,9 +86,10 @@ fn sso_row(r: &AnyRow) -> Result<SsoSessionRecord> {
 
 impl Store {
     #[allow(clippy::too_many_arguments)]
-    /// An SSO session, with the audit line of the sign-in that opened it, committed
-    /// together; `upstream`, for one that came through an identity source, is who the
-    /// person is there (what the source's logout will name).
+    /// An SSO session and what its sign-in commits with it: the person's identity at the
+    /// source it came through (its attempt's `state` spent first: a replay opens nothing,
+    /// `Conflict`), the sign-in's audit line, and the authorization code for the app that
+    /// asked. One commit.
     #[allow(clippy::too_many_arguments)]
     pub async fn create_sso_session(
         &self,
@@ -83,11 +100,10 @@ impl Store {
         source: &str,
         client: &str,
         expires_at: i64,
-        upstream: Option<UpstreamRef<'_>>,
-        audit: Option<super::NewAuditEvent>,
+        with: SsoExtras<'_>,
     ) -> Result<()> {
         let now = self.now();
-        let up = upstream.unwrap_or_default();
+        let up = with.upstream.unwrap_or_default();
         let mut tx = self.begin().await?;
         let outcome = async {
             if let Some((state, state_expires)) = up.spend_state {
@@ -124,8 +140,17 @@ impl Store {
             .bind(up.id_token)
             .execute(&mut *tx)
             .await?;
-            if let Some(event) = audit {
+            if let Some(event) = with.audit {
                 self.insert_audit(&mut tx, event).await?;
+            }
+            if let Some(code) = with.code {
+                sqlx::query("INSERT INTO oidc_codes (code_hash, pool_id, body, expires_at) VALUES ($1, $2, $3, $4)")
+                    .bind(super::signin::sha256_hex(&[code.code.as_bytes()]))
+                    .bind(pool)
+                    .bind(code.body)
+                    .bind(code.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
             }
             Ok(())
         }

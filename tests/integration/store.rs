@@ -323,8 +323,7 @@ async fn revoking_an_sso_session_revokes_its_app_sessions() {
                 "local",
                 "127.0.0.1",
                 exp,
-                None,
-                None,
+                Default::default(),
             )
             .await
             .unwrap();
@@ -443,7 +442,16 @@ async fn time_is_the_stores_clock() {
     let (store, clock, _dir) = clocked_store().await;
     let u = store.create_user("employees", user("lee", None)).await.unwrap();
     store
-        .create_sso_session("employees", "s", &u.id, &["pwd"], "local", "", 1_000_100, None, None)
+        .create_sso_session(
+            "employees",
+            "s",
+            &u.id,
+            &["pwd"],
+            "local",
+            "",
+            1_000_100,
+            Default::default(),
+        )
         .await
         .unwrap();
     assert_eq!(store.sso_sessions("employees", Page::default()).await.unwrap().len(), 1);
@@ -465,7 +473,16 @@ async fn ended_sessions_are_pruned_but_not_a_logout_still_to_deliver() {
     // Two sign-ins ending at 1,000,100; one lives on to 1,009,000.
     for (sso, app, notify) in [("old", "old-app", false), ("told", "told-app", true)] {
         store
-            .create_sso_session("employees", sso, &u.id, &["pwd"], "local", "", 1_000_100, None, None)
+            .create_sso_session(
+                "employees",
+                sso,
+                &u.id,
+                &["pwd"],
+                "local",
+                "",
+                1_000_100,
+                Default::default(),
+            )
             .await
             .unwrap();
         store
@@ -474,7 +491,16 @@ async fn ended_sessions_are_pruned_but_not_a_logout_still_to_deliver() {
             .unwrap();
     }
     store
-        .create_sso_session("employees", "live", &u.id, &["pwd"], "local", "", 1_009_000, None, None)
+        .create_sso_session(
+            "employees",
+            "live",
+            &u.id,
+            &["pwd"],
+            "local",
+            "",
+            1_009_000,
+            Default::default(),
+        )
         .await
         .unwrap();
     store
@@ -602,7 +628,19 @@ async fn federation_links_states_and_upstream_sessions_on_both_backends() {
                 spend_state: None,
             };
             store
-                .create_sso_session("employees", id, &sam, &["fed"], "suppliers", "", exp, Some(up), None)
+                .create_sso_session(
+                    "employees",
+                    id,
+                    &sam,
+                    &["fed"],
+                    "suppliers",
+                    "",
+                    exp,
+                    poolgate::store::SsoExtras {
+                        upstream: Some(up),
+                        ..Default::default()
+                    },
+                )
                 .await
                 .unwrap();
         }
