@@ -281,10 +281,13 @@ pub fn new_code(request: &AuthRequest, sso: &Ticket) -> (String, String) {
         sso: sso.sso.hex(),
         sso_expires: sso.expires,
         auth_time: sso.issued,
-        amr: if sso.mfa {
-            vec!["pwd".into(), "otp".into()]
-        } else {
-            vec!["pwd".into()]
+        // How the person signed in (RFC 8176; `fed`, as some providers write it, for a
+        // sign-in through an identity source).
+        amr: match (sso.source.as_str(), sso.mfa) {
+            ("local", false) => vec!["pwd".into()],
+            ("local", true) => vec!["pwd".into(), "otp".into()],
+            (_, false) => vec!["fed".into()],
+            (_, true) => vec!["fed".into(), "mfa".into()],
         },
         source: sso.source.clone(),
         mfa: sso.mfa,
