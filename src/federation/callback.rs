@@ -15,11 +15,11 @@ use openidconnect::{
 };
 use serde::Deserialize;
 
-use super::FederationError;
 use super::attempt::{ATTEMPT_SECS, Attempt};
 use super::challenge::PendingLink;
 use super::first_login::{self, Resolved, Upstreamed};
 use super::upstream::{Metadata, Provider, Upstream};
+use super::{FederationError, source_name};
 use crate::op::AuthRequest;
 use crate::op::signin::{Proof, UpstreamIdentity, complete};
 use crate::session::cookie::Cookie;
@@ -49,12 +49,7 @@ pub(super) async fn callback(
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
-    let name = ctx
-        .pool
-        .sources
-        .iter()
-        .find(|s| s.id.as_str() == source)
-        .map_or_else(|| source.clone(), |s| s.name.clone());
+    let name = source_name(&ctx, &source);
     let clear = AppendHeaders([(header::SET_COOKIE, Cookie::Login.clear(ctx.tls))]);
     match finish(&state, &ctx, &headers, &source, q).await {
         // The challenge page sets the login cookie anew (the pending link).
@@ -183,7 +178,8 @@ async fn checked_redeem(
     }
     let code = q.code.ok_or_else(|| FederationError::Invalid("no code".into()))?;
     admitted(state, ctx, &up, attempt.request.as_ref())?;
-    let (claims, upstream) = redeem(&up, &provider, &metadata, code, attempt).await?;
+    let now = state.registry.store().now();
+    let (claims, upstream) = redeem(&up, &provider, &metadata, code, attempt, now).await?;
     Ok((up, claims, upstream))
 }
 
@@ -219,6 +215,7 @@ async fn redeem(
     metadata: &Metadata,
     code: String,
     attempt: &Attempt,
+    now: i64,
 ) -> Result<(Upstreamed, UpstreamIdentity), FederationError> {
     let invalid = |e: &dyn std::fmt::Display| FederationError::Invalid(e.to_string());
     let issuer = IssuerUrl::new(up.issuer.clone()).map_err(|e| invalid(&e))?;
@@ -252,7 +249,7 @@ async fn redeem(
         .id_token()
         .ok_or_else(|| FederationError::Invalid("no ID token".into()))?;
     let nonce = Nonce::new(attempt.nonce.clone());
-    let claims = verify(up, &issuer, provider, metadata, id_token, &nonce).await?;
+    let claims = verify(up, &issuer, provider, metadata, id_token, &nonce, now).await?;
     // The claims are read from the verified token as sent: a JSON boolean is a boolean,
     // and nothing else is (`"true"` is not the provider vouching for an address).
     let payload = verified_payload(id_token);
@@ -306,6 +303,7 @@ async fn verify(
     metadata: &Metadata,
     id_token: &CoreIdToken,
     nonce: &Nonce,
+    now: i64,
 ) -> Result<CoreIdTokenClaims, FederationError> {
     let text = id_token.to_string();
     let (key, alg) = provider
@@ -325,8 +323,7 @@ async fn verify(
     )
     .set_allowed_algs(up.algorithms.clone())
     .insecure_disable_signature_check()
-    .set_issue_time_verifier_fn(|iat| {
-        let now = chrono_now();
+    .set_issue_time_verifier_fn(move |iat| {
         let iat = iat.timestamp();
         if iat > now + IAT_SKEW_SECS {
             Err(format!("issued {}s in the future", iat - now))
@@ -340,12 +337,6 @@ async fn verify(
         .claims(&verifier, nonce)
         .cloned()
         .map_err(|e| FederationError::Invalid(e.to_string()))
-}
-
-fn chrono_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The issuer's UserInfo for this token, as JSON: its `sub` must be the ID token's.

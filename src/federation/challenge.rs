@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::attempt::ATTEMPT_SECS;
 use crate::crypto::password;
 use crate::op::AuthRequest;
-use crate::op::signin::{Proof, UpstreamIdentity, check_second_factor, complete};
+use crate::op::signin::{self, Proof, UpstreamIdentity, check_second_factor, complete};
 use crate::session::cookie::Cookie;
 use crate::store::{StoreError, User};
 use crate::web::context::Ctx;
@@ -171,7 +171,7 @@ pub(super) async fn prove(
     {
         return pending.render(&ctx, &headers, &f.username, Some(WRONG), StatusCode::TOO_MANY_REQUESTS);
     }
-    let user = find_user(&state, pool, &f.username).await;
+    let user = signin::find_user(&state, pool, &f.username).await;
     let hash = user
         .as_ref()
         .and_then(|u| u.password_hash.clone())
@@ -284,22 +284,6 @@ pub(super) async fn prove(
         next,
     )
         .into_response()
-}
-
-async fn find_user(state: &WebState, pool: &str, login: &str) -> Option<User> {
-    let store = state.registry.store();
-    match store.user_by_username(pool, login).await {
-        Ok(u) => Some(u),
-        Err(_) if login.contains('@') => {
-            let email = crate::store::normalize_email(login).ok()?;
-            let users = store.users_by_email(pool, &email).await.ok()?;
-            match users.as_slice() {
-                [one] => Some(one.clone()),
-                _ => None,
-            }
-        }
-        Err(_) => None,
-    }
 }
 
 fn expired(ctx: &Ctx) -> Response {

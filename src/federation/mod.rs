@@ -93,18 +93,19 @@ impl FederationError {
             self.status(),
             &ctx.pool,
             &format!("Signing in with {source_name} did not work"),
-            &format!("{}.", capitalised(&self.to_string())),
+            &pages::sentence(&self.to_string()),
             Some(("/", "Back to sign-in")),
         )
     }
 }
 
-fn capitalised(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
+/// The name a person knows a source by, or its id when the pool has no such source.
+fn source_name(ctx: &Ctx, source: &str) -> String {
+    ctx.pool
+        .sources
+        .iter()
+        .find(|s| s.id.as_str() == source)
+        .map_or_else(|| source.to_owned(), |s| s.name.clone())
 }
 
 /// The sources an authorization request may sign in with: those its app accepts

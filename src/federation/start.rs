@@ -10,9 +10,9 @@ use openidconnect::{
 };
 use serde::Deserialize;
 
-use super::FederationError;
 use super::attempt::{ATTEMPT_SECS, Attempt};
 use super::upstream::Upstream;
+use super::{FederationError, source_name};
 use crate::op::AuthRequest;
 use crate::web::context::Ctx;
 use crate::web::sealed::{open, random_token};
@@ -52,14 +52,6 @@ pub async fn sign_in_with(state: &WebState, ctx: &Ctx, source: &str, request: Op
             e.page(ctx, &source_name(ctx, source))
         }
     }
-}
-
-fn source_name(ctx: &Ctx, source: &str) -> String {
-    ctx.pool
-        .sources
-        .iter()
-        .find(|s| s.id.as_str() == source)
-        .map_or_else(|| source.to_owned(), |s| s.name.clone())
 }
 
 async fn begin(

@@ -204,7 +204,7 @@ async fn create_session(
                         StatusCode::BAD_REQUEST,
                         &ctx.pool,
                         "This sign-in has expired",
-                        &format!("{}. Go back to the application and sign in again.", capitalised(why)),
+                        &format!("{} Go back to the application and sign in again.", pages::sentence(why)),
                         Some(("/", "Back to sign-in")),
                     ));
                 }
@@ -267,9 +267,20 @@ pub async fn check_second_factor(state: &WebState, ctx: &Ctx, user: &User, code:
     store.use_recovery_code(pool, &user.id, code).await.unwrap_or(false)
 }
 
-fn capitalised(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
+/// The user a sign-in form names: by username, or by email when exactly one user of
+/// the pool has that address (a shared address signs nobody in, rather than the first).
+pub async fn find_user(state: &WebState, pool: &str, login: &str) -> Option<User> {
+    let store = state.registry.store();
+    match store.user_by_username(pool, login).await {
+        Ok(u) => Some(u),
+        Err(_) if login.contains('@') => {
+            let email = crate::store::normalize_email(login).ok()?;
+            let users = store.users_by_email(pool, &email).await.ok()?;
+            match users.as_slice() {
+                [one] => Some(one.clone()),
+                _ => None,
+            }
+        }
+        Err(_) => None,
+    }
 }

@@ -14,7 +14,7 @@ use crate::crypto::password;
 use crate::federation;
 use crate::op::AuthRequest;
 use crate::op::authorize::{self, issue_code};
-use crate::op::signin::{Proof, check_second_factor, complete, open_session, totp};
+use crate::op::signin::{self, Proof, check_second_factor, complete, open_session, totp};
 use crate::session::Ticket;
 use crate::store::{StoreError, User};
 use crate::web::context::Ctx;
@@ -282,18 +282,6 @@ pub(super) struct PasswordForm {
     password: String,
 }
 
-async fn find_user(state: &WebState, pool: &str, login: &str) -> Option<User> {
-    match state.registry.store().user_by_username(pool, login).await {
-        Ok(u) => Some(u),
-        Err(_) if login.contains('@') => {
-            let email = login.trim().to_lowercase();
-            let users = state.registry.store().users_by_email(pool, &email).await.ok()?;
-            users.into_iter().next()
-        }
-        Err(_) => None,
-    }
-}
-
 pub(super) async fn password(
     State(state): State<WebState>,
     Extension(ctx): Extension<Ctx>,
@@ -365,7 +353,7 @@ pub(super) async fn password(
         .await;
         return throttled(&ctx, wait);
     }
-    let user = find_user(&state, ctx.pool.id.as_str(), &f.username).await;
+    let user = signin::find_user(&state, ctx.pool.id.as_str(), &f.username).await;
     let hash = user
         .as_ref()
         .and_then(|u| u.password_hash.clone())

@@ -78,7 +78,7 @@ pub fn render(status: StatusCode, pool: &PoolRoute, template: &str, ctx: Value) 
 }
 
 /// `the app did not answer in time` as a sentence on a page: `The app did not answer in time.`
-fn sentence(s: &str) -> String {
+pub fn sentence(s: &str) -> String {
     let mut out: String = s
         .chars()
         .take(1)
