@@ -30,7 +30,7 @@ pub enum FragmentKind {
 }
 
 impl FragmentKind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             FragmentKind::Pool => "pool",
             FragmentKind::App => "app",

@@ -137,14 +137,6 @@ impl ApiError {
     pub(super) fn not_found() -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", "not found")
     }
-
-    pub(super) fn config_managed(what: &str) -> ApiError {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "config_managed",
-            format!("{what} is declared in the config file: change it there"),
-        )
-    }
 }
 
 impl IntoResponse for ApiError {
@@ -181,6 +173,18 @@ impl From<ReloadError> for ApiError {
         match e {
             ReloadError::Store(s) => s.into(),
             other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", other.to_string()),
+        }
+    }
+}
+
+impl From<crate::admin::ops::ObjectError> for ApiError {
+    fn from(e: crate::admin::ops::ObjectError) -> ApiError {
+        use crate::admin::ops::ObjectError;
+        match e {
+            ObjectError::Input(m) => ApiError::bad_request(m),
+            ObjectError::ConfigManaged(_) => ApiError::new(StatusCode::CONFLICT, "config_managed", e.to_string()),
+            ObjectError::Store(s) => s.into(),
+            ObjectError::Refused(r) => r.into(),
         }
     }
 }

@@ -10,9 +10,9 @@ use serde_json::Value;
 
 use super::{ApiError, ApiResult, Caller, PoolIdPath, PoolPath, known_pool};
 use crate::admin::AdminState;
-use crate::config::{App, Config, Extra, Plan, PlanLimits, Pool, Source, SourceKind};
-use crate::ids::{AppId, PoolId, SourceId};
-use crate::store::{Fragment, FragmentKind};
+use crate::admin::ops::live_pool;
+use crate::config::{App, Plan, PlanLimits, Source, SourceKind};
+use crate::store::FragmentKind;
 
 #[derive(Serialize)]
 pub(super) struct PoolView {
@@ -84,10 +84,6 @@ impl From<&Source> for SourceView {
     }
 }
 
-fn live_pool<'a>(config: &'a Config, id: &str) -> Option<&'a Pool> {
-    config.pools.iter().find(|p| p.id.as_str() == id)
-}
-
 async fn pool_view(state: &AdminState, record: crate::store::PoolRecord) -> ApiResult<PoolView> {
     let snapshot = state.registry.snapshot_full();
     let live = live_pool(&snapshot.config, &record.id);
@@ -124,84 +120,12 @@ pub(super) async fn show_pool(State(state): State<AdminState>, Path(pool): PoolP
     Ok(Json(pool_view(&state, record).await?))
 }
 
-/// Splits `id` off a JSON object body and renders the rest as the TOML table at `path`.
-fn fragment_body(body: Value, path: &[&str]) -> ApiResult<(String, String)> {
-    let Value::Object(mut fields) = body else {
-        return Err(ApiError::bad_request("the body must be a JSON object"));
-    };
-    let id = match fields.remove("id") {
-        Some(Value::String(id)) => id,
-        _ => return Err(ApiError::bad_request("`id` (a string) is required")),
-    };
-    let mut value = toml::Value::try_from(Value::Object(fields))
-        .map_err(|e| ApiError::bad_request(format!("cannot be config: {e}")))?;
-    for key in path.iter().copied().chain([id.as_str()]).rev() {
-        let mut table = toml::Table::new();
-        table.insert(key.to_owned(), value);
-        value = toml::Value::Table(table);
-    }
-    let text = toml::to_string(&value).map_err(|e| ApiError::bad_request(format!("cannot be config: {e}")))?;
-    Ok((id, text))
-}
-
-/// Validates with the file and every run-time object, stores, and reloads the gateway.
-async fn put_object(
-    state: &AdminState,
-    fragment: Fragment,
-    label: String,
-    pool_record: Option<(&str, Plan)>,
-) -> ApiResult<()> {
-    let extra = Extra {
-        label,
-        pool: fragment.pool_id.clone(),
-        is_pool: fragment.kind == FragmentKind::Pool,
-        text: fragment.body.clone(),
-    };
-    state.registry.trial(extra).await?;
-    state.registry.store().put_fragment(&fragment, pool_record).await?;
-    if let Err(e) = state.registry.reload_logged("admin api").await {
-        // The trial passed, so this is rare (a file edited meanwhile): undo, report.
-        let _ = state
-            .registry
-            .store()
-            .delete_fragment(&fragment.pool_id, fragment.kind, &fragment.id)
-            .await;
-        return Err(e.into());
-    }
-    Ok(())
-}
-
-async fn delete_object(state: &AdminState, pool: &str, kind: FragmentKind, id: &str) -> ApiResult<()> {
-    state.registry.store().delete_fragment(pool, kind, id).await?;
-    state.registry.reload_logged("admin api").await?;
-    Ok(())
-}
-
 pub(super) async fn create_pool(
     State(state): State<AdminState>,
     caller: Caller,
     Json(body): Json<Value>,
 ) -> ApiResult<(StatusCode, Json<PoolView>)> {
-    if body.get("apps").is_some() || body.get("sources").is_some() {
-        return Err(ApiError::bad_request(
-            "create the pool first, then its apps and sources",
-        ));
-    }
-    let name = body.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let plan = match body.get("plan").and_then(Value::as_str) {
-        None => Plan::Free,
-        Some(p) => Plan::parse(p).ok_or_else(|| ApiError::bad_request(format!("unknown plan `{p}`")))?,
-    };
-    let (id, text) = fragment_body(body, &["pools"])?;
-    PoolId::parse(&id).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let fragment = Fragment {
-        pool_id: id.clone(),
-        kind: FragmentKind::Pool,
-        id: id.clone(),
-        body: text,
-    };
-    put_object(&state, fragment, format!("pool `{id}`"), Some((&name, plan))).await?;
-    caller.audit(&state, Some(&id), "pool.create", &id, String::new()).await;
+    let id = caller.ops(&state).create_pool(&state.registry, body).await?;
     let record = known_pool(&state, &id).await?;
     Ok((StatusCode::CREATED, Json(pool_view(&state, record).await?)))
 }
@@ -211,13 +135,9 @@ pub(super) async fn delete_pool(
     caller: Caller,
     Path(pool): PoolPath,
 ) -> ApiResult<StatusCode> {
-    if known_pool(&state, &pool).await?.config_managed {
-        return Err(ApiError::config_managed(&format!("pool `{pool}`")));
-    }
-    delete_object(&state, &pool, FragmentKind::Pool, &pool).await?;
-    caller
-        .audit(&state, Some(&pool), "pool.delete", &pool, String::new())
-        .await;
+    let ops = caller.ops(&state);
+    ops.delete_object(&state.registry, &pool, FragmentKind::Pool, &pool)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -248,19 +168,10 @@ pub(super) async fn create_app(
     Path(pool): PoolPath,
     Json(body): Json<Value>,
 ) -> ApiResult<(StatusCode, Json<AppView>)> {
-    known_pool(&state, &pool).await?;
-    let (id, text) = fragment_body(body, &["pools", &pool, "apps"])?;
-    AppId::parse(&id).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let fragment = Fragment {
-        pool_id: pool.clone(),
-        kind: FragmentKind::App,
-        id: id.clone(),
-        body: text,
-    };
-    put_object(&state, fragment, format!("app `{pool}/{id}`"), None).await?;
-    caller
-        .audit(&state, Some(&pool), "app.create", &id, String::new())
-        .await;
+    let ops = caller.ops(&state);
+    let id = ops
+        .create_object(&state.registry, &pool, FragmentKind::App, body)
+        .await?;
     show_app(State(state), Path((pool, id)))
         .await
         .map(|app| (StatusCode::CREATED, app))
@@ -271,14 +182,9 @@ pub(super) async fn delete_app(
     caller: Caller,
     Path((pool, id)): PoolIdPath,
 ) -> ApiResult<StatusCode> {
-    let Json(app) = show_app(State(state.clone()), Path((pool.clone(), id.clone()))).await?;
-    if app.config_managed {
-        return Err(ApiError::config_managed(&format!("app `{pool}/{id}`")));
-    }
-    delete_object(&state, &pool, FragmentKind::App, &id).await?;
-    caller
-        .audit(&state, Some(&pool), "app.delete", &id, String::new())
-        .await;
+    let ops = caller.ops(&state);
+    ops.delete_object(&state.registry, &pool, FragmentKind::App, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -300,19 +206,10 @@ pub(super) async fn create_source(
     Path(pool): PoolPath,
     Json(body): Json<Value>,
 ) -> ApiResult<(StatusCode, Json<SourceView>)> {
-    known_pool(&state, &pool).await?;
-    let (id, text) = fragment_body(body, &["pools", &pool, "sources"])?;
-    SourceId::parse(&id).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let fragment = Fragment {
-        pool_id: pool.clone(),
-        kind: FragmentKind::Source,
-        id: id.clone(),
-        body: text,
-    };
-    put_object(&state, fragment, format!("source `{pool}/{id}`"), None).await?;
-    caller
-        .audit(&state, Some(&pool), "source.create", &id, String::new())
-        .await;
+    let ops = caller.ops(&state);
+    let id = ops
+        .create_object(&state.registry, &pool, FragmentKind::Source, body)
+        .await?;
     let snapshot = state.registry.snapshot_full();
     live_pool(&snapshot.config, &pool)
         .and_then(|p| p.sources.iter().find(|s| s.id.as_str() == id))
@@ -399,23 +296,14 @@ pub(super) async fn create_client(
     Path(pool): PoolPath,
     Json(body): Json<Value>,
 ) -> ApiResult<(StatusCode, Json<ClientView>)> {
-    known_pool(&state, &pool).await?;
-    let (id, text) = fragment_body(body, &["pools", &pool, "clients"])?;
-    crate::ids::ClientId::parse(&id).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let fragment = Fragment {
-        pool_id: pool.clone(),
-        kind: FragmentKind::Client,
-        id: id.clone(),
-        body: text,
-    };
-    put_object(&state, fragment, format!("client `{pool}/{id}`"), None).await?;
-    caller
-        .audit(&state, Some(&pool), "client.create", &id, String::new())
-        .await;
+    let ops = caller.ops(&state);
+    let id = ops
+        .create_object(&state.registry, &pool, FragmentKind::Client, body)
+        .await?;
     let client = live_client_config(&state, &pool, &id)?;
     let mut view = ClientView::from(&client);
     if client.auth_method != crate::config::ClientAuthMethod::None {
-        view.client_secret = Some(caller.ops(&state).new_client_secret(&pool, &client).await?);
+        view.client_secret = Some(ops.new_client_secret(&pool, &client).await?);
     }
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -444,15 +332,9 @@ pub(super) async fn delete_client(
     caller: Caller,
     Path((pool, id)): PoolIdPath,
 ) -> ApiResult<StatusCode> {
-    known_pool(&state, &pool).await?;
-    let view = live_client(&state, &pool, &id)?;
-    if view.config_managed {
-        return Err(ApiError::config_managed(&format!("client `{pool}/{id}`")));
-    }
-    delete_object(&state, &pool, FragmentKind::Client, &id).await?;
-    caller
-        .audit(&state, Some(&pool), "client.delete", &id, String::new())
-        .await;
+    let ops = caller.ops(&state);
+    ops.delete_object(&state.registry, &pool, FragmentKind::Client, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -461,17 +343,8 @@ pub(super) async fn delete_source(
     caller: Caller,
     Path((pool, id)): PoolIdPath,
 ) -> ApiResult<StatusCode> {
-    known_pool(&state, &pool).await?;
-    let snapshot = state.registry.snapshot_full();
-    let source = live_pool(&snapshot.config, &pool)
-        .and_then(|p| p.sources.iter().find(|s| s.id.as_str() == id))
-        .ok_or_else(ApiError::not_found)?;
-    if source.config_managed {
-        return Err(ApiError::config_managed(&format!("source `{pool}/{id}`")));
-    }
-    delete_object(&state, &pool, FragmentKind::Source, &id).await?;
-    caller
-        .audit(&state, Some(&pool), "source.delete", &id, String::new())
-        .await;
+    let ops = caller.ops(&state);
+    ops.delete_object(&state.registry, &pool, FragmentKind::Source, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,6 +3,10 @@
 //! rule lives in one place and the ways in cannot disagree. What only a running node has
 //! to do afterwards (drop its cached sessions, reload its keys) stays with the API.
 
+mod objects;
+
+pub use objects::{ObjectError, live_pool};
+
 use crate::crypto::{MasterKey, password};
 use crate::store::{
     Group, ImportFormat, ImportReport, KeyRecord, NewAuditEvent, NewUser, Store, StoreError, User, UserPatch,
@@ -210,7 +214,7 @@ impl<'a> Ops<'a> {
     }
 
     /// Records a change; a failure to record is logged, not hidden, and does not undo it.
-    async fn audit(&self, pool: &str, action: &str, target: &str, detail: String) {
+    pub(super) async fn audit(&self, pool: &str, action: &str, target: &str, detail: String) {
         let event = NewAuditEvent {
             pool: Some(pool.to_owned()),
             actor: self.by.actor.clone(),
