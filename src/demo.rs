@@ -89,7 +89,13 @@ fn add_demo_users(config: &Config) -> anyhow::Result<()> {
                 email_verified: true,
                 name: format!("{}{} (demo)", username[..1].to_uppercase(), &username[1..]),
                 password_hash: Some(password::hash(password)?),
-                groups: vec!["staff".into()],
+                // alice runs the demo's console too (a second factor is set up at her
+                // first console sign-in).
+                groups: if pool == "employees" {
+                    vec!["staff".into(), crate::config::DEFAULT_CONSOLE_GROUP.into()]
+                } else {
+                    vec!["staff".into()]
+                },
             };
             store.create_user(pool, user).await?;
         }
@@ -121,6 +127,12 @@ fn print_welcome(config: &Config, whoami: SocketAddr, access: &AccessLog) {
     println!();
     for (pool, username, password) in DEMO_USERS {
         println!("sign in to {pool} as {username} / {password}");
+    }
+    if let Some(console) = &config.admin.console {
+        println!(
+            "console  http://{}/console — {} people in the {} group (alice), with a second factor",
+            config.admin.listen, console.pool, console.group
+        );
     }
     for pool in &config.pools {
         for source in &pool.sources {

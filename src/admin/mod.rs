@@ -2,6 +2,7 @@
 //! admin REST API under `/api` (bearer token). It runs on the control-plane runtime.
 
 mod api;
+mod console;
 pub mod metrics;
 pub mod ops;
 mod token;
@@ -53,6 +54,13 @@ impl AdminState {
             tracing::warn!(code = "PG0403", error = %e, "cannot read revocations from the store");
         }
     }
+
+    /// A pool's keys were rotated: this node signs with the new key when the call returns
+    /// (other nodes follow the store). A reload refused for a bad file is logged; the
+    /// rotation itself stands.
+    async fn keys_rotated(&self) {
+        let _ = self.registry.reload_logged("key rotation").await;
+    }
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -62,6 +70,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(api::openapi))
         .nest("/api", api::router(state.clone()))
+        .merge(console::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), known_host))
         .with_state(state)
 }

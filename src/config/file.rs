@@ -49,6 +49,10 @@ pub struct Admin {
     /// Names the admin listener answers to beyond IP literals and `localhost`.
     #[serde(default)]
     pub hosts: Vec<S<String>>,
+    /// The pool whose people may sign in to the console…
+    pub console_pool: Option<S<String>>,
+    /// …when they belong to this group of it (default `console_admins`).
+    pub console_group: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

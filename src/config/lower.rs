@@ -199,6 +199,7 @@ impl Lowering<'_> {
             }
         }
         self.check_sources(&f.pools, &pools);
+        let console = self.console(f.admin.as_ref().map(|a| a.get_ref()), &pools);
 
         Config {
             listen,
@@ -206,6 +207,7 @@ impl Lowering<'_> {
                 listen: admin_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))),
                 token: admin_token,
                 hosts: admin_hosts,
+                console,
             },
             store,
             master_key,
@@ -215,6 +217,46 @@ impl Lowering<'_> {
             server,
             pools,
         }
+    }
+
+    /// `[admin] console_pool`: a pool that exists and can ask its people for a second
+    /// factor (the console requires one).
+    fn console(&mut self, admin: Option<&file::Admin>, pools: &[Pool]) -> Option<ConsoleAccess> {
+        let admin = admin?;
+        let Some(named) = &admin.console_pool else {
+            if let Some(g) = &admin.console_group {
+                self.err(
+                    g.span(),
+                    "admin.console_group: set `console_pool` too (the pool whose group it is)",
+                );
+            }
+            return None;
+        };
+        let Some(pool) = pools.iter().find(|p| p.id.as_str() == named.get_ref()) else {
+            self.err(
+                named.span(),
+                format!("admin.console_pool: there is no pool `{}`", named.get_ref()),
+            );
+            return None;
+        };
+        if pool.mfa == MfaPolicy::Off {
+            self.err(
+                named.span(),
+                format!(
+                    "admin.console_pool: pool `{}` has mfa = \"off\", and the console requires a second factor",
+                    pool.id
+                ),
+            );
+            return None;
+        }
+        let group = admin
+            .console_group
+            .as_ref()
+            .map_or(DEFAULT_CONSOLE_GROUP, |g| g.get_ref().as_str());
+        Some(ConsoleAccess {
+            pool: pool.id.clone(),
+            group: group.to_owned(),
+        })
     }
 
     fn socket_addr(&mut self, s: &Spanned<String>, field: &str) -> Option<SocketAddr> {

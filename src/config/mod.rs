@@ -207,7 +207,20 @@ pub struct Admin {
     /// `Host` is refused, so a web page whose name was rebound to the admin address
     /// (DNS rebinding) cannot call the API from a browser on the same machine.
     pub hosts: Vec<Host>,
+    /// Who may sign in to the admin console, if anyone.
+    pub console: Option<ConsoleAccess>,
 }
+
+/// The console's operators: the people of one pool in one of its groups, signed in
+/// through that pool's OpenID Provider with a second factor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleAccess {
+    pub pool: PoolId,
+    pub group: String,
+}
+
+/// The console's group when `[admin] console_group` is not set.
+pub const DEFAULT_CONSOLE_GROUP: &str = "console_admins";
 
 /// Where state lives: `sqlite:<path>` (embedded, the default) or `postgres://…`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -316,3 +316,30 @@ fn an_email_domain_belongs_to_one_source_of_a_pool() {
     assert_eq!(errs[0].0, errs[1].0);
     assert_eq!(errs[0].0, Some(line_of(&text, "\"CORP.example\"")));
 }
+
+#[test]
+fn the_console_pool_must_exist_and_ask_for_a_second_factor() {
+    let with = |admin: &str, extra: &str| format!("{GOOD}{extra}\n[admin]\n{admin}\n");
+    let text = with("console_pool = \"partners\"", "");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].0, Some(line_of(&text, "console_pool")));
+    assert!(errs[0].1.contains("there is no pool `partners`"), "{errs:?}");
+
+    let text =
+        with("console_pool = \"employees\"", "").replace("plan = \"premium\"\n", "plan = \"premium\"\nmfa = \"off\"\n");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].0, Some(line_of(&text, "console_pool")));
+    assert!(errs[0].1.contains("requires a second factor"), "{errs:?}");
+
+    let text = with("console_group = \"ops\"", "");
+    assert!(errors(&text)[0].1.contains("set `console_pool` too"));
+
+    let good = Config::parse(&with("console_pool = \"employees\"", ""), Path::new("/etc/poolgate")).unwrap();
+    let console = good.admin.console.unwrap();
+    assert_eq!(
+        (console.pool.as_str(), console.group.as_str()),
+        ("employees", "console_admins")
+    );
+}

@@ -216,6 +216,41 @@ pub struct Snapshot {
     pub certs: CertStore,
 }
 
+/// The admin console's client id at its pool's OP.
+pub const CONSOLE_CLIENT: &str = "poolgate-console";
+
+/// The admin console's registration at the console pool's OP, made by the gateway: a
+/// public client (PKCE) whose callbacks are the admin listener under each name it
+/// answers to.
+fn console_client(config: &Config) -> Option<(PoolId, crate::config::Client)> {
+    let access = config.admin.console.as_ref()?;
+    let port = config.admin.listen.port();
+    let ip = match config.admin.listen.ip() {
+        std::net::IpAddr::V4(a) if a.is_unspecified() => "127.0.0.1".to_owned(),
+        std::net::IpAddr::V4(a) => a.to_string(),
+        std::net::IpAddr::V6(a) if a.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V6(a) => format!("[{a}]"),
+    };
+    let names = [ip, "localhost".to_owned()]
+        .into_iter()
+        .chain(config.admin.hosts.iter().map(|h| h.to_string()));
+    let client = crate::config::Client {
+        id: crate::ids::ClientId::parse(CONSOLE_CLIENT).ok()?,
+        config_managed: true,
+        name: "poolgate console".into(),
+        auth_method: crate::config::ClientAuthMethod::None,
+        redirect_uris: names.map(|n| format!("http://{n}:{port}/console/callback")).collect(),
+        post_logout_redirect_uris: Vec::new(),
+        backchannel_logout_uri: None,
+        grant_types: vec![crate::config::GrantType::AuthorizationCode],
+        scopes: ["openid", "profile", "email", "groups"].map(str::to_owned).to_vec(),
+        id_token_alg: crate::config::SigningAlg::ES256,
+        access_token_lifetime: crate::config::Written::parse("5m")?,
+        refresh_token_lifetime: crate::config::Written::parse("5m")?,
+    };
+    Some((access.pool.clone(), client))
+}
+
 /// For each pool, the pools whose `kind = "pool"` sources name it.
 fn federated_pools(config: &Config) -> HashMap<PoolId, HashMap<String, Arc<FederatedPool>>> {
     let reached = config.listen.reached_at();
@@ -273,6 +308,7 @@ impl Snapshot {
         let mut routes = HashMap::new();
         let mut pools = HashMap::new();
         let mut federated = federated_pools(&config);
+        let console = console_client(&config);
         // Apps with the same servers and checks share one upstream (and its health state),
         // kept from the previous snapshot when unchanged.
         let mut upstreams: HashMap<(Vec<String>, HealthCheck), Arc<Upstream>> = previous
@@ -336,6 +372,7 @@ impl Snapshot {
                 clients: pool
                     .clients
                     .iter()
+                    .chain(console.iter().filter(|(p, _)| *p == pool.id).map(|(_, c)| c))
                     .map(|c| (c.id.to_string(), Arc::new(c.clone())))
                     .collect(),
                 federated: federated.remove(&pool.id).unwrap_or_default(),
@@ -498,6 +535,11 @@ impl Registry {
     }
 
     /// The snapshot in force, as an owned handle.
+    /// The config file the gateway runs from.
+    pub fn config_path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn snapshot_full(&self) -> Arc<Snapshot> {
         self.current.load_full()
     }

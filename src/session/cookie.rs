@@ -14,9 +14,21 @@ pub enum Cookie {
     Login,
     /// The portal's CSRF token (double-submit).
     Csrf,
+    /// An operator's session at the admin console, on the admin listener.
+    Console,
+    /// A console sign-in in progress (state, nonce, PKCE verifier).
+    ConsoleLogin,
 }
 
-const ALL: [Cookie; 4] = [Cookie::App, Cookie::Sso, Cookie::Login, Cookie::Csrf];
+/// Cookies carry no port: the admin listener's are stripped from proxied requests too.
+const ALL: [Cookie; 6] = [
+    Cookie::App,
+    Cookie::Sso,
+    Cookie::Login,
+    Cookie::Csrf,
+    Cookie::Console,
+    Cookie::ConsoleLogin,
+];
 
 impl Cookie {
     pub fn name(self, tls: bool) -> &'static str {
@@ -29,6 +41,10 @@ impl Cookie {
             (Cookie::Login, false) => "poolgate-login",
             (Cookie::Csrf, true) => "__Host-poolgate-csrf",
             (Cookie::Csrf, false) => "poolgate-csrf",
+            (Cookie::Console, true) => "__Host-poolgate-console",
+            (Cookie::Console, false) => "poolgate-console",
+            (Cookie::ConsoleLogin, true) => "__Host-poolgate-console-login",
+            (Cookie::ConsoleLogin, false) => "poolgate-console-login",
         }
     }
 

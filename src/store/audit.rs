@@ -33,6 +33,16 @@ pub struct AuditEvent {
     pub detail: String,
 }
 
+/// Which audit events to list: all of them, or those of one action, one actor, a time
+/// span (Unix seconds, `since` inclusive, `until` exclusive).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
 /// The most one field of an audit row holds, in bytes: what a client sends (a username
 /// typed at the login page, say) cannot grow the log, and a page of `Page`'s largest size
 /// (1,000 rows) stays under 2 MB.
@@ -88,26 +98,45 @@ impl Store {
         Ok(())
     }
 
-    /// Newest first (ids are time-ordered UUIDv7); `pool = None` lists every pool's events and the global ones.
-    pub async fn audit_events(&self, pool: Option<&str>, page: Page) -> Result<Vec<AuditEvent>> {
+    /// Newest first (ids are time-ordered UUIDv7); `pool = None` lists every pool's events
+    /// and the global ones. Only those `filter` lets through.
+    pub async fn audit_events(&self, pool: Option<&str>, filter: &AuditFilter, page: Page) -> Result<Vec<AuditEvent>> {
         let (limit, offset) = page.clamped();
-        let rows = match pool {
-            Some(p) => {
-                sqlx::query("SELECT * FROM audit_events WHERE pool_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3")
-                    .bind(p)
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                sqlx::query("SELECT * FROM audit_events ORDER BY id DESC LIMIT $1 OFFSET $2")
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
+        let mut sql = String::from("SELECT * FROM audit_events WHERE 1 = 1");
+        let mut texts: Vec<&str> = Vec::new();
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            n
         };
+        for (column, value) in [
+            ("pool_id", pool),
+            ("action", filter.action.as_deref()),
+            ("actor", filter.actor.as_deref()),
+        ] {
+            if let Some(v) = value.filter(|v| !v.is_empty()) {
+                sql.push_str(&format!(" AND {column} = ${}", next()));
+                texts.push(v);
+            }
+        }
+        let mut numbers = Vec::new();
+        if let Some(since) = filter.since {
+            sql.push_str(&format!(" AND at >= ${}", next()));
+            numbers.push(since);
+        }
+        if let Some(until) = filter.until {
+            sql.push_str(&format!(" AND at < ${}", next()));
+            numbers.push(until);
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${} OFFSET ${}", next(), next()));
+        let mut query = sqlx::query(&sql);
+        for t in texts {
+            query = query.bind(t);
+        }
+        for v in numbers.into_iter().chain([limit, offset]) {
+            query = query.bind(v);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(AuditEvent {

@@ -24,7 +24,7 @@ use sqlx::{AnyPool, Row};
 use crate::clock::{Clock, UnixTime};
 use crate::config::StoreUrl;
 
-pub use audit::{AuditEvent, NewAuditEvent};
+pub use audit::{AuditEvent, AuditFilter, NewAuditEvent};
 pub use clients::{RefreshRecord, RefreshUse, SECRET_OVERLAP_SECS};
 pub use import::{ImportFormat, ImportReport, ImportRowError};
 pub use keys::KeyRecord;

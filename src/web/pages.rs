@@ -13,6 +13,7 @@ fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = Environment::new();
+        env.add_filter("datetime", datetime);
         for (name, text) in [
             ("base.html", include_str!("templates/base.html")),
             ("login.html", include_str!("templates/login.html")),
@@ -25,6 +26,10 @@ fn env() -> &'static Environment<'static> {
             ("form_post.html", include_str!("templates/form_post.html")),
             ("link.html", include_str!("templates/link.html")),
             ("account.html", include_str!("templates/account.html")),
+            ("console.html", include_str!("templates/console.html")),
+            ("console_pools.html", include_str!("templates/console_pools.html")),
+            ("console_pool.html", include_str!("templates/console_pool.html")),
+            ("console_message.html", include_str!("templates/console_message.html")),
         ] {
             if let Err(e) = env.add_template(name, text) {
                 tracing::error!(code = "PG0502", template = name, error = %e, "a page template does not parse");
@@ -32,6 +37,11 @@ fn env() -> &'static Environment<'static> {
         }
         env
     })
+}
+
+/// Unix seconds as a date and time a person reads, in UTC.
+fn datetime(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0).map_or_else(String::new, |d| d.format("%Y-%m-%d %H:%M UTC").to_string())
 }
 
 /// What every page may load: its own inline style, the pool's logo; no script; forms
@@ -58,7 +68,12 @@ fn html(pool: Option<&PoolRoute>, template: &str, ctx: Value) -> Result<String, 
 
 /// Renders a page with the pool's branding merged into `ctx`.
 pub fn render(status: StatusCode, pool: &PoolRoute, template: &str, ctx: Value) -> Response {
-    match html(Some(pool), template, ctx) {
+    render_with(status, Some(pool), template, ctx)
+}
+
+/// Renders a page in the pool's look, or the gateway's own (the admin console).
+pub fn render_with(status: StatusCode, pool: Option<&PoolRoute>, template: &str, ctx: Value) -> Response {
+    match html(pool, template, ctx) {
         Ok(html) => {
             let mut resp = (status, Html(html)).into_response();
             let h = resp.headers_mut();

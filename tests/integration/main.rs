@@ -8,6 +8,7 @@ mod admin;
 mod attacks;
 mod check;
 mod cli;
+mod console;
 mod demo;
 mod federation;
 mod forward_auth;

@@ -576,7 +576,7 @@ async fn an_address_guessing_across_accounts_is_made_to_wait() {
     assert!(actions.iter().any(|a| a == "signin.throttled"), "{actions:?}");
 }
 
-fn totp_now(secret_b32: &str, offset_steps: i64) -> String {
+pub fn totp_now(secret_b32: &str, offset_steps: i64) -> String {
     let secret = totp_rs::Secret::Encoded(secret_b32.to_owned()).to_bytes().unwrap();
     let t = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, secret, None, "x".into()).unwrap();
     let now = std::time::SystemTime::now()

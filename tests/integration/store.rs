@@ -8,7 +8,7 @@ use base64::Engine;
 use poolgate::clock::{self, ManualClock};
 use poolgate::config::{Plan, StoreUrl};
 use poolgate::crypto::MasterKey;
-use poolgate::store::{Fragment, FragmentKind, ImportFormat, NewUser, Page, Store, StoreError, UserPatch};
+use poolgate::store::{AuditFilter, Fragment, FragmentKind, ImportFormat, NewUser, Page, Store, StoreError, UserPatch};
 
 /// A fresh, empty store on each backend, with the given pools (id, plan).
 async fn stores(pools: &[(&str, Plan)]) -> Vec<(String, Store, Option<tempfile::TempDir>)> {
@@ -406,15 +406,45 @@ async fn fragments_and_audit_events() {
                 .await
                 .unwrap();
         }
-        let events = store.audit_events(Some("employees"), Page::first(2)).await.unwrap();
+        let all = AuditFilter::default();
+        let events = store
+            .audit_events(Some("employees"), &all, Page::first(2))
+            .await
+            .unwrap();
         assert_eq!(
             events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
             ["a.third", "a.second"],
             "{backend}: newest first, paged"
         );
+        let second = AuditFilter {
+            action: Some("a.second".into()),
+            actor: Some("test".into()),
+            since: Some(0),
+            until: Some(i64::MAX),
+        };
+        let events = store
+            .audit_events(Some("employees"), &second, Page::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+            ["a.second"],
+            "{backend}: filtered by action, actor and time"
+        );
+        let nobody = AuditFilter {
+            actor: Some("someone-else".into()),
+            ..AuditFilter::default()
+        };
         assert!(
             store
-                .audit_events(Some("partners"), Page::default())
+                .audit_events(None, &nobody, Page::default())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .audit_events(Some("partners"), &all, Page::default())
                 .await
                 .unwrap()
                 .is_empty()

@@ -132,6 +132,16 @@ pub struct Options {
     pub without_certs: Vec<&'static str>,
     /// `[listen] public`: where people reach the gateway, when a front proxy stands before it.
     pub public: Option<String>,
+    /// More keys of the `[admin]` table (e.g. `console_pool`).
+    pub admin: String,
+}
+
+/// What a test adds to the config file around the listeners: `[listen] public`, top-level
+/// TOML, more keys of `[admin]`.
+pub struct Extras<'a> {
+    public: Option<&'a str>,
+    preamble: &'a str,
+    admin: &'a str,
 }
 
 /// A `poolgate serve` child process with its own config file, ports and log.
@@ -141,6 +151,7 @@ pub struct Gateway {
     pub admin: SocketAddr,
     store: String,
     public: Option<String>,
+    admin_extra: String,
     pub dir: tempfile::TempDir,
     child: Child,
     client: reqwest::Client,
@@ -177,8 +188,11 @@ impl Gateway {
             https,
             admin,
             &store,
-            opts.public.as_deref(),
-            &opts.preamble,
+            Extras {
+                public: opts.public.as_deref(),
+                preamble: &opts.preamble,
+                admin: &opts.admin,
+            },
             pools,
         );
         let path = dir.path().join("poolgate.toml");
@@ -215,6 +229,7 @@ impl Gateway {
             admin,
             store,
             public: opts.public.clone(),
+            admin_extra: opts.admin.clone(),
             dir,
             child,
             client,
@@ -227,16 +242,20 @@ impl Gateway {
         https: Option<SocketAddr>,
         admin: SocketAddr,
         store: &str,
-        public: Option<&str>,
-        preamble: &str,
+        extras: Extras,
         pools: &str,
     ) -> String {
+        let Extras {
+            public,
+            preamble,
+            admin: admin_extra,
+        } = extras;
         let mut https_line = https.map(|a| format!("https = \"{a}\"\n")).unwrap_or_default();
         if let Some(public) = public {
             https_line.push_str(&format!("public = \"{public}\"\n"));
         }
         format!(
-            "version = 1\n{preamble}\n[listen]\nhttp = \"{http}\"\n{https_line}\n[admin]\nlisten = \"{admin}\"\ntoken_file = \"admin.token\"\n\n[store]\nurl = \"{store}\"\n{pools}"
+            "version = 1\n{preamble}\n[listen]\nhttp = \"{http}\"\n{https_line}\n[admin]\nlisten = \"{admin}\"\ntoken_file = \"admin.token\"\n{admin_extra}\n\n[store]\nurl = \"{store}\"\n{pools}"
         )
     }
 
@@ -287,8 +306,11 @@ impl Gateway {
             self.https,
             self.admin,
             &self.store,
-            self.public.as_deref(),
-            preamble,
+            Extras {
+                public: self.public.as_deref(),
+                preamble,
+                admin: &self.admin_extra,
+            },
             pools,
         );
         std::fs::write(self.config_path(), text).unwrap();

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 
 use super::{ApiResult, Caller, List, PoolIdPath, PoolPath, known_pool};
 use crate::admin::AdminState;
-use crate::store::{AuditEvent, KeyRecord, Link, Page, SsoSessionRecord};
+use crate::store::{AuditEvent, AuditFilter, KeyRecord, Link, Page, SsoSessionRecord};
 
 pub(super) async fn list_links(
     State(state): State<AdminState>,
@@ -82,9 +82,7 @@ pub(super) async fn rotate_key(
         .ops(&state)
         .rotate_key(&pool, state.registry.master_key())
         .await?;
-    // In force on this node when the call returns (other nodes follow the store). A reload
-    // refused for a bad file is logged; the rotation itself stands.
-    let _ = state.registry.reload_logged("key rotation").await;
+    state.keys_rotated().await;
     Ok((StatusCode::CREATED, Json(key)))
 }
 
@@ -92,10 +90,11 @@ pub(super) async fn audit_pool(
     State(state): State<AdminState>,
     Path(pool): PoolPath,
     Query(page): Query<Page>,
+    Query(filter): Query<AuditFilter>,
 ) -> ApiResult<Json<List<AuditEvent>>> {
     known_pool(&state, &pool).await?;
     Ok(List::new(
-        state.registry.store().audit_events(Some(&pool), page).await?,
+        state.registry.store().audit_events(Some(&pool), &filter, page).await?,
         page,
     ))
 }
@@ -103,6 +102,10 @@ pub(super) async fn audit_pool(
 pub(super) async fn audit_all(
     State(state): State<AdminState>,
     Query(page): Query<Page>,
+    Query(filter): Query<AuditFilter>,
 ) -> ApiResult<Json<List<AuditEvent>>> {
-    Ok(List::new(state.registry.store().audit_events(None, page).await?, page))
+    Ok(List::new(
+        state.registry.store().audit_events(None, &filter, page).await?,
+        page,
+    ))
 }

@@ -30,6 +30,14 @@ impl Operator {
         }
     }
 
+    /// An operator signed in to the console.
+    pub fn console(username: &str, client: std::net::IpAddr) -> Operator {
+        Operator {
+            actor: format!("console:{username}"),
+            client: client.to_string(),
+        }
+    }
+
     /// Whoever runs the CLI on this machine.
     pub fn cli() -> Operator {
         Operator {
@@ -214,13 +222,22 @@ impl<'a> Ops<'a> {
     }
 
     /// Records a change; a failure to record is logged, not hidden, and does not undo it.
-    pub(super) async fn audit(&self, pool: &str, action: &str, target: &str, detail: String) {
+    pub(in crate::admin) async fn audit(&self, pool: &str, action: &str, target: &str, detail: String) {
+        self.record(pool, action, target, "ok", detail).await;
+    }
+
+    /// Records something refused (a sign-in to the console, say), and why.
+    pub(in crate::admin) async fn audit_refusal(&self, pool: &str, action: &str, target: &str, why: &str) {
+        self.record(pool, action, target, "refused", why.to_owned()).await;
+    }
+
+    async fn record(&self, pool: &str, action: &str, target: &str, outcome: &str, detail: String) {
         let event = NewAuditEvent {
             pool: Some(pool.to_owned()),
             actor: self.by.actor.clone(),
             action: action.into(),
             target: target.into(),
-            outcome: "ok".into(),
+            outcome: outcome.into(),
             client: self.by.client.clone(),
             detail,
         };

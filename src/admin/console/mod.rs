@@ -1,0 +1,180 @@
+//! The admin console: every pool managed in the browser, on the admin listener.
+//! Server-rendered and script-free. Operators are people of the console pool
+//! (`[admin] console_pool`) in its console group, signed in through that pool's OpenID
+//! Provider with a second factor. Every change goes through `admin::ops`, as the API's
+//! and the CLI's do, and is audited as `console:<username>`.
+
+mod signin;
+mod views;
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use minijinja::{Value, context};
+use serde::{Deserialize, Serialize};
+
+use super::AdminState;
+use super::ops::{Operator, Ops};
+use crate::config::ConsoleAccess;
+use crate::registry::PoolRoute;
+use crate::session::cookie::Cookie;
+use crate::web::{pages, sealed};
+
+/// An operator stays signed in this long (then signs in again, second factor included).
+const SESSION_SECS: i64 = 8 * 3600;
+
+pub(super) fn router() -> Router<AdminState> {
+    Router::new()
+        .route("/console", get(views::pools).post(views::create_pool))
+        .route("/console/signin", get(signin::start))
+        .route("/console/callback", get(signin::callback))
+        .route("/console/signout", post(signin::signout))
+        .route("/console/pools/{pool}", get(views::pool))
+        .route("/console/pools/{pool}/delete", post(views::delete_pool))
+        .route("/console/pools/{pool}/apps", post(views::create_app))
+        .route("/console/pools/{pool}/apps/{id}/delete", post(views::delete_app))
+        .route("/console/pools/{pool}/users", post(views::create_user))
+        .route("/console/pools/{pool}/users/import", post(views::import_users))
+        .route("/console/pools/{pool}/users/{id}/{action}", post(views::user_action))
+        .route(
+            "/console/pools/{pool}/sessions/{id}/revoke",
+            post(views::revoke_session),
+        )
+        .route("/console/pools/{pool}/keys/rotate", post(views::rotate_key))
+}
+
+/// What the console cookie carries, sealed with the console pool's key.
+#[derive(Serialize, Deserialize)]
+struct Session {
+    user: String,
+    username: String,
+    exp: i64,
+    /// Every form carries it back; a post without it changes nothing.
+    csrf: String,
+}
+
+/// A signed-in operator, checked against the store on every request: disabled, or taken
+/// out of the console group, they are out at once.
+pub(super) struct Signed {
+    pub username: String,
+    csrf: String,
+    client: IpAddr,
+}
+
+impl Signed {
+    pub fn ops<'a>(&self, state: &'a AdminState) -> Ops<'a> {
+        Ops::new(state.registry.store(), Operator::console(&self.username, self.client))
+    }
+
+    /// Whether a form's token is this session's.
+    pub fn csrf_ok(&self, presented: &str) -> bool {
+        sealed::equal(&self.csrf, presented)
+    }
+
+    /// What every console page shows: who is signed in, the token for its forms.
+    fn page(&self) -> Value {
+        context! { operator => self.username, csrf => self.csrf }
+    }
+}
+
+/// The console's settings and its pool as served now; `None` when no console is set up.
+fn console_pool(state: &AdminState) -> Option<(ConsoleAccess, std::sync::Arc<PoolRoute>)> {
+    let snapshot = state.registry.snapshot();
+    let access = snapshot.config.admin.console.clone()?;
+    let pool = snapshot.pool(access.pool.as_str())?;
+    Some((access, pool))
+}
+
+/// The address a request came from, for the audit log.
+pub(super) struct Client(IpAddr);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Client, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+        Ok(Client(ip))
+    }
+}
+
+/// The operator of this request, or the answer it gets instead: how to set the console
+/// up, the way to sign in, or a refusal.
+async fn signed_in(state: &AdminState, headers: &HeaderMap, client: IpAddr) -> Result<Signed, Response> {
+    let Some((access, pool)) = console_pool(state) else {
+        return Err(not_set_up());
+    };
+    let session = Cookie::Console
+        .values(headers, false)
+        .find_map(|v| sealed::open::<Session>(&pool, "console", v))
+        .filter(|s| s.exp > state.registry.store().now());
+    let Some(session) = session else {
+        return Err(Redirect::to("/console/signin").into_response());
+    };
+    match state.registry.store().user(pool.id.as_str(), &session.user).await {
+        Ok(user) if !user.disabled && user.groups.contains(&access.group) => Ok(Signed {
+            username: session.username,
+            csrf: session.csrf,
+            client,
+        }),
+        _ => Err(refused(&access, &session.username)),
+    }
+}
+
+/// A post that does not come from a console page: no matching token, or another origin.
+fn forged(headers: &HeaderMap, signed: &Signed, presented: &str) -> Option<Response> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let cross_origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|o| o != format!("http://{host}") && o != format!("https://{host}"));
+    (cross_origin || !signed.csrf_ok(presented)).then(|| {
+        message(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "The change was not made: the form did not come from this console session. Go back, reload the page and try again.",
+            Some(signed),
+        )
+    })
+}
+
+fn not_set_up() -> Response {
+    message(
+        StatusCode::OK,
+        "The console is not set up",
+        "Name the pool whose people run this gateway in the config file, under [admin]: console_pool = \"employees\" (its members of the console_admins group, or of console_group, may sign in, with a second factor). Then reload.",
+        None,
+    )
+}
+
+fn refused(access: &ConsoleAccess, username: &str) -> Response {
+    let text = format!(
+        "{username} is not in the {} group of the {} pool, or is disabled. Ask an operator to add you, then sign in again.",
+        access.group, access.pool
+    );
+    let mut resp = message(StatusCode::FORBIDDEN, "You cannot use the console", &text, None);
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        Cookie::Console.clear(false).parse().unwrap_or_else(|_| unreachable!()),
+    );
+    resp
+}
+
+fn message(status: StatusCode, title: &str, text: &str, signed: Option<&Signed>) -> Response {
+    let base = signed.map_or_else(|| context! {}, Signed::page);
+    pages::render_with(
+        status,
+        None,
+        "console_message.html",
+        context! { ..base, ..context! { title => title, message => text } },
+    )
+}

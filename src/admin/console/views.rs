@@ -1,0 +1,554 @@
+//! The console's pages: pools, and inside a pool its users, apps, sessions, signing keys
+//! and audit log. Each change is a plain form post (its CSRF token checked first) that
+//! calls the same `admin::ops` operation the API calls, then shows where it landed.
+
+use axum::extract::{Form, Multipart, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Client, Signed, forged, signed_in};
+use crate::admin::AdminState;
+use crate::admin::ops::{ObjectError, UserInput, live_pool};
+use crate::config::PlanLimits;
+use crate::store::{AuditFilter, FragmentKind, ImportFormat, ImportReport, Page, StoreError};
+use crate::web::pages;
+
+/// Rows on a page of users, sessions or audit events.
+const PAGE: i64 = 50;
+
+/// The operator, or the answer they get instead.
+macro_rules! operator {
+    ($state:expr, $client:expr, $headers:expr) => {
+        match signed_in(&$state, &$headers, $client).await {
+            Ok(s) => s,
+            Err(resp) => return resp,
+        }
+    };
+}
+
+/// The operator of a post whose token checks out, or the answer they get instead.
+macro_rules! poster {
+    ($state:expr, $client:expr, $headers:expr, $csrf:expr) => {{
+        let signed = operator!($state, $client, $headers);
+        if let Some(refusal) = forged(&$headers, &signed, $csrf) {
+            return refusal;
+        }
+        signed
+    }};
+}
+
+/// A change the console could not make, said as the API says it.
+fn failed(signed: &Signed, back: &str, status: StatusCode, why: &str) -> Response {
+    let text = format!("{} Nothing was changed.", pages::sentence(why));
+    let view = context! { title => "That did not work", message => text, back => Some(back).filter(|b| !b.is_empty()) };
+    pages::render_with(
+        status,
+        None,
+        "console_message.html",
+        context! { ..signed.page(), ..view },
+    )
+}
+
+fn store_failure(signed: &Signed, back: &str, e: StoreError) -> Response {
+    let status = match &e {
+        StoreError::NotFound => StatusCode::NOT_FOUND,
+        StoreError::Conflict(_) => StatusCode::CONFLICT,
+        StoreError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        StoreError::Limit(_) => StatusCode::FORBIDDEN,
+        _ => {
+            tracing::error!(code = "PG0404", error = %e, "console store failure");
+            return failed(
+                signed,
+                back,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the store failed; see the gateway's log",
+            );
+        }
+    };
+    failed(signed, back, status, &e.to_string())
+}
+
+fn object_failure(signed: &Signed, back: &str, e: ObjectError) -> Response {
+    match e {
+        ObjectError::Store(s) => store_failure(signed, back, s),
+        ObjectError::ConfigManaged(_) => failed(signed, back, StatusCode::CONFLICT, &e.to_string()),
+        other => failed(signed, back, StatusCode::UNPROCESSABLE_ENTITY, &other.to_string()),
+    }
+}
+
+/// "3 of 3 apps on the free plan": where a plan's limit bites.
+fn usage(count: usize, limit: Option<u64>, what: &str, plan: &str) -> String {
+    match limit {
+        Some(max) => format!("{count} of {max} {what} on the {plan} plan"),
+        None => format!("{count} {what} (no limit on the {plan} plan)"),
+    }
+}
+
+pub(super) async fn pools(State(state): State<AdminState>, Client(client): Client, headers: HeaderMap) -> Response {
+    let signed = operator!(state, client, headers);
+    pools_page(&state, &signed, StatusCode::OK, None).await
+}
+
+async fn pools_page(state: &AdminState, signed: &Signed, status: StatusCode, error: Option<String>) -> Response {
+    let store = state.registry.store();
+    let records = match store.pools().await {
+        Ok(r) => r,
+        Err(e) => return store_failure(signed, "/console", e),
+    };
+    let snapshot = state.registry.snapshot_full();
+    let mut rows = Vec::new();
+    for r in records {
+        let live = live_pool(&snapshot.config, &r.id);
+        let users = store.count_users(&r.id).await.unwrap_or_default();
+        let apps = live.map_or(0, |p| p.apps.len());
+        let limits: PlanLimits = r.plan.limits();
+        rows.push(context! {
+            id => r.id,
+            name => r.name,
+            plan => r.plan.as_str(),
+            portal => live.map(|p| p.portal.to_string()),
+            users => usage(users as usize, limits.max_users, "users", r.plan.as_str()),
+            apps => usage(apps, limits.max_apps, "apps", r.plan.as_str()),
+            config_managed => r.config_managed,
+        });
+    }
+    let config_file = state.registry.config_path().display().to_string();
+    pages::render_with(
+        status,
+        None,
+        "console_pools.html",
+        context! { ..signed.page(), ..context! { pools => rows, error => error, config_file => config_file } },
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct PoolForm {
+    #[serde(default)]
+    csrf: String,
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    portal: String,
+    #[serde(default)]
+    plan: String,
+}
+
+pub(super) async fn create_pool(
+    State(state): State<AdminState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Form(f): Form<PoolForm>,
+) -> Response {
+    let signed = poster!(state, client, headers, &f.csrf);
+    let mut body = json!({ "id": f.id.trim(), "portal": f.portal.trim() });
+    for (key, value) in [("name", f.name.trim()), ("plan", f.plan.trim())] {
+        if !value.is_empty() {
+            body[key] = json!(value);
+        }
+    }
+    match signed.ops(&state).create_pool(&state.registry, body).await {
+        Ok(id) => Redirect::to(&format!("/console/pools/{id}")).into_response(),
+        Err(e) => {
+            let status = match &e {
+                ObjectError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            pools_page(&state, &signed, status, Some(pages::sentence(&e.to_string()))).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct PoolQuery {
+    #[serde(default)]
+    tab: String,
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    offset: i64,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    actor: String,
+    /// Audit events of the last this many hours.
+    #[serde(default)]
+    hours: Option<i64>,
+}
+
+pub(super) async fn pool(
+    State(state): State<AdminState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Path(pool): Path<String>,
+    Query(q): Query<PoolQuery>,
+) -> Response {
+    let signed = operator!(state, client, headers);
+    pool_page(&state, &signed, &pool, q, None).await
+}
+
+/// One pool, on one of its tabs. `import` is the report of a file just imported.
+async fn pool_page(
+    state: &AdminState,
+    signed: &Signed,
+    pool: &str,
+    q: PoolQuery,
+    import: Option<(StatusCode, ImportReport)>,
+) -> Response {
+    let store = state.registry.store();
+    let record = match store.pool(pool).await {
+        Ok(r) => r,
+        Err(e) => return store_failure(signed, "/console", e),
+    };
+    let snapshot = state.registry.snapshot_full();
+    let live = live_pool(&snapshot.config, pool);
+    let limits = record.plan.limits();
+    let plan = record.plan.as_str();
+    let user_count = store.count_users(pool).await.unwrap_or_default() as usize;
+    let app_count = live.map_or(0, |p| p.apps.len());
+    let tab = match q.tab.as_str() {
+        "apps" | "sessions" | "keys" | "audit" => q.tab.clone(),
+        _ => "users".to_owned(),
+    };
+    let page = Page {
+        limit: PAGE,
+        offset: q.offset.max(0),
+    };
+    let mut view = context! {
+        tab => tab,
+        pool => context! {
+            id => record.id, name => record.name, plan => plan, config_managed => record.config_managed,
+            portal => live.map(|p| p.portal.to_string()),
+        },
+        users_usage => usage(user_count, limits.max_users, "users", plan),
+        apps_usage => usage(app_count, limits.max_apps, "apps", plan),
+        offset => page.offset,
+        q => q.q,
+    };
+    let listed = match tab.as_str() {
+        "users" => {
+            let users = if q.q.trim().is_empty() {
+                store.users(pool, page).await
+            } else {
+                let wanted = q.q.trim();
+                match store.user_by_username(pool, wanted).await {
+                    Ok(u) => Ok(vec![u]),
+                    Err(_) => store.users_by_email(pool, &wanted.to_lowercase()).await,
+                }
+            };
+            let report = import.as_ref().map(|(_, r)| r.clone());
+            users.map(|u| context! { more => u.len() as i64 == PAGE, users => u, import => report })
+        }
+        "apps" => {
+            let apps: Vec<_> = live
+                .map(|p| {
+                    p.apps
+                        .iter()
+                        .map(|a| {
+                            context! {
+                                id => a.id.to_string(), name => a.name,
+                                hosts => a.hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+                                upstreams => a.upstreams, config_managed => a.config_managed,
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(context! { apps => apps })
+        }
+        "sessions" => store
+            .sso_sessions(pool, page)
+            .await
+            .map(|s| context! { more => s.len() as i64 == PAGE, sessions => s }),
+        "keys" => store.keys(pool).await.map(|k| context! { keys => k }),
+        _ => {
+            let filter = AuditFilter {
+                action: Some(q.action.trim().to_owned()).filter(|a| !a.is_empty()),
+                actor: Some(q.actor.trim().to_owned()).filter(|a| !a.is_empty()),
+                since: q.hours.filter(|h| *h > 0).map(|h| store.now() - h * 3600),
+                until: None,
+            };
+            store.audit_events(Some(pool), &filter, page).await.map(|e| {
+                context! {
+                    more => e.len() as i64 == PAGE, events => e,
+                    action => q.action, actor => q.actor, hours => q.hours,
+                }
+            })
+        }
+    };
+    match listed {
+        Ok(rows) => view = context! { ..view, ..rows },
+        Err(e) => return store_failure(signed, "/console", e),
+    }
+    let status = import.map_or(StatusCode::OK, |(s, _)| s);
+    pages::render_with(status, None, "console_pool.html", context! { ..signed.page(), ..view })
+}
+
+#[derive(Deserialize)]
+pub(super) struct Csrf {
+    #[serde(default)]
+    csrf: String,
+    /// The pool's id typed again, to delete it.
+    #[serde(default)]
+    confirm: String,
+}
+
+pub(super) async fn delete_pool(
+    State(state): State<AdminState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Path(pool): Path<String>,
+    Form(f): Form<Csrf>,
+) -> Response {
+    let signed = poster!(state, client, headers, &f.csrf);
+    let back = format!("/console/pools/{pool}");
+    if f.confirm.trim() != pool {
+        let why = format!("type the pool's id, {pool}, to confirm that it is to be deleted with all it holds");
+        return failed(&signed, &back, StatusCode::BAD_REQUEST, &why);
+    }
+    match signed
+        .ops(&state)
+        .delete_object(&state.registry, &pool, FragmentKind::Pool, &pool)
+        .await
+    {
+        Ok(()) => Redirect::to("/console").into_response(),
+        Err(e) => object_failure(&signed, &back, e),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct AppForm {
+    #[serde(default)]
+    csrf: String,
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    hosts: String,
+    #[serde(default)]
+    upstreams: String,
+}
+
+/// A list typed in one field: separated by spaces, commas or new lines.
+fn words(s: &str) -> Vec<String> {
+    s.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+pub(super) async fn create_app(
+    State(state): State<AdminState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Path(pool): Path<String>,
+    Form(f): Form<AppForm>,
+) -> Response {
+    let signed = poster!(state, client, headers, &f.csrf);
+    let mut body = json!({ "id": f.id.trim(), "hosts": words(&f.hosts), "upstreams": words(&f.upstreams) });
+    if !f.name.trim().is_empty() {
+        body["name"] = Value::from(f.name.trim());
+    }
+    let back = format!("/console/pools/{pool}?tab=apps");
+    match signed
+        .ops(&state)
+        .create_object(&state.registry, &pool, FragmentKind::App, body)
+        .await
+    {
+        Ok(_) => Redirect::to(&back).into_response(),
+        Err(e) => object_failure(&signed, &back, e),
+    }
+}
+
+pub(super) async fn delete_app(
+    State(state): State<AdminState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Path((pool, id)): Path<(String, String)>,
+    Form(f): Form<Csrf>,
+) -> Response {
+    let signed = poster!(state, client, headers, &f.csrf);
+    let back = format!("/console/pools/{pool}?tab=apps");
+    match signed
+        .ops(&state)
+        .delete_object(&state.registry, &pool, FragmentKind::App, &id)
+        .await
+    {
+        Ok(()) => Redirect::to(&back).into_response(),
+        Err(e) => object_failure(&signed, &back, e),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct UserForm {
+    #[serde(default)]
+    csrf: String,
+    username: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    groups: String,
+}
+
+pub(super) async fn create_user(
+    State(state): State<AdminState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Path(pool): Path<String>,
+    Form(f): Form<UserForm>,
+) -> Response {
+    let signed = poster!(state, client, headers, &f.csrf);
+    let input = UserInput {
+        username: f.username.trim().to_owned(),
+        email: Some(f.email.trim().to_owned()).filter(|e| !e.is_empty()),
+        email_verified: false,
+        name: f.name.trim().to_owned(),
+        password: Some(f.password).filter(|p| !p.is_empty()),
+        groups: words(&f.groups),
+    };
+    let back = format!("/console/pools/{pool}");
+    match signed.ops(&state).create_user(&pool, input).await {
+        Ok(u) => Redirect::to(&format!("{back}?q={}", u.username)).into_response(),
+        Err(e) => store_failure(&signed, &back, e),
+    }
+}
+
+/// A CSV or JSONL file of users, sent as a multipart form; its report is shown on the
+/// users tab, each bad row with its line.
+pub(super) async fn import_users(
+    State(state): State<AdminState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Path(pool): Path<String>,
+    mut form: Multipart,
+) -> Response {
+    let signed = operator!(state, client, headers);
+    let (mut csrf, mut format, mut atomic, mut file) = (String::new(), String::new(), false, None::<String>);
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_owned();
+                let Ok(text) = field.text().await else {
+                    return failed(&signed, "", StatusCode::BAD_REQUEST, "the file is not text (UTF-8)");
+                };
+                match name.as_str() {
+                    "csrf" => csrf = text,
+                    "format" => format = text,
+                    "atomic" => atomic = !text.is_empty(),
+                    "file" => file = Some(text),
+                    _ => {}
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return failed(
+                    &signed,
+                    "",
+                    StatusCode::BAD_REQUEST,
+                    &format!("the form could not be read: {e}"),
+                );
+            }
+        }
+    }
+    if let Some(refusal) = forged(&headers, &signed, &csrf) {
+        return refusal;
+    }
+    let back = format!("/console/pools/{pool}");
+    let Some(text) = file.filter(|t| !t.trim().is_empty()) else {
+        return failed(&signed, &back, StatusCode::BAD_REQUEST, "choose a file to import");
+    };
+    let format = if format == "jsonl" {
+        ImportFormat::Jsonl
+    } else {
+        ImportFormat::Csv
+    };
+    match signed.ops(&state).import_users(&pool, &text, format, atomic).await {
+        Ok(report) => {
+            let status = if report.errors.is_empty() {
+                StatusCode::OK
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            let q = PoolQuery {
+                tab: "users".into(),
+                q: String::new(),
+                offset: 0,
+                action: String::new(),
+                actor: String::new(),
+                hours: None,
+            };
+            pool_page(&state, &signed, &pool, q, Some((status, report))).await
+        }
+        Err(e) => store_failure(&signed, &back, e),
+    }
+}
+
+pub(super) async fn user_action(
+    State(state): State<AdminState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Path((pool, id, action)): Path<(String, String, String)>,
+    Form(f): Form<Csrf>,
+) -> Response {
+    let signed = poster!(state, client, headers, &f.csrf);
+    let ops = signed.ops(&state);
+    let done = match action.as_str() {
+        "disable" => ops.set_disabled(&pool, &id, true).await,
+        "enable" => ops.set_disabled(&pool, &id, false).await,
+        "unlock" => ops.unlock(&pool, &id).await,
+        _ => Err(StoreError::NotFound),
+    };
+    let back = format!("/console/pools/{pool}");
+    match done {
+        Ok(user) => {
+            if action == "disable" {
+                state.sessions_ended().await;
+            }
+            Redirect::to(&format!("{back}?q={}", user.username)).into_response()
+        }
+        Err(e) => store_failure(&signed, &back, e),
+    }
+}
+
+pub(super) async fn revoke_session(
+    State(state): State<AdminState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Path((pool, id)): Path<(String, String)>,
+    Form(f): Form<Csrf>,
+) -> Response {
+    let signed = poster!(state, client, headers, &f.csrf);
+    let back = format!("/console/pools/{pool}?tab=sessions");
+    match signed.ops(&state).revoke_session(&pool, &id).await {
+        Ok(()) => {
+            state.sessions_ended().await;
+            Redirect::to(&back).into_response()
+        }
+        Err(e) => store_failure(&signed, &back, e),
+    }
+}
+
+pub(super) async fn rotate_key(
+    State(state): State<AdminState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Path(pool): Path<String>,
+    Form(f): Form<Csrf>,
+) -> Response {
+    let signed = poster!(state, client, headers, &f.csrf);
+    let back = format!("/console/pools/{pool}?tab=keys");
+    match signed.ops(&state).rotate_key(&pool, state.registry.master_key()).await {
+        Ok(_) => {
+            state.keys_rotated().await;
+            Redirect::to(&back).into_response()
+        }
+        Err(e) => store_failure(&signed, &back, e),
+    }
+}
