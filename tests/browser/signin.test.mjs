@@ -42,7 +42,7 @@ async function waitReady(url, child, log) {
   throw new Error(`poolgate demo not ready in 60 s:\n${log()}`);
 }
 
-let demo, browser, http, api;
+let demo, browser, http, api, admin;
 let output = '';
 
 before(async () => {
@@ -83,6 +83,7 @@ timeout = "1s"
   demo.stderr.on('data', (d) => { output += d; });
   await waitReady(`http://127.0.0.1:${adminPort}/readyz`, demo, () => output);
   http = (host, path = '/') => `http://${host}:${httpPort}${path}`;
+  admin = (path) => `http://127.0.0.1:${adminPort}${path}`;
   const token = readFileSync(join(dir, 'data/admin.token'), 'utf8').trim();
   api = (method, path, body) => fetch(`http://127.0.0.1:${adminPort}/api${path}`, {
     method,
@@ -135,7 +136,8 @@ test('sign in, single sign-on to the second app, sign out of both', async () => 
   assert.equal(wiki['x-poolgate-username'], 'alice');
   assert.equal(wiki['x-poolgate-pool'], 'employees');
   assert.equal(wiki['x-poolgate-email'], 'alice@employees.example');
-  assert.equal(wiki['x-poolgate-groups'], 'staff');
+  // alice is staff, and runs the demo's console.
+  assert.deepEqual(wiki['x-poolgate-groups'].split(',').sort(), ['console_admins', 'staff']);
   assert.equal(wiki['x-poolgate-assertion'].split('.').length, 3, 'a signed assertion');
   const cookies = await context.cookies(http('wiki.employees.localhost'));
   const session = cookies.find((c) => c.name === 'poolgate');
@@ -213,7 +215,7 @@ test('every page a person meets looks like one product, on a desktop and a phone
   assert.match(await page.locator('.pool').innerText(), /Employees · Team wiki/);
   await looksRight(page, 'login', page.getByRole('button', { name: 'Sign in' }));
   await page.getByLabel('Username or email').fill('grace');
-  await page.getByLabel('Password').fill('a long passphrase');
+  await page.getByLabel('Password', { exact: true }).fill('a long passphrase');
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('heading', { name: 'What the app received' }).waitFor();
 
@@ -249,7 +251,7 @@ test('every page a person meets looks like one product, on a desktop and a phone
   // Signing in again asks for the second factor: a numeric keypad for the app's code, and
   // a switch to a text field for a recovery code (which has letters).
   await page.getByLabel('Username or email').fill('grace');
-  await page.getByLabel('Password').fill('a long passphrase');
+  await page.getByLabel('Password', { exact: true }).fill('a long passphrase');
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('heading', { name: 'Two-factor check' }).waitFor();
   assert.equal(await page.locator('#code').getAttribute('inputmode'), 'numeric');
@@ -333,5 +335,150 @@ test("a supplier signs in to the employees' ERP with the Suppliers button, then 
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('heading', { name: 'What the app received' }).waitFor();
   assert.equal((await identityHeaders(page))['x-poolgate-user'], erp['x-poolgate-user']);
+  await context.close();
+});
+
+/// The console's look: the viewport, nothing wider than the screen, the next step on
+/// screen; a screenshot of each page at 1280 and 390 px under target/screenshots/.
+async function consoleLooksRight(page, name, nextStep) {
+  for (const width of [1280, 390]) {
+    await page.setViewportSize({ width, height: 860 });
+    const viewport = await page.locator('meta[name=viewport]').getAttribute('content');
+    assert.match(viewport ?? '', /width=device-width/, `${name}: viewport`);
+    await nextStep.waitFor();
+    assert.ok(await nextStep.isVisible(), `${name}: the next step is on screen at ${width} px`);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${name}: ${overflow} px wider than a ${width} px screen`);
+    await page.screenshot({ path: join(shots, `console-${name}-${width}.png`), fullPage: true });
+  }
+  await page.setViewportSize({ width: 1280, height: 860 });
+}
+
+/// Signs in to the console at the employees portal, setting up a second factor.
+async function consoleSignIn(page, username, password) {
+  await page.goto(admin('/console'));
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await page.getByLabel('Username or email').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Set up two-factor sign-in' }).waitFor();
+  const secret = await page.locator('#secret').innerText();
+  await page.getByLabel('The 6-digit code it shows').fill(totp(secret));
+  await page.getByRole('button', { name: 'Turn on two-factor sign-in' }).click();
+  await page.locator('#recovery-codes').waitFor();
+  await page.getByRole('button', { name: 'Continue' }).click();
+}
+
+test('an operator runs the console: MFA sign-in, a pool, an app, users, an import, a session, keys, the audit log', async () => {
+  const made = await api('POST', '/pools/employees/users', {
+    username: 'olga', email: 'olga@employees.example', name: 'Olga', password: 'operator passphrase', groups: ['console_admins'],
+  });
+  assert.equal(made.status, 201);
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await consoleSignIn(page, 'olga', 'operator passphrase');
+  await page.getByRole('heading', { name: 'Pools' }).waitFor();
+  assert.equal(page.url(), admin('/console'));
+  assert.match(await page.locator('header').innerText(), /Signed in as olga/);
+  await consoleLooksRight(page, 'pools', page.getByRole('button', { name: 'Create pool' }));
+
+  // A pool, and an app in it.
+  await page.getByLabel('Id', { exact: true }).fill('partners');
+  await page.getByLabel('Name', { exact: true }).fill('Partners');
+  await page.getByLabel('Portal host').fill('login.partners.localhost');
+  await page.getByLabel('Plan').selectOption('basic');
+  await page.getByRole('button', { name: 'Create pool' }).click();
+  await page.getByRole('heading', { name: 'Partners' }).waitFor();
+  assert.match(await page.locator('main').innerText(), /0 of 1,?000 users on the basic plan|0 of 1000 users on the basic plan/);
+  await consoleLooksRight(page, 'users', page.getByRole('button', { name: 'Add user' }));
+  await page.getByRole('link', { name: 'Apps' }).click();
+  await page.getByLabel('Id', { exact: true }).fill('crm');
+  await page.getByLabel('Hosts').fill('crm.partners.localhost');
+  await page.getByLabel('Upstreams').fill('127.0.0.1:9');
+  await page.getByRole('button', { name: 'Add app' }).click();
+  await page.getByRole('cell', { name: 'crm.partners.localhost' }).waitFor();
+  await consoleLooksRight(page, 'apps', page.getByRole('button', { name: 'Add app' }));
+  assert.equal((await (await api('GET', '/pools/partners/apps/crm')).json()).hosts[0], 'crm.partners.localhost');
+
+  // A user, then a CSV with one bad row: the row's error is shown, and nothing is written.
+  await page.getByRole('link', { name: 'Users' }).click();
+  await page.getByLabel('Username', { exact: true }).fill('pat');
+  await page.getByLabel('Email', { exact: true }).fill('pat@partners.example');
+  await page.getByLabel('Password', { exact: true }).fill('a long passphrase');
+  await page.getByRole('button', { name: 'Add user' }).click();
+  await page.getByRole('cell', { name: 'pat@partners.example' }).waitFor();
+  const csv = join(tmpdir(), `people-${process.pid}.csv`);
+  writeFileSync(csv, 'username,email,name\nquinn,quinn@partners.example,Quinn\nbad name!,x@partners.example,Bad\n');
+  await page.getByLabel('File', { exact: true }).setInputFiles(csv);
+  await page.getByRole('button', { name: 'Import' }).click();
+  const report = page.getByRole('alert');
+  await report.waitFor();
+  assert.match(await report.innerText(), /0 imported, 1 rows refused/);
+  assert.match(await report.innerText(), /Line 3:/);
+  await consoleLooksRight(page, 'import', report);
+  const users = await (await api('GET', '/pools/partners/users')).json();
+  assert.deepEqual(users.items.map((u) => u.username), ['pat'], 'nothing half-written');
+
+  // A session revoked: alice's, in the employees pool.
+  const alice = await browser.newContext();
+  const wiki = await alice.newPage();
+  await wiki.goto(http('wiki.employees.localhost', '/'));
+  await wiki.getByLabel('Username or email').fill('alice');
+  await wiki.getByLabel('Password').fill('wonderland');
+  await wiki.getByRole('button', { name: 'Sign in' }).click();
+  await wiki.getByRole('heading', { name: 'What the app received' }).waitFor();
+  await page.goto(admin('/console/pools/employees?tab=sessions'));
+  await consoleLooksRight(page, 'sessions', page.getByRole('button', { name: 'Revoke' }).first());
+  const before = (await (await api('GET', '/pools/employees/sessions')).json()).items.length;
+  await page.getByRole('button', { name: 'Revoke' }).first().click();
+  await page.waitForLoadState();
+  const after = (await (await api('GET', '/pools/employees/sessions')).json()).items.length;
+  assert.equal(after, before - 1);
+
+  // Keys rotated.
+  const keysBefore = (await (await api('GET', '/pools/employees/keys')).json()).length;
+  await page.goto(admin('/console/pools/employees?tab=keys'));
+  await consoleLooksRight(page, 'keys', page.getByRole('button', { name: 'Rotate signing keys' }));
+  await page.getByRole('button', { name: 'Rotate signing keys' }).click();
+  await page.waitForLoadState();
+  const keysAfter = (await (await api('GET', '/pools/employees/keys')).json()).length;
+  assert.ok(keysAfter > keysBefore, `${keysBefore} keys, then ${keysAfter}`);
+
+  // Each action is in the audit log, with olga as actor.
+  await page.goto(admin('/console/pools/partners?tab=audit&actor=console:olga'));
+  await consoleLooksRight(page, 'audit', page.getByRole('button', { name: 'Filter' }));
+  const partners = await page.locator('table').innerText();
+  for (const action of ['pool.create', 'app.create', 'user.create', 'user.import']) {
+    assert.match(partners, new RegExp(action.replace('.', '\\.')), action);
+  }
+  await page.goto(admin('/console/pools/employees?tab=audit&actor=console:olga'));
+  const employees = await page.locator('table').innerText();
+  for (const action of ['session.revoke', 'key.rotate', 'console.signin']) {
+    assert.match(employees, new RegExp(action.replace('.', '\\.')), action);
+  }
+
+  // A form posted without its token changes nothing.
+  const forged = await page.request.post(admin('/console/pools/partners/users'), {
+    form: { username: 'eve', email: 'eve@partners.example' },
+  });
+  assert.equal(forged.status(), 403);
+  assert.equal((await (await api('GET', '/pools/partners/users')).json()).items.length, 1);
+  await context.close();
+  await alice.close();
+});
+
+test('someone of the pool outside the console group is refused', async () => {
+  const made = await api('POST', '/pools/employees/users', {
+    username: 'victor', email: 'victor@employees.example', name: 'Victor', password: 'not an operator', groups: ['staff'],
+  });
+  assert.equal(made.status, 201);
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await consoleSignIn(page, 'victor', 'not an operator');
+  await page.getByRole('heading', { name: 'You cannot use the console' }).waitFor();
+  assert.match(await page.locator('main').innerText(), /not in the console_admins group/);
+  await consoleLooksRight(page, 'refused', page.getByRole('heading', { name: 'You cannot use the console' }));
+  await page.goto(admin('/console'));
+  assert.doesNotMatch(await page.locator('body').innerText(), /Signed in as victor/);
   await context.close();
 });

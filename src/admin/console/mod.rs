@@ -133,10 +133,12 @@ fn forged(headers: &HeaderMap, signed: &Signed, presented: &str) -> Option<Respo
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    // A page with `no-referrer` (every console page) posts with `Origin: null`: that
+    // says nothing, and the token decides.
     let cross_origin = headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|o| o != format!("http://{host}") && o != format!("https://{host}"));
+        .is_some_and(|o| o != "null" && o != format!("http://{host}") && o != format!("https://{host}"));
     (cross_origin || !signed.csrf_ok(presented)).then(|| {
         message(
             StatusCode::FORBIDDEN,
