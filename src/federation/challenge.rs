@@ -13,11 +13,10 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::attempt::ATTEMPT_SECS;
-use crate::crypto::password;
 use crate::op::AuthRequest;
 use crate::op::signin::{self, Proof, UpstreamIdentity, check_second_factor, complete};
 use crate::session::cookie::Cookie;
-use crate::store::{StoreError, User};
+use crate::store::StoreError;
 use crate::web::context::Ctx;
 use crate::web::forms::{form_page, limits, post_ok, refuse_oversized};
 use crate::web::pages;
@@ -171,60 +170,25 @@ pub(super) async fn prove(
     {
         return pending.render(&ctx, &headers, &f.username, Some(WRONG), StatusCode::TOO_MANY_REQUESTS);
     }
-    let user = signin::find_user(&state, pool, &f.username).await;
-    let hash = user
-        .as_ref()
-        .and_then(|u| u.password_hash.clone())
-        .unwrap_or_else(|| password::DUMMY_HASH.to_owned());
-    let given = f.password.clone();
-    let matches = match state
-        .hashing
-        .run(ctx.client, move || password::verify(&given, &hash))
-        .await
-    {
-        Ok(m) => m,
-        Err(busy) => {
-            return pages::message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &ctx.pool,
-                "Busy",
-                &format!("Please try again in {} seconds.", busy.retry_after),
-                None,
-            );
-        }
+    let check = match signin::check_password(&state, &ctx, &f.username, &f.password).await {
+        Ok(c) => c,
+        Err(busy) => return signin::busy_page(&ctx, busy),
     };
-    let usable = |u: &User| !u.disabled && u.locked_until.is_none_or(|t| t <= now);
-    let proven = match &user {
-        Some(u) if matches && usable(u) => !u.mfa_enrolled || check_second_factor(&state, &ctx, u, &f.code).await,
+    let proven = match (check.refused, &check.user) {
+        (None, Some(u)) => !u.mfa_enrolled || check_second_factor(&state, &ctx, u, &f.code).await,
         _ => false,
     };
     let detail = format!(
         "source={} iss={} sub={}",
         pending.source, pending.issuer, pending.subject
     );
-    let user = match (proven, user) {
-        (true, Some(u)) => u,
-        (_, user) => {
-            state.throttle.failed(&ctx.pool.id, &ctx.pool.lockout, ctx.client, now);
-            if let Some(u) = &user
-                && !matches
-            {
-                let lockout = ctx.pool.lockout;
-                let _ = store
-                    .record_login_failure(pool, &u.id, lockout.attempts as i64, lockout.duration.as_secs() as i64)
-                    .await;
-            }
-            let target = user.as_ref().map_or(f.username.as_str(), |u| u.id.as_str());
-            audit(
-                &state,
-                &ctx,
-                "anonymous",
-                "federation.challenge",
-                target,
-                "denied",
-                detail,
-            )
-            .await;
+    let user = match (proven, &check.user) {
+        (true, Some(u)) => u.clone(),
+        _ => {
+            let reason = check.refused.unwrap_or("wrong second factor");
+            check
+                .count_failure(&state, &ctx, &f.username, reason, "federation.challenge", detail)
+                .await;
             return pending.render(&ctx, &headers, &f.username, Some(WRONG), StatusCode::UNAUTHORIZED);
         }
     };

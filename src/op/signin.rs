@@ -10,13 +10,15 @@ use totp_rs::{Algorithm, TOTP};
 
 use super::AuthRequest;
 use super::authorize::issue_code;
+use crate::crypto::password;
 use crate::session::cookie::Cookie;
 use crate::session::{SessionId, Ticket, sso_binding};
 use crate::store::{NewAuditEvent, NewCode, SsoExtras, StoreError, UpstreamRef, User};
 use crate::web::context::Ctx;
+use crate::web::hashing::Busy;
 use crate::web::pages;
 use crate::web::sealed::equal;
-use crate::web::state::WebState;
+use crate::web::state::{WebState, audit};
 
 /// How the person proved who they are.
 #[derive(Debug, Clone, Copy)]
@@ -267,9 +269,109 @@ pub async fn check_second_factor(state: &WebState, ctx: &Ctx, user: &User, code:
     store.use_recovery_code(pool, &user.id, code).await.unwrap_or(false)
 }
 
+/// A password typed for a pool's local account, checked.
+pub struct PasswordCheck {
+    pub user: Option<User>,
+    /// Why it does not sign in: `unknown user`, `disabled`, `locked` or `wrong password`;
+    /// `None` when it does.
+    pub refused: Option<&'static str>,
+    /// The same password hashed anew, when the stored hash's parameters are out of date.
+    pub rehash: Option<String>,
+}
+
+/// Checks a password for the user a form names, on the hashing pool. An unknown user's
+/// check costs what a known one's does (a dummy hash), so timing tells nothing.
+pub async fn check_password(state: &WebState, ctx: &Ctx, login: &str, given: &str) -> Result<PasswordCheck, Busy> {
+    let now = state.registry.store().now();
+    let user = find_user(state, ctx.pool.id.as_str(), login).await;
+    let hash = user
+        .as_ref()
+        .and_then(|u| u.password_hash.clone())
+        .unwrap_or_else(|| password::DUMMY_HASH.to_owned());
+    let given = given.to_owned();
+    let (matches, rehash) = state
+        .hashing
+        .run(ctx.client, move || {
+            let ok = password::verify(&given, &hash);
+            let rehash = (ok && password::needs_rehash(&hash))
+                .then(|| password::hash(&given).ok())
+                .flatten();
+            (ok, rehash)
+        })
+        .await?;
+    let refused = match &user {
+        None => Some("unknown user"),
+        Some(u) if u.disabled => Some("disabled"),
+        Some(u) if u.locked_until.is_some_and(|t| t > now) => Some("locked"),
+        Some(_) if !matches => Some("wrong password"),
+        Some(_) => None,
+    };
+    Ok(PasswordCheck { user, refused, rehash })
+}
+
+impl PasswordCheck {
+    /// Counts a refused proof against the address's throttle and, for a wrong password,
+    /// the account's lockout; audits it as `action` (and the lock, if this one locked it).
+    pub async fn count_failure(
+        &self,
+        state: &WebState,
+        ctx: &Ctx,
+        login: &str,
+        reason: &str,
+        action: &str,
+        detail: String,
+    ) {
+        let store = state.registry.store();
+        state
+            .throttle
+            .failed(&ctx.pool.id, &ctx.pool.lockout, ctx.client, store.now());
+        let mut locked_now = false;
+        if let Some(u) = &self.user
+            && reason == "wrong password"
+        {
+            let lockout = ctx.pool.lockout;
+            locked_now = store
+                .record_login_failure(
+                    ctx.pool.id.as_str(),
+                    &u.id,
+                    lockout.attempts as i64,
+                    lockout.duration.as_secs() as i64,
+                )
+                .await
+                .unwrap_or(false);
+        }
+        let target = self.user.as_ref().map_or(login, |u| u.id.as_str());
+        audit(state, ctx, "anonymous", action, target, "denied", detail).await;
+        if locked_now {
+            let detail = format!("after {} failures", ctx.pool.lockout.attempts);
+            audit(state, ctx, "system", "user.locked", target, "ok", detail).await;
+        }
+    }
+}
+
+/// 503 when too many passwords are being checked: the person (or script) tries again
+/// shortly, and nothing was counted against the account.
+pub fn busy_page(ctx: &Ctx, busy: Busy) -> Response {
+    retry_later(
+        ctx,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Please try again",
+        "Sign-in is busy right now. Try again in a few seconds.",
+        busy.retry_after as i64,
+    )
+}
+
+/// A page saying to come back, with `Retry-After` for a script.
+pub fn retry_later(ctx: &Ctx, status: StatusCode, title: &str, message: &str, secs: i64) -> Response {
+    let mut page = pages::message(status, &ctx.pool, title, message, None);
+    page.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    page
+}
+
 /// The user a sign-in form names: by username, or by email when exactly one user of
 /// the pool has that address (a shared address signs nobody in, rather than the first).
-pub async fn find_user(state: &WebState, pool: &str, login: &str) -> Option<User> {
+async fn find_user(state: &WebState, pool: &str, login: &str) -> Option<User> {
     let store = state.registry.store();
     match store.user_by_username(pool, login).await {
         Ok(u) => Some(u),

@@ -10,11 +10,10 @@ use serde::{Deserialize, Serialize};
 use totp_rs::Secret;
 
 use crate::config::MfaPolicy;
-use crate::crypto::password;
 use crate::federation;
 use crate::op::AuthRequest;
 use crate::op::authorize::{self, issue_code};
-use crate::op::signin::{self, Proof, check_second_factor, complete, open_session, totp};
+use crate::op::signin::{self, Proof, busy_page, check_second_factor, complete, open_session, retry_later, totp};
 use crate::session::Ticket;
 use crate::store::{StoreError, User};
 use crate::web::context::Ctx;
@@ -81,26 +80,6 @@ fn throttled(ctx: &Ctx, wait_secs: i64) -> Response {
         "Please wait",
         &msg,
         wait_secs.max(1),
-    )
-}
-
-/// A page saying to come back, with `Retry-After` for a script.
-fn retry_later(ctx: &Ctx, status: StatusCode, title: &str, message: &str, secs: i64) -> Response {
-    let mut page = pages::message(status, &ctx.pool, title, message, None);
-    page.headers_mut()
-        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
-    page
-}
-
-/// 503 when too many passwords are being checked: the person (or script) tries again
-/// shortly, and nothing was counted against the account.
-fn busy_page(ctx: &Ctx, retry_after: u64) -> Response {
-    retry_later(
-        ctx,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Please try again",
-        "Sign-in is busy right now. Try again in a few seconds.",
-        retry_after as i64,
     )
 }
 
@@ -353,73 +332,24 @@ pub(super) async fn password(
         .await;
         return throttled(&ctx, wait);
     }
-    let user = signin::find_user(&state, ctx.pool.id.as_str(), &f.username).await;
-    let hash = user
-        .as_ref()
-        .and_then(|u| u.password_hash.clone())
-        .unwrap_or_else(|| password::DUMMY_HASH.to_owned());
-    let given = f.password.clone();
-    let checked = state
-        .hashing
-        .run(ctx.client, move || {
-            let ok = password::verify(&given, &hash);
-            let rehash = (ok && password::needs_rehash(&hash))
-                .then(|| password::hash(&given).ok())
-                .flatten();
-            (ok, rehash)
-        })
-        .await;
-    let (matches, rehash) = match checked {
+    let check = match signin::check_password(&state, &ctx, &f.username, &f.password).await {
         Ok(c) => c,
-        Err(busy) => return busy_page(&ctx, busy.retry_after),
+        Err(busy) => return busy_page(&ctx, busy),
     };
-
-    let pool = ctx.pool.id.as_str();
-    let outcome = match &user {
-        None => Err("unknown user"),
-        Some(u) if u.disabled => Err("disabled"),
-        Some(u) if u.locked_until.is_some_and(|t| t > now) => Err("locked"),
-        Some(_) if !matches => Err("wrong password"),
-        Some(_) => Ok(()),
-    };
-    let user = match (outcome, user) {
-        (Ok(()), Some(u)) => u,
-        (outcome, user) => {
-            let reason = outcome.err().unwrap_or("unknown user");
-            state.throttle.failed(&ctx.pool.id, &ctx.pool.lockout, ctx.client, now);
-            let mut locked_now = false;
-            if let Some(u) = &user
-                && reason == "wrong password"
-            {
-                let lockout = ctx.pool.lockout;
-                locked_now = store
-                    .record_login_failure(pool, &u.id, lockout.attempts as i64, lockout.duration.as_secs() as i64)
-                    .await
-                    .unwrap_or(false);
-            }
-            let target = user.as_ref().map_or(f.username.as_str(), |u| u.id.as_str());
-            audit(
-                &state,
-                &ctx,
-                "anonymous",
-                "signin.failure",
-                target,
-                "denied",
-                format!("reason={reason}"),
-            )
-            .await;
-            if locked_now {
-                audit(
+    let user = match (check.refused, &check.user) {
+        (None, Some(u)) => u.clone(),
+        (refused, _) => {
+            let reason = refused.unwrap_or("unknown user");
+            check
+                .count_failure(
                     &state,
                     &ctx,
-                    "system",
-                    "user.locked",
-                    target,
-                    "ok",
-                    format!("after {} failures", ctx.pool.lockout.attempts),
+                    &f.username,
+                    reason,
+                    "signin.failure",
+                    format!("reason={reason}"),
                 )
                 .await;
-            }
             return login_page(
                 &ctx,
                 &headers,
@@ -430,8 +360,9 @@ pub(super) async fn password(
             );
         }
     };
+    let pool = ctx.pool.id.as_str();
     let _ = store.record_login_success(pool, &user.id).await;
-    if let Some(h) = rehash {
+    if let Some(h) = check.rehash {
         let _ = store.set_password_hash(pool, &user.id, Some(h)).await;
     }
     if needs_second_factor(&ctx, &user, request.as_ref()) {
