@@ -5,6 +5,7 @@ mod api;
 mod console;
 pub mod metrics;
 pub mod ops;
+mod refusal;
 mod token;
 
 use std::net::SocketAddr;
@@ -21,6 +22,21 @@ use crate::registry::Registry;
 use crate::session::Sessions;
 use metrics::Metrics;
 pub use token::AdminToken;
+
+/// The address an admin request came from, for the audit log.
+struct Client(std::net::IpAddr);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Client, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+        Ok(Client(ip))
+    }
+}
 
 /// What the admin handlers share.
 #[derive(Clone)]

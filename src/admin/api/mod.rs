@@ -6,11 +6,9 @@ mod objects;
 mod records;
 mod users;
 
-use std::net::SocketAddr;
-
 use axum::Json;
 use axum::Router;
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -19,8 +17,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::AdminState;
+use super::refusal::Refusal;
 use crate::registry::ReloadError;
-use crate::store::{NewAuditEvent, StoreError};
+use crate::store::StoreError;
 
 pub(super) fn router(state: AdminState) -> Router<AdminState> {
     Router::new()
@@ -149,43 +148,27 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> ApiError {
+        ApiError::new(r.status, r.code, r.message)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        match e {
-            StoreError::NotFound => ApiError::not_found(),
-            StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-            StoreError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
-            StoreError::Limit(m) => ApiError::new(StatusCode::FORBIDDEN, "plan_limit", m),
-            other => {
-                tracing::error!(code = "PG0404", error = %other, "admin API store failure");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "the store failed; see the gateway's log",
-                )
-            }
-        }
+        Refusal::from(e).into()
     }
 }
 
 impl From<ReloadError> for ApiError {
     fn from(e: ReloadError) -> ApiError {
-        match e {
-            ReloadError::Store(s) => s.into(),
-            other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", other.to_string()),
-        }
+        Refusal::from(e).into()
     }
 }
 
 impl From<crate::admin::ops::ObjectError> for ApiError {
     fn from(e: crate::admin::ops::ObjectError) -> ApiError {
-        use crate::admin::ops::ObjectError;
-        match e {
-            ObjectError::Input(m) => ApiError::bad_request(m),
-            ObjectError::ConfigManaged(_) => ApiError::new(StatusCode::CONFLICT, "config_managed", e.to_string()),
-            ObjectError::Store(s) => s.into(),
-            ObjectError::Refused(r) => r.into(),
-        }
+        Refusal::from(e).into()
     }
 }
 
@@ -210,47 +193,12 @@ impl<T> List<T> {
 }
 
 /// Who made a change and from where, for the audit log.
-pub(super) struct Caller(pub SocketAddr);
+pub(super) use super::Client as Caller;
 
 impl Caller {
     /// The admin operations, done as this caller.
     pub(super) fn ops<'a>(&self, state: &'a AdminState) -> crate::admin::ops::Ops<'a> {
-        crate::admin::ops::Ops::new(state.registry.store(), crate::admin::ops::Operator::api(self.0.ip()))
-    }
-
-    /// Records an admin change in the audit log; a failure to record is logged, not hidden.
-    pub(super) async fn audit(
-        &self,
-        state: &AdminState,
-        pool: Option<&str>,
-        action: &str,
-        target: &str,
-        detail: String,
-    ) {
-        let event = NewAuditEvent {
-            pool: pool.map(str::to_owned),
-            actor: "admin-api".into(),
-            action: action.into(),
-            target: target.into(),
-            outcome: "ok".into(),
-            client: self.0.ip().to_string(),
-            detail,
-        };
-        if let Err(e) = state.registry.store().audit(event).await {
-            tracing::error!(code = "PG0405", error = %e, action, "could not write the audit log");
-        }
-    }
-}
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Caller, Self::Rejection> {
-        let addr = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
-        Ok(Caller(addr))
+        crate::admin::ops::Ops::new(state.registry.store(), crate::admin::ops::Operator::api(self.0))
     }
 }
 
@@ -264,9 +212,7 @@ async fn reload(State(state): State<AdminState>, caller: Caller) -> ApiResult<Js
     state.metrics.reloaded(outcome.is_ok());
     match outcome {
         Ok(()) => {
-            caller
-                .audit(&state, None, "config.reload", "config", String::new())
-                .await;
+            caller.ops(&state).audit_deployment("config.reload", "config").await;
             Ok(Json(json!({ "status": "reloaded" })))
         }
         Err(e) => Err(ApiError::new(

@@ -7,18 +7,17 @@
 mod signin;
 mod views;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use minijinja::{Value, context};
 use serde::{Deserialize, Serialize};
 
-use super::AdminState;
 use super::ops::{Operator, Ops};
+use super::{AdminState, Client};
 use crate::config::ConsoleAccess;
 use crate::registry::PoolRoute;
 use crate::session::cookie::Cookie;
@@ -87,21 +86,6 @@ fn console_pool(state: &AdminState) -> Option<(ConsoleAccess, std::sync::Arc<Poo
     let access = snapshot.config.admin.console.clone()?;
     let pool = snapshot.pool(access.pool.as_str())?;
     Some((access, pool))
-}
-
-/// The address a request came from, for the audit log.
-pub(super) struct Client(IpAddr);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Client {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Client, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-        Ok(Client(ip))
-    }
 }
 
 /// The operator of this request, or the answer it gets instead: how to set the console

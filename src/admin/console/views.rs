@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::{Client, Signed, forged, signed_in};
 use crate::admin::AdminState;
-use crate::admin::ops::{ObjectError, UserInput, live_pool};
+use crate::admin::ops::{UserInput, live_pool};
+use crate::admin::refusal::Refusal;
 use crate::config::PlanLimits;
 use crate::store::{AuditFilter, FragmentKind, ImportFormat, ImportReport, Page, StoreError};
 use crate::web::pages;
@@ -52,31 +53,10 @@ fn failed(signed: &Signed, back: &str, status: StatusCode, why: &str) -> Respons
     )
 }
 
-fn store_failure(signed: &Signed, back: &str, e: StoreError) -> Response {
-    let status = match &e {
-        StoreError::NotFound => StatusCode::NOT_FOUND,
-        StoreError::Conflict(_) => StatusCode::CONFLICT,
-        StoreError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        StoreError::Limit(_) => StatusCode::FORBIDDEN,
-        _ => {
-            tracing::error!(code = "PG0404", error = %e, "console store failure");
-            return failed(
-                signed,
-                back,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the store failed; see the gateway's log",
-            );
-        }
-    };
-    failed(signed, back, status, &e.to_string())
-}
-
-fn object_failure(signed: &Signed, back: &str, e: ObjectError) -> Response {
-    match e {
-        ObjectError::Store(s) => store_failure(signed, back, s),
-        ObjectError::ConfigManaged(_) => failed(signed, back, StatusCode::CONFLICT, &e.to_string()),
-        other => failed(signed, back, StatusCode::UNPROCESSABLE_ENTITY, &other.to_string()),
-    }
+/// An operation refused: its status and reason, as the API gives them.
+fn refused(signed: &Signed, back: &str, why: impl Into<Refusal>) -> Response {
+    let r = why.into();
+    failed(signed, back, r.status, &r.message)
 }
 
 /// "3 of 3 apps on the free plan": where a plan's limit bites.
@@ -96,7 +76,7 @@ async fn pools_page(state: &AdminState, signed: &Signed, status: StatusCode, err
     let store = state.registry.store();
     let records = match store.pools().await {
         Ok(r) => r,
-        Err(e) => return store_failure(signed, "/console", e),
+        Err(e) => return refused(signed, "/console", e),
     };
     let snapshot = state.registry.snapshot_full();
     let mut rows = Vec::new();
@@ -153,11 +133,8 @@ pub(super) async fn create_pool(
     match signed.ops(&state).create_pool(&state.registry, body).await {
         Ok(id) => Redirect::to(&format!("/console/pools/{id}")).into_response(),
         Err(e) => {
-            let status = match &e {
-                ObjectError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            pools_page(&state, &signed, status, Some(pages::sentence(&e.to_string()))).await
+            let r = Refusal::from(e);
+            pools_page(&state, &signed, r.status, Some(pages::sentence(&r.message))).await
         }
     }
 }
@@ -201,7 +178,7 @@ async fn pool_page(
     let store = state.registry.store();
     let record = match store.pool(pool).await {
         Ok(r) => r,
-        Err(e) => return store_failure(signed, "/console", e),
+        Err(e) => return refused(signed, "/console", e),
     };
     let snapshot = state.registry.snapshot_full();
     let live = live_pool(&snapshot.config, pool);
@@ -281,7 +258,7 @@ async fn pool_page(
     };
     match listed {
         Ok(rows) => view = context! { ..view, ..rows },
-        Err(e) => return store_failure(signed, "/console", e),
+        Err(e) => return refused(signed, "/console", e),
     }
     let status = import.map_or(StatusCode::OK, |(s, _)| s);
     pages::render_with(status, None, "console_pool.html", context! { ..signed.page(), ..view })
@@ -315,7 +292,7 @@ pub(super) async fn delete_pool(
         .await
     {
         Ok(()) => Redirect::to("/console").into_response(),
-        Err(e) => object_failure(&signed, &back, e),
+        Err(e) => refused(&signed, &back, e),
     }
 }
 
@@ -359,7 +336,7 @@ pub(super) async fn create_app(
         .await
     {
         Ok(_) => Redirect::to(&back).into_response(),
-        Err(e) => object_failure(&signed, &back, e),
+        Err(e) => refused(&signed, &back, e),
     }
 }
 
@@ -378,7 +355,7 @@ pub(super) async fn delete_app(
         .await
     {
         Ok(()) => Redirect::to(&back).into_response(),
-        Err(e) => object_failure(&signed, &back, e),
+        Err(e) => refused(&signed, &back, e),
     }
 }
 
@@ -416,7 +393,7 @@ pub(super) async fn create_user(
     let back = format!("/console/pools/{pool}");
     match signed.ops(&state).create_user(&pool, input).await {
         Ok(u) => Redirect::to(&format!("{back}?q={}", u.username)).into_response(),
-        Err(e) => store_failure(&signed, &back, e),
+        Err(e) => refused(&signed, &back, e),
     }
 }
 
@@ -486,7 +463,7 @@ pub(super) async fn import_users(
             };
             pool_page(&state, &signed, &pool, q, Some((status, report))).await
         }
-        Err(e) => store_failure(&signed, &back, e),
+        Err(e) => refused(&signed, &back, e),
     }
 }
 
@@ -513,7 +490,7 @@ pub(super) async fn user_action(
             }
             Redirect::to(&format!("{back}?q={}", user.username)).into_response()
         }
-        Err(e) => store_failure(&signed, &back, e),
+        Err(e) => refused(&signed, &back, e),
     }
 }
 
@@ -531,7 +508,7 @@ pub(super) async fn revoke_session(
             state.sessions_ended().await;
             Redirect::to(&back).into_response()
         }
-        Err(e) => store_failure(&signed, &back, e),
+        Err(e) => refused(&signed, &back, e),
     }
 }
 
@@ -549,6 +526,6 @@ pub(super) async fn rotate_key(
             state.keys_rotated().await;
             Redirect::to(&back).into_response()
         }
-        Err(e) => store_failure(&signed, &back, e),
+        Err(e) => refused(&signed, &back, e),
     }
 }

@@ -223,17 +223,22 @@ impl<'a> Ops<'a> {
 
     /// Records a change; a failure to record is logged, not hidden, and does not undo it.
     pub(in crate::admin) async fn audit(&self, pool: &str, action: &str, target: &str, detail: String) {
-        self.record(pool, action, target, "ok", detail).await;
+        self.record(Some(pool), action, target, "ok", detail).await;
+    }
+
+    /// Records a change to the whole deployment (a reload), not to one pool.
+    pub(in crate::admin) async fn audit_deployment(&self, action: &str, target: &str) {
+        self.record(None, action, target, "ok", String::new()).await;
     }
 
     /// Records something refused (a sign-in to the console, say), and why.
     pub(in crate::admin) async fn audit_refusal(&self, pool: &str, action: &str, target: &str, why: &str) {
-        self.record(pool, action, target, "refused", why.to_owned()).await;
+        self.record(Some(pool), action, target, "refused", why.to_owned()).await;
     }
 
-    async fn record(&self, pool: &str, action: &str, target: &str, outcome: &str, detail: String) {
+    async fn record(&self, pool: Option<&str>, action: &str, target: &str, outcome: &str, detail: String) {
         let event = NewAuditEvent {
-            pool: Some(pool.to_owned()),
+            pool: pool.map(str::to_owned),
             actor: self.by.actor.clone(),
             action: action.into(),
             target: target.into(),
