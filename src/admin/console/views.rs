@@ -59,6 +59,14 @@ fn refused(signed: &Signed, back: &str, why: impl Into<Refusal>) -> Response {
     failed(signed, back, r.status, &r.message)
 }
 
+/// After a change: back to where it was made, or the reason it was not made.
+fn landed<T>(signed: &Signed, back: &str, done: Result<T, impl Into<Refusal>>) -> Response {
+    match done {
+        Ok(_) => Redirect::to(back).into_response(),
+        Err(e) => refused(signed, back, e),
+    }
+}
+
 /// "3 of 3 apps on the free plan": where a plan's limit bites.
 fn usage(count: usize, limit: Option<u64>, what: &str, plan: &str) -> String {
     match limit {
@@ -330,14 +338,11 @@ pub(super) async fn create_app(
         body["name"] = Value::from(f.name.trim());
     }
     let back = format!("/console/pools/{pool}?tab=apps");
-    match signed
+    let done = signed
         .ops(&state)
         .create_object(&state.registry, &pool, FragmentKind::App, body)
-        .await
-    {
-        Ok(_) => Redirect::to(&back).into_response(),
-        Err(e) => refused(&signed, &back, e),
-    }
+        .await;
+    landed(&signed, &back, done)
 }
 
 pub(super) async fn delete_app(
@@ -349,14 +354,11 @@ pub(super) async fn delete_app(
 ) -> Response {
     let signed = poster!(state, client, headers, &f.csrf);
     let back = format!("/console/pools/{pool}?tab=apps");
-    match signed
+    let done = signed
         .ops(&state)
         .delete_object(&state.registry, &pool, FragmentKind::App, &id)
-        .await
-    {
-        Ok(()) => Redirect::to(&back).into_response(),
-        Err(e) => refused(&signed, &back, e),
-    }
+        .await;
+    landed(&signed, &back, done)
 }
 
 #[derive(Deserialize)]
@@ -503,13 +505,11 @@ pub(super) async fn revoke_session(
 ) -> Response {
     let signed = poster!(state, client, headers, &f.csrf);
     let back = format!("/console/pools/{pool}?tab=sessions");
-    match signed.ops(&state).revoke_session(&pool, &id).await {
-        Ok(()) => {
-            state.sessions_ended().await;
-            Redirect::to(&back).into_response()
-        }
-        Err(e) => refused(&signed, &back, e),
+    let done = signed.ops(&state).revoke_session(&pool, &id).await;
+    if done.is_ok() {
+        state.sessions_ended().await;
     }
+    landed(&signed, &back, done)
 }
 
 pub(super) async fn rotate_key(
@@ -521,11 +521,9 @@ pub(super) async fn rotate_key(
 ) -> Response {
     let signed = poster!(state, client, headers, &f.csrf);
     let back = format!("/console/pools/{pool}?tab=keys");
-    match signed.ops(&state).rotate_key(&pool, state.registry.master_key()).await {
-        Ok(_) => {
-            state.keys_rotated().await;
-            Redirect::to(&back).into_response()
-        }
-        Err(e) => refused(&signed, &back, e),
+    let done = signed.ops(&state).rotate_key(&pool, state.registry.master_key()).await;
+    if done.is_ok() {
+        state.keys_rotated().await;
     }
+    landed(&signed, &back, done)
 }
