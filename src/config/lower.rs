@@ -602,7 +602,9 @@ impl Lowering<'_> {
         }
         Some(Pool {
             id: pool_id?,
-            config_managed: true,
+            origin: Origin::File {
+                line: self.line(id.span().start),
+            },
             mfa,
             sessions,
             lockout,
@@ -746,7 +748,9 @@ impl Lowering<'_> {
                 .as_ref()
                 .map_or_else(|| app_id.to_string(), |n| n.get_ref().clone()),
             id: app_id,
-            config_managed: true,
+            origin: Origin::File {
+                line: self.line(id.span().start),
+            },
             hosts: app_hosts,
             upstreams,
             public_paths,
@@ -1049,7 +1053,9 @@ impl Lowering<'_> {
         );
         Some(Client {
             id: client_id?,
-            config_managed: true,
+            origin: Origin::File {
+                line: self.line(id.span().start),
+            },
             name: f
                 .name
                 .as_ref()
@@ -1292,7 +1298,9 @@ impl Lowering<'_> {
         let trust_mfa = s.trust_mfa.iter().map(|v| v.get_ref().clone()).collect();
         Some(Source {
             id: source_id?,
-            config_managed: true,
+            origin: Origin::File {
+                line: self.line(id.span().start),
+            },
             name,
             kind: kind?,
             domains,

@@ -253,11 +253,30 @@ pub enum Plan {
     Enterprise,
 }
 
+/// Where an object was declared: what the console and the API may change, and where to
+/// look for what they may not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Origin {
+    /// In the config file, at this line: changed by editing the file.
+    File { line: usize },
+    /// Made by the gateway itself (the console's own client).
+    Gateway,
+    /// Made at run time through the admin API, the CLI or the console.
+    Runtime,
+}
+
+impl Origin {
+    /// Read-only through the admin API and the console.
+    pub fn managed(self) -> bool {
+        self != Origin::Runtime
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Pool {
     pub id: PoolId,
-    /// Declared in the config file (not created at run time): read-only through the API.
-    pub config_managed: bool,
+    pub origin: Origin,
     pub name: String,
     pub portal: Host,
     /// Custom domains: further hosts of the pool's portal.
@@ -276,8 +295,7 @@ pub struct Pool {
 #[derive(Debug, Clone)]
 pub struct Client {
     pub id: ClientId,
-    /// Declared in the config file (not created at run time).
-    pub config_managed: bool,
+    pub origin: Origin,
     pub name: String,
     pub auth_method: ClientAuthMethod,
     pub redirect_uris: Vec<String>,
@@ -402,8 +420,7 @@ pub struct App {
     pub id: AppId,
     /// What people are shown (the login page, error pages); the id when not set.
     pub name: String,
-    /// Declared in the config file (not created at run time).
-    pub config_managed: bool,
+    pub origin: Origin,
     pub hosts: Vec<Host>,
     /// `host:port` of each upstream server, balanced round-robin.
     pub upstreams: Vec<String>,
@@ -521,8 +538,7 @@ impl IdentityHeaders {
 #[derive(Debug, Clone)]
 pub struct Source {
     pub id: SourceId,
-    /// Declared in the config file (not created at run time).
-    pub config_managed: bool,
+    pub origin: Origin,
     pub name: String,
     pub kind: SourceKind,
     /// Scopes asked of the issuer, `openid` first.
@@ -657,38 +673,11 @@ impl FirstLogin {
     }
 }
 
-/// Which pools, apps and sources a config file itself declares.
-#[derive(Default)]
-struct Declared {
-    pools: std::collections::HashSet<String>,
-    apps: std::collections::HashSet<(String, String)>,
-    sources: std::collections::HashSet<(String, String)>,
-    clients: std::collections::HashSet<(String, String)>,
-}
-
-impl Declared {
-    fn of(text: &str) -> Declared {
-        let mut d = Declared::default();
-        let Ok(table) = text.parse::<toml::Table>() else {
-            return d;
-        };
-        let Some(pools) = table.get("pools").and_then(|p| p.as_table()) else {
-            return d;
-        };
-        for (id, pool) in pools {
-            d.pools.insert(id.clone());
-            let keys = |field: &str| -> Vec<(String, String)> {
-                pool.get(field)
-                    .and_then(|t| t.as_table())
-                    .map(|t| t.keys().map(|k| (id.clone(), k.clone())).collect())
-                    .unwrap_or_default()
-            };
-            d.apps.extend(keys("apps"));
-            d.sources.extend(keys("sources"));
-            d.clients.extend(keys("clients"));
-        }
-        d
-    }
+/// The pools a config file itself declares: run-time objects of other pools are left out.
+fn file_pools(text: &str) -> std::collections::HashSet<String> {
+    let table = text.parse::<toml::Table>().unwrap_or_default();
+    let pools = table.get("pools").and_then(|p| p.as_table());
+    pools.map(|p| p.keys().cloned().collect()).unwrap_or_default()
 }
 
 /// The parent domain a wildcard for `host` would name, if the wildcard would be valid.
@@ -763,8 +752,7 @@ impl Config {
         let base = dir.canonicalize().unwrap_or(dir);
 
         let file_lines = text.lines().count();
-        let declared = Declared::of(&text);
-        let mut pools = declared.pools.clone();
+        let mut pools = file_pools(&text);
         pools.extend(extras.iter().filter(|e| e.is_pool).map(|e| e.pool.clone()));
         let mut combined = text;
         if !combined.ends_with('\n') {
@@ -800,18 +788,17 @@ impl Config {
                 .collect();
             fail(errors)
         })?;
+        // Objects past the file's last line are the run-time ones appended above.
+        let runtime = |origin: &mut Origin| {
+            if matches!(*origin, Origin::File { line } if line > file_lines) {
+                *origin = Origin::Runtime;
+            }
+        };
         for pool in &mut config.pools {
-            pool.config_managed = declared.pools.contains(pool.id.as_str());
-            let key = |id: &str| (pool.id.as_str().to_owned(), id.to_owned());
-            for app in &mut pool.apps {
-                app.config_managed = declared.apps.contains(&key(app.id.as_str()));
-            }
-            for source in &mut pool.sources {
-                source.config_managed = declared.sources.contains(&key(source.id.as_str()));
-            }
-            for client in &mut pool.clients {
-                client.config_managed = declared.clients.contains(&key(client.id.as_str()));
-            }
+            runtime(&mut pool.origin);
+            pool.apps.iter_mut().for_each(|a| runtime(&mut a.origin));
+            pool.sources.iter_mut().for_each(|s| runtime(&mut s.origin));
+            pool.clients.iter_mut().for_each(|c| runtime(&mut c.origin));
         }
         Ok(config)
     }

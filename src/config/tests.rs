@@ -343,3 +343,42 @@ fn the_console_pool_must_exist_and_ask_for_a_second_factor() {
         ("employees", "console_admins")
     );
 }
+
+#[test]
+fn objects_know_the_line_that_declares_them_and_run_time_ones_know_they_are_not_in_the_file() {
+    let dir = std::env::temp_dir().join(format!("poolgate-origin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("poolgate.toml");
+    std::fs::write(&path, GOOD).unwrap();
+    let extra = |pool: &str, is_pool: bool, text: &str| Extra {
+        label: format!("run-time object of {pool}"),
+        pool: pool.into(),
+        is_pool,
+        text: text.into(),
+    };
+    let extras = [
+        extra(
+            "employees",
+            false,
+            "[pools.employees.apps.crm]\nhosts = [\"crm.employees.localhost\"]\nupstreams = [\"127.0.0.1:9002\"]\n",
+        ),
+        extra(
+            "partners",
+            true,
+            "[pools.partners]\nname = \"Partners\"\nportal = \"login.partners.localhost\"\n",
+        ),
+    ];
+    let c = Config::load_with(&path, &extras).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let employees = &c.pools.iter().find(|p| p.id.as_str() == "employees").unwrap();
+    let line = |needle| Origin::File {
+        line: line_of(GOOD, needle),
+    };
+    assert_eq!(employees.origin, line("[pools.employees]"));
+    let app = |id: &str| employees.apps.iter().find(|a| a.id.as_str() == id).unwrap().origin;
+    assert_eq!(app("wiki"), line("[pools.employees.apps.wiki]"));
+    assert_eq!(app("crm"), Origin::Runtime);
+    assert!(!app("crm").managed() && app("wiki").managed());
+    let partners = c.pools.iter().find(|p| p.id.as_str() == "partners").unwrap();
+    assert_eq!(partners.origin, Origin::Runtime);
+}

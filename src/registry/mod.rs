@@ -236,7 +236,7 @@ fn console_client(config: &Config) -> Option<(PoolId, crate::config::Client)> {
         .chain(config.admin.hosts.iter().map(|h| h.to_string()));
     let client = crate::config::Client {
         id: crate::ids::ClientId::parse(CONSOLE_CLIENT).ok()?,
-        config_managed: true,
+        origin: crate::config::Origin::Gateway,
         name: "poolgate console".into(),
         auth_method: crate::config::ClientAuthMethod::None,
         redirect_uris: names.map(|n| format!("http://{n}:{port}/console/callback")).collect(),
@@ -489,7 +489,7 @@ impl Registry {
         config: &Config,
         previous: Option<&Snapshot>,
     ) -> Result<HashMap<PoolId, Arc<PoolKeys>>, ReloadError> {
-        let file_pools: Vec<_> = config.pools.iter().filter(|p| p.config_managed).cloned().collect();
+        let file_pools: Vec<_> = config.pools.iter().filter(|p| p.origin.managed()).cloned().collect();
         store.sync_config_pools(&file_pools).await?;
         let mut published = store.published_kids().await?;
         // Keys a pool lacks are made first, so what is published below includes them: an

@@ -88,7 +88,17 @@ async fn an_operator_signs_in_with_a_second_factor_and_manages_pools_apps_and_us
         "{}",
         home.body
     );
-    assert!(home.body.contains("Employees") && home.body.contains("config file"));
+    // What the file declares is shown read-only with the line to change it at.
+    let file = std::fs::read_to_string(gw.config_path()).unwrap();
+    let line = file.lines().position(|l| l == "[pools.employees]").unwrap() + 1;
+    assert!(home.body.contains("Employees"), "{}", home.body);
+    assert!(
+        home.body.contains(&format!("config file, line {line}")),
+        "{}",
+        home.body
+    );
+    let (_, employees) = api_json(&gw, "/pools/employees").await;
+    assert_eq!(employees["origin"], serde_json::json!({ "kind": "file", "line": line }));
 
     // A pool made in the console is the API's at once, and so is its app.
     let made = b
@@ -110,6 +120,7 @@ async fn an_operator_signs_in_with_a_second_factor_and_manages_pools_apps_and_us
     assert_eq!(status, 200);
     assert_eq!(pool["name"], "Partners");
     assert_eq!(pool["config_managed"], false);
+    assert_eq!(pool["origin"]["kind"], "runtime");
 
     let apps = b.open(&console(&gw, "/console/pools/partners?tab=apps")).await;
     let app = b

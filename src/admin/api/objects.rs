@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{ApiError, ApiResult, Caller, PoolIdPath, PoolPath, known_pool};
 use crate::admin::AdminState;
 use crate::admin::ops::live_pool;
-use crate::config::{App, Plan, PlanLimits, Source, SourceKind};
+use crate::config::{App, Origin, Plan, PlanLimits, Source, SourceKind};
 use crate::store::FragmentKind;
 
 #[derive(Serialize)]
@@ -26,6 +26,8 @@ pub(super) struct PoolView {
     sources: Vec<String>,
     users: i64,
     config_managed: bool,
+    /// Where it is declared: the config file's line, the gateway, or run time.
+    origin: Origin,
 }
 
 #[derive(Serialize)]
@@ -39,6 +41,8 @@ pub(super) struct AppView {
     connect_timeout: String,
     https_redirect: bool,
     config_managed: bool,
+    /// Where it is declared: the config file's line, the gateway, or run time.
+    origin: Origin,
 }
 
 impl From<&App> for AppView {
@@ -52,7 +56,8 @@ impl From<&App> for AppView {
             timeout: a.timeout.to_string(),
             connect_timeout: a.connect_timeout.to_string(),
             https_redirect: a.https_redirect,
-            config_managed: a.config_managed,
+            config_managed: a.origin.managed(),
+            origin: a.origin,
         }
     }
 }
@@ -65,6 +70,8 @@ pub(super) struct SourceView {
     pool: Option<String>,
     issuer: Option<String>,
     config_managed: bool,
+    /// Where it is declared: the config file's line, the gateway, or run time.
+    origin: Origin,
 }
 
 impl From<&Source> for SourceView {
@@ -79,7 +86,8 @@ impl From<&Source> for SourceView {
             kind,
             pool,
             issuer,
-            config_managed: s.config_managed,
+            config_managed: s.origin.managed(),
+            origin: s.origin,
         }
     }
 }
@@ -104,6 +112,7 @@ async fn pool_view(state: &AdminState, record: crate::store::PoolRecord) -> ApiR
         name: record.name,
         plan: record.plan,
         config_managed: record.config_managed,
+        origin: live.map_or(Origin::Runtime, |p| p.origin),
     })
 }
 
@@ -231,6 +240,8 @@ pub(super) struct ClientView {
     access_token_lifetime: String,
     refresh_token_lifetime: String,
     config_managed: bool,
+    /// Where it is declared: the config file's line, the gateway, or run time.
+    origin: Origin,
     /// Only in the answer that made it: the client's secret, shown once.
     #[serde(skip_serializing_if = "Option::is_none")]
     client_secret: Option<String>,
@@ -250,7 +261,8 @@ impl From<&crate::config::Client> for ClientView {
             id_token_signed_response_alg: c.id_token_alg,
             access_token_lifetime: c.access_token_lifetime.to_string(),
             refresh_token_lifetime: c.refresh_token_lifetime.to_string(),
-            config_managed: c.config_managed,
+            config_managed: c.origin.managed(),
+            origin: c.origin,
             client_secret: None,
         }
     }

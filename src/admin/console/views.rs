@@ -13,7 +13,7 @@ use super::{Client, Signed, forged, signed_in};
 use crate::admin::AdminState;
 use crate::admin::ops::{UserInput, live_pool};
 use crate::admin::refusal::Refusal;
-use crate::config::PlanLimits;
+use crate::config::{Origin, PlanLimits};
 use crate::store::{AuditFilter, FragmentKind, ImportFormat, ImportReport, Page, StoreError};
 use crate::web::pages;
 
@@ -67,6 +67,16 @@ fn landed<T>(signed: &Signed, back: &str, done: Result<T, impl Into<Refusal>>) -
     }
 }
 
+/// Where a read-only object is declared ("config file, line 12"); `None` for one made at
+/// run time, which the console may change.
+fn declared(origin: Origin) -> Option<String> {
+    match origin {
+        Origin::File { line } => Some(format!("config file, line {line}")),
+        Origin::Gateway => Some("made by poolgate".into()),
+        Origin::Runtime => None,
+    }
+}
+
 /// "3 of 3 apps on the free plan": where a plan's limit bites.
 fn usage(count: usize, limit: Option<u64>, what: &str, plan: &str) -> String {
     match limit {
@@ -100,7 +110,7 @@ async fn pools_page(state: &AdminState, signed: &Signed, status: StatusCode, err
             portal => live.map(|p| p.portal.to_string()),
             users => usage(users as usize, limits.max_users, "users", r.plan.as_str()),
             apps => usage(apps, limits.max_apps, "apps", r.plan.as_str()),
-            config_managed => r.config_managed,
+            declared => live.map_or(r.config_managed.then(|| "config file".to_owned()), |p| declared(p.origin)),
         });
     }
     let config_file = state.registry.config_path().display().to_string();
@@ -205,9 +215,11 @@ async fn pool_page(
     let mut view = context! {
         tab => tab,
         pool => context! {
-            id => record.id, name => record.name, plan => plan, config_managed => record.config_managed,
+            id => record.id, name => record.name, plan => plan,
+            declared => live.map_or(record.config_managed.then(|| "config file".to_owned()), |p| declared(p.origin)),
             portal => live.map(|p| p.portal.to_string()),
         },
+        config_file => state.registry.config_path().display().to_string(),
         users_usage => usage(user_count, limits.max_users, "users", plan),
         apps_usage => usage(app_count, limits.max_apps, "apps", plan),
         offset => page.offset,
@@ -236,7 +248,7 @@ async fn pool_page(
                             context! {
                                 id => a.id.to_string(), name => a.name,
                                 hosts => a.hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
-                                upstreams => a.upstreams, config_managed => a.config_managed,
+                                upstreams => a.upstreams, declared => declared(a.origin),
                             }
                         })
                         .collect()

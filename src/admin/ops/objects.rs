@@ -36,10 +36,18 @@ pub fn live_pool<'a>(config: &'a Config, id: &str) -> Option<&'a Pool> {
 fn config_managed(config: &Config, pool: &str, kind: FragmentKind, id: &str) -> Option<bool> {
     let p = live_pool(config, pool)?;
     match kind {
-        FragmentKind::Pool => Some(p.config_managed),
-        FragmentKind::App => p.apps.iter().find(|a| a.id.as_str() == id).map(|a| a.config_managed),
-        FragmentKind::Source => p.sources.iter().find(|s| s.id.as_str() == id).map(|s| s.config_managed),
-        FragmentKind::Client => p.clients.iter().find(|c| c.id.as_str() == id).map(|c| c.config_managed),
+        FragmentKind::Pool => Some(p.origin.managed()),
+        FragmentKind::App => p.apps.iter().find(|a| a.id.as_str() == id).map(|a| a.origin.managed()),
+        FragmentKind::Source => p
+            .sources
+            .iter()
+            .find(|s| s.id.as_str() == id)
+            .map(|s| s.origin.managed()),
+        FragmentKind::Client => p
+            .clients
+            .iter()
+            .find(|c| c.id.as_str() == id)
+            .map(|c| c.origin.managed()),
     }
 }
 
