@@ -70,6 +70,13 @@ pub enum UserCommand {
         pool: String,
         username: String,
     },
+    /// Forget a user's second factor (a lost device): they enroll a new one at their next
+    /// sign-in.
+    ResetMfa {
+        #[arg(long)]
+        pool: String,
+        username: String,
+    },
     /// Set a user's password (prompted, or --password-stdin).
     Passwd {
         #[arg(long)]
@@ -257,6 +264,11 @@ pub async fn user(config: &Path, cmd: UserCommand) -> anyhow::Result<()> {
             let u = store.user_by_username(&pool, &username).await?;
             ops(&store).unlock(&pool, &u.id).await?;
             println!("unlocked {username}");
+        }
+        UserCommand::ResetMfa { pool, username } => {
+            let u = store.user_by_username(&pool, &username).await?;
+            ops(&store).reset_mfa(&pool, &u.id).await?;
+            println!("{username}'s second factor is forgotten: they enroll a new one at their next sign-in");
         }
         UserCommand::Passwd {
             pool,

@@ -68,6 +68,17 @@ impl Upstream {
         }
     }
 
+    /// Each server, and whether the last health check found it up (one not checked yet
+    /// counts as up, as the proxy treats it).
+    pub fn health(&self) -> Vec<(String, bool)> {
+        let backends = self.lb.backends();
+        let servers = backends.get_backend();
+        servers
+            .iter()
+            .map(|b| (b.addr.to_string(), backends.ready(b)))
+            .collect()
+    }
+
     pub fn interval(&self) -> Duration {
         self.health.interval
     }

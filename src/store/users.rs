@@ -429,6 +429,28 @@ impl Store {
             .await
     }
 
+    /// Forgets a user's second factor (their TOTP secret and recovery codes): their next
+    /// sign-in enrolls a new one where the pool or app asks for it.
+    pub async fn reset_mfa(&self, pool: &str, id: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE users SET totp_secret = NULL, totp_last_step = 0, updated_at = $1 WHERE pool_id = $2 AND id = $3",
+        )
+        .bind(self.now())
+        .bind(pool)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        found(&done)?;
+        sqlx::query("DELETE FROM recovery_codes WHERE pool_id = $1 AND user_id = $2")
+            .bind(pool)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Deletes a user with their memberships and links, and revokes their sessions.
     pub async fn delete_user(&self, pool: &str, id: &str) -> Result<()> {
         let now = self.now();

@@ -3,11 +3,14 @@
 //! through the same operations as the API (`admin::ops`).
 
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::browser::{Browser, Page, html_unescape};
+use crate::ops::shape;
 use crate::signin::{PASSWORD, add_user, pools, totp_now};
 use crate::support::*;
+use poolgate::config::StoreUrl;
+use poolgate::store::Store;
 
 async fn gateway() -> (Gateway, Whoami) {
     let up = Whoami::start().await;
@@ -288,4 +291,404 @@ async fn without_a_console_pool_the_console_says_how_to_set_one_up() {
     let body = page.text().await.unwrap();
     assert!(body.contains("The console is not set up"), "{body}");
     assert!(body.contains("console_pool"));
+}
+
+/// The API's record of a user of the employees pool.
+async fn employee(gw: &Gateway, username: &str) -> Value {
+    let (_, list) = api_json(gw, "/pools/employees/users?limit=100").await;
+    let found = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == username);
+    found.unwrap_or_else(|| panic!("no user {username} in {list}")).clone()
+}
+
+/// `action` was recorded once for the console's change and once for the API's.
+async fn both_audited(gw: &Gateway, pool: &str, action: &str, by_console: &str, by_api: &str) {
+    let (_, log) = api_json(gw, &format!("/pools/{pool}/audit?action={action}&limit=200")).await;
+    let rows: Vec<(String, String)> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().into(),
+                e["target"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for (actor, target) in [("console:alice", by_console), ("admin-api", by_api)] {
+        assert!(
+            rows.contains(&(actor.to_owned(), target.to_owned())),
+            "{action} by {actor} on {target} in {rows:?}"
+        );
+    }
+}
+
+/// Who has an SSO session open in the employees pool.
+async fn signed_in_users(gw: &Gateway) -> Vec<String> {
+    let (_, list) = api_json(gw, "/pools/employees/sessions?limit=100").await;
+    let items = list["items"].as_array().unwrap();
+    items
+        .iter()
+        .map(|s| s["user_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Each change the console offers is made once in the console (on carol) and once through
+/// the API (on erin, her twin): the two come out the same, and each is audited as the
+/// same action with its own actor. The console and the API share every operation.
+#[tokio::test]
+async fn each_console_operation_has_the_same_result_as_the_apis() {
+    // The store is a file: the test writes the links a federated sign-in would.
+    let up = Whoami::start().await;
+    let db = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}/store.db", db.path().display());
+    let opts = Options {
+        admin: "console_pool = \"employees\"".into(),
+        store: Some(url.clone()),
+        ..Options::default()
+    };
+    let gw = Gateway::start_with(&pools(&up, "mfa = \"optional\"", ""), opts).await;
+    add_user(&gw, "employees", "alice", PASSWORD, &["console_admins"]).await;
+    for twin in ["carol", "erin"] {
+        add_user(&gw, "employees", twin, PASSWORD, &["staff"]).await;
+        // Each sets up a second factor and opens a session at the pool on the way to the
+        // console, which then turns them away.
+        let refused = sign_in_with_new_second_factor(&Browser::new(&gw), &gw, twin).await;
+        assert_eq!(refused.status, 403, "{}", refused.body);
+    }
+    let b = Browser::new(&gw);
+    let home = sign_in_with_new_second_factor(&b, &gw, "alice").await;
+    assert_eq!(home.status, 200, "{}", home.body);
+    let (carol, erin) = (employee(&gw, "carol").await, employee(&gw, "erin").await);
+    let (c, e) = (carol["id"].as_str().unwrap(), erin["id"].as_str().unwrap());
+    let user_page = |id: &str| console(&gw, &format!("/console/pools/employees/users/{id}"));
+    let page = b.open(&user_page(c)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("second factor set up"), "{}", page.body);
+    let api = |method: Method, path: String, body: Option<Value>| {
+        let mut req = gw.api(method, &path);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+        }
+    };
+    let users = "/pools/employees/users";
+
+    // Editing details and groups.
+    let edited = b
+        .submit(
+            &page,
+            &format!("/console/pools/employees/users/{c}"),
+            &[
+                ("username", "carol"),
+                ("email", "Carol@Example.com"),
+                ("email_verified", "on"),
+                ("name", "Twin"),
+                ("groups", "staff, finance"),
+            ],
+        )
+        .await;
+    assert_eq!(edited.status, 200, "{}", edited.body);
+    let patch =
+        json!({"email": "Erin@Example.com", "email_verified": true, "name": "Twin", "groups": ["staff", "finance"]});
+    api(Method::PATCH, format!("{users}/{e}"), Some(patch)).await;
+    let (carol, erin) = (employee(&gw, "carol").await, employee(&gw, "erin").await);
+    assert_eq!(shape(&carol), shape(&erin));
+    assert_eq!(
+        (carol["name"].as_str(), carol["email"].as_str()),
+        (Some("Twin"), Some("carol@example.com"))
+    );
+    assert_eq!(carol["groups"], json!(["finance", "staff"]));
+    both_audited(&gw, "employees", "user.update", c, e).await;
+
+    // Ending a session.
+    let signed_in = signed_in_users(&gw).await;
+    assert!(signed_in.contains(&c.to_owned()) && signed_in.contains(&e.to_owned()));
+    let (_, sessions) = api_json(&gw, "/pools/employees/sessions?limit=100").await;
+    let session_of = |id: &str| {
+        let items = sessions["items"].as_array().unwrap();
+        let s = items.iter().find(|s| s["user_id"] == id).unwrap();
+        s["id"].as_str().unwrap().to_owned()
+    };
+    let (sc, se) = (session_of(c), session_of(e));
+    let tab = b.open(&console(&gw, "/console/pools/employees?tab=sessions")).await;
+    let revoked = b
+        .submit(&tab, &format!("/console/pools/employees/sessions/{sc}/revoke"), &[])
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    api(Method::DELETE, format!("/pools/employees/sessions/{se}"), None).await;
+    let signed_in = signed_in_users(&gw).await;
+    assert!(!signed_in.contains(&c.to_owned()) && !signed_in.contains(&e.to_owned()));
+    both_audited(&gw, "employees", "session.revoke", &sc, &se).await;
+
+    // Forgetting the second factor.
+    let reset = b
+        .submit(&page, &format!("/console/pools/employees/users/{c}/reset-mfa"), &[])
+        .await;
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    assert!(reset.body.contains("no second factor"), "{}", reset.body);
+    api(Method::DELETE, format!("{users}/{e}/mfa"), None).await;
+    let (carol, erin) = (employee(&gw, "carol").await, employee(&gw, "erin").await);
+    assert_eq!(
+        (carol["mfa_enrolled"].as_bool(), erin["mfa_enrolled"].as_bool()),
+        (Some(false), Some(false))
+    );
+    assert_eq!(shape(&carol), shape(&erin));
+    both_audited(&gw, "employees", "user.mfa_reset", c, e).await;
+
+    // Setting a password, then removing it.
+    let new = "another correct horse";
+    let set = b
+        .submit(
+            &page,
+            &format!("/console/pools/employees/users/{c}/password"),
+            &[("password", new)],
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    api(
+        Method::PUT,
+        format!("{users}/{e}/password"),
+        Some(json!({"password": new})),
+    )
+    .await;
+    both_audited(&gw, "employees", "user.password", c, e).await;
+    for twin in ["carol", "erin"] {
+        // The new password signs in (a second factor is set up again, and the console
+        // turns them away once more).
+        let t = Browser::new(&gw);
+        let login = t.open(&console(&gw, "/console")).await;
+        let next = t
+            .submit(&login, "/login", &[("username", twin), ("password", new)])
+            .await;
+        assert!(next.body.contains("Set up two-factor sign-in"), "{twin}: {}", next.body);
+    }
+    let removed = b
+        .submit(
+            &page,
+            &format!("/console/pools/employees/users/{c}/password"),
+            &[("remove", "on")],
+        )
+        .await;
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    api(
+        Method::PUT,
+        format!("{users}/{e}/password"),
+        Some(json!({"password": null})),
+    )
+    .await;
+    let (carol, erin) = (employee(&gw, "carol").await, employee(&gw, "erin").await);
+    assert_eq!(
+        (carol["has_password"].as_bool(), erin["has_password"].as_bool()),
+        (Some(false), Some(false))
+    );
+    assert_eq!(shape(&carol), shape(&erin));
+
+    // Disabling, then enabling.
+    for (action, disabled) in [("disable", true), ("enable", false)] {
+        let done = b
+            .submit(&page, &format!("/console/pools/employees/users/{c}/{action}"), &[])
+            .await;
+        assert_eq!(done.status, 200, "{}", done.body);
+        api(Method::POST, format!("{users}/{e}/{action}"), None).await;
+        let (carol, erin) = (employee(&gw, "carol").await, employee(&gw, "erin").await);
+        assert_eq!(
+            (carol["disabled"].as_bool(), erin["disabled"].as_bool()),
+            (Some(disabled), Some(disabled))
+        );
+        both_audited(&gw, "employees", &format!("user.{action}"), c, e).await;
+    }
+
+    // Groups: made, then deleted.
+    let groups = b.open(&console(&gw, "/console/pools/employees?tab=groups")).await;
+    let made = b
+        .submit(&groups, "/console/pools/employees/groups", &[("name", "auditors-c")])
+        .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    api(
+        Method::POST,
+        "/pools/employees/groups".into(),
+        Some(json!({"name": "auditors-a"})),
+    )
+    .await;
+    let (_, list) = api_json(&gw, "/pools/employees/groups?limit=100").await;
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"auditors-c") && names.contains(&"auditors-a"),
+        "{names:?}"
+    );
+    both_audited(&gw, "employees", "group.create", "auditors-c", "auditors-a").await;
+    let gone = b
+        .submit(&groups, "/console/pools/employees/groups/auditors-c/delete", &[])
+        .await;
+    assert_eq!(gone.status, 200, "{}", gone.body);
+    api(Method::DELETE, "/pools/employees/groups/auditors-a".into(), None).await;
+    let (_, list) = api_json(&gw, "/pools/employees/groups?limit=100").await;
+    assert!(!list.to_string().contains("auditors-"), "{list}");
+    both_audited(&gw, "employees", "group.delete", "auditors-c", "auditors-a").await;
+
+    // Keys: each rotation retires the active key and publishes a new one.
+    let active = |keys: &Value| {
+        let items = keys.as_array().unwrap();
+        items.iter().filter(|k| k["status"] == "active").count()
+    };
+    let (_, before) = api_json(&gw, "/pools/employees/keys").await;
+    let keys = b.open(&console(&gw, "/console/pools/employees?tab=keys")).await;
+    let rotated = b.submit(&keys, "/console/pools/employees/keys/rotate", &[]).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let (_, by_console) = api_json(&gw, "/pools/employees/keys").await;
+    api(Method::POST, "/pools/employees/keys/rotate".into(), None).await;
+    let (_, by_api) = api_json(&gw, "/pools/employees/keys").await;
+    let count = |v: &Value| v.as_array().unwrap().len();
+    assert_eq!(count(&by_console) - count(&before), count(&by_api) - count(&by_console));
+    assert_eq!(
+        (active(&before), active(&by_console), active(&by_api)),
+        (active(&before), active(&before), active(&before))
+    );
+
+    // Apps: deleted (each made through the API first).
+    for id in ["twin-c", "twin-a"] {
+        let body = json!({"id": id, "hosts": [format!("{id}.employees.localhost")], "upstreams": ["127.0.0.1:9"]});
+        api(Method::POST, "/pools/employees/apps".into(), Some(body)).await;
+    }
+    let apps = b.open(&console(&gw, "/console/pools/employees?tab=apps")).await;
+    assert!(apps.body.contains("twin-c.employees.localhost"), "{}", apps.body);
+    let gone = b
+        .submit(&apps, "/console/pools/employees/apps/twin-c/delete", &[])
+        .await;
+    assert_eq!(gone.status, 200, "{}", gone.body);
+    api(Method::DELETE, "/pools/employees/apps/twin-a".into(), None).await;
+    for id in ["twin-c", "twin-a"] {
+        assert_eq!(
+            api_json(&gw, &format!("/pools/employees/apps/{id}")).await.0,
+            404,
+            "{id}"
+        );
+    }
+    both_audited(&gw, "employees", "app.delete", "twin-c", "twin-a").await;
+
+    // Sources: deleted (each made through the API first).
+    for id in ["twin-c", "twin-a"] {
+        let body = json!({"id": id, "kind": "pool", "pool": "suppliers"});
+        api(Method::POST, "/pools/employees/sources".into(), Some(body)).await;
+    }
+    let sources = b.open(&console(&gw, "/console/pools/employees?tab=sources")).await;
+    assert!(sources.body.contains("twin-c"), "{}", sources.body);
+    let gone = b
+        .submit(&sources, "/console/pools/employees/sources/twin-c/delete", &[])
+        .await;
+    assert_eq!(gone.status, 200, "{}", gone.body);
+    api(Method::DELETE, "/pools/employees/sources/twin-a".into(), None).await;
+    let (_, left) = api_json(&gw, "/pools/employees/sources").await;
+    assert!(!left.to_string().contains("twin-"), "{left}");
+    both_audited(&gw, "employees", "source.delete", "twin-c", "twin-a").await;
+
+    // Links (as a federated first sign-in writes them): one moved to another user and
+    // one removed, each way.
+    let store = Store::connect(&StoreUrl(url), poolgate::clock::system()).await.unwrap();
+    let dave = add_user(&gw, "employees", "dave", PASSWORD, &[]).await;
+    let mut links = Vec::new();
+    for (subject, user) in [("s1", c), ("s2", e), ("s3", c), ("s4", e)] {
+        let link = store.link(
+            "employees",
+            "suppliers",
+            "http://login.suppliers.localhost",
+            subject,
+            user,
+        );
+        links.push(link.await.unwrap().id);
+    }
+    let page = b.open(&user_page(c)).await;
+    assert!(page.body.contains("<code>s1</code>"), "{}", page.body);
+    let moved = b
+        .submit(
+            &page,
+            &format!("/console/pools/employees/links/{}", links[0]),
+            &[("to", "dave")],
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    api(
+        Method::PATCH,
+        format!("/pools/employees/links/{}", links[1]),
+        Some(json!({"user_id": dave})),
+    )
+    .await;
+    let removed = b
+        .submit(
+            &page,
+            &format!("/console/pools/employees/links/{}", links[2]),
+            &[("from_user", c)],
+        )
+        .await;
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    assert!(
+        removed.url.ends_with(&format!("/users/{c}")),
+        "back on carol's page: {}",
+        removed.url
+    );
+    api(Method::DELETE, format!("/pools/employees/links/{}", links[3]), None).await;
+    let (_, all) = api_json(&gw, "/pools/employees/links?limit=100").await;
+    let held: Vec<(&str, &str)> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["subject"].as_str().unwrap(), l["user_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert!(
+        held.contains(&("s1", dave.as_str())) && held.contains(&("s2", dave.as_str())),
+        "{held:?}"
+    );
+    both_audited(&gw, "employees", "link.move", &links[0], &links[1]).await;
+    both_audited(&gw, "employees", "link.delete", &links[2], &links[3]).await;
+
+    // Users: deleted.
+    let refused = b
+        .submit(
+            &page,
+            &format!("/console/pools/employees/users/{c}/delete"),
+            &[("confirm", "erin")],
+        )
+        .await;
+    assert_eq!(refused.status, 400, "the wrong username does not confirm");
+    let deleted = b
+        .submit(
+            &page,
+            &format!("/console/pools/employees/users/{c}/delete"),
+            &[("confirm", "carol")],
+        )
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    api(Method::DELETE, format!("{users}/{e}"), None).await;
+    for id in [c, e] {
+        assert_eq!(api_json(&gw, &format!("{users}/{id}")).await.0, 404);
+    }
+    both_audited(&gw, "employees", "user.delete", c, e).await;
+
+    // Pools: deleted (each made through the API first).
+    for id in ["twin-c", "twin-a"] {
+        let body = json!({"id": id, "name": id, "portal": format!("login.{id}.localhost")});
+        api(Method::POST, "/pools".into(), Some(body)).await;
+    }
+    let pool = b.open(&console(&gw, "/console/pools/twin-c?tab=apps")).await;
+    let gone = b
+        .submit(&pool, "/console/pools/twin-c/delete", &[("confirm", "twin-c")])
+        .await;
+    assert_eq!(gone.status, 200, "{}", gone.body);
+    api(Method::DELETE, "/pools/twin-a".into(), None).await;
+    for id in ["twin-c", "twin-a"] {
+        assert_eq!(api_json(&gw, &format!("/pools/{id}")).await.0, 404, "{id}");
+    }
 }

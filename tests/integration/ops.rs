@@ -78,7 +78,7 @@ async fn audited(gw: &Gateway, action: &str) -> Vec<(String, String)> {
 }
 
 /// What a user record says, less what differs between two people by nature.
-fn shape(u: &Value) -> Value {
+pub(crate) fn shape(u: &Value) -> Value {
     let mut u = u.clone();
     for volatile in ["id", "username", "created_at", "updated_at", "email", "name"] {
         u.as_object_mut().unwrap().remove(volatile);

@@ -56,6 +56,7 @@ pub(super) fn router(state: AdminState) -> Router<AdminState> {
         .route("/pools/{pool}/users/{id}/disable", post(users::disable))
         .route("/pools/{pool}/users/{id}/enable", post(users::enable))
         .route("/pools/{pool}/users/{id}/unlock", post(users::unlock))
+        .route("/pools/{pool}/users/{id}/mfa", delete(users::reset_mfa))
         .route(
             "/pools/{pool}/groups",
             get(users::list_groups).post(users::create_group),

@@ -121,6 +121,15 @@ pub(super) async fn unlock(
     Ok(Json(caller.ops(&state).unlock(&pool, &id).await?))
 }
 
+/// `DELETE /users/{id}/mfa`: the user's second factor is forgotten.
+pub(super) async fn reset_mfa(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path((pool, id)): PoolIdPath,
+) -> ApiResult<Json<User>> {
+    Ok(Json(caller.ops(&state).reset_mfa(&pool, &id).await?))
+}
+
 #[derive(Deserialize)]
 pub(super) struct ImportQuery {
     #[serde(default = "jsonl")]

@@ -4,7 +4,29 @@
 //! Provider with a second factor. Every change goes through `admin::ops`, as the API's
 //! and the CLI's do, and is audited as `console:<username>`.
 
+/// The operator, or the answer they get instead.
+macro_rules! operator {
+    ($state:expr, $client:expr, $headers:expr) => {
+        match $crate::admin::console::signed_in(&$state, &$headers, $client).await {
+            Ok(s) => s,
+            Err(resp) => return resp,
+        }
+    };
+}
+
+/// The operator of a post whose token checks out, or the answer they get instead.
+macro_rules! poster {
+    ($state:expr, $client:expr, $headers:expr, $csrf:expr) => {{
+        let signed = operator!($state, $client, $headers);
+        if let Some(refusal) = $crate::admin::console::forged(&$headers, &signed, $csrf) {
+            return refusal;
+        }
+        signed
+    }};
+}
+
 mod signin;
+mod users;
 mod views;
 
 use std::net::IpAddr;
@@ -36,9 +58,18 @@ pub(super) fn router() -> Router<AdminState> {
         .route("/console/pools/{pool}/delete", post(views::delete_pool))
         .route("/console/pools/{pool}/apps", post(views::create_app))
         .route("/console/pools/{pool}/apps/{id}/delete", post(views::delete_app))
-        .route("/console/pools/{pool}/users", post(views::create_user))
-        .route("/console/pools/{pool}/users/import", post(views::import_users))
-        .route("/console/pools/{pool}/users/{id}/{action}", post(views::user_action))
+        .route("/console/pools/{pool}/users", post(users::create_user))
+        .route("/console/pools/{pool}/users/import", post(users::import_users))
+        .route(
+            "/console/pools/{pool}/users/{id}",
+            get(users::user).post(users::update_user),
+        )
+        .route("/console/pools/{pool}/users/{id}/password", post(users::set_password))
+        .route("/console/pools/{pool}/users/{id}/{action}", post(users::user_action))
+        .route("/console/pools/{pool}/links/{id}", post(users::link_action))
+        .route("/console/pools/{pool}/groups", post(users::create_group))
+        .route("/console/pools/{pool}/groups/{name}/delete", post(users::delete_group))
+        .route("/console/pools/{pool}/sources/{id}/delete", post(views::delete_source))
         .route(
             "/console/pools/{pool}/sessions/{id}/revoke",
             post(views::revoke_session),

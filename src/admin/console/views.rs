@@ -2,47 +2,26 @@
 //! and audit log. Each change is a plain form post (its CSRF token checked first) that
 //! calls the same `admin::ops` operation the API calls, then shows where it landed.
 
-use axum::extract::{Form, Multipart, Path, Query, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use minijinja::context;
+use minijinja::{Value, context};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{Client, Signed, forged, signed_in};
+use super::{Client, Signed};
 use crate::admin::AdminState;
-use crate::admin::ops::{UserInput, live_pool};
+use crate::admin::ops::live_pool;
 use crate::admin::refusal::Refusal;
-use crate::config::{Origin, PlanLimits};
-use crate::store::{AuditFilter, FragmentKind, ImportFormat, ImportReport, Page, StoreError};
+use crate::config::{Origin, PlanLimits, SourceKind};
+use crate::store::{AuditFilter, FragmentKind, ImportReport, Page};
 use crate::web::pages;
 
 /// Rows on a page of users, sessions or audit events.
-const PAGE: i64 = 50;
-
-/// The operator, or the answer they get instead.
-macro_rules! operator {
-    ($state:expr, $client:expr, $headers:expr) => {
-        match signed_in(&$state, &$headers, $client).await {
-            Ok(s) => s,
-            Err(resp) => return resp,
-        }
-    };
-}
-
-/// The operator of a post whose token checks out, or the answer they get instead.
-macro_rules! poster {
-    ($state:expr, $client:expr, $headers:expr, $csrf:expr) => {{
-        let signed = operator!($state, $client, $headers);
-        if let Some(refusal) = forged(&$headers, &signed, $csrf) {
-            return refusal;
-        }
-        signed
-    }};
-}
+pub(super) const PAGE: i64 = 50;
 
 /// A change the console could not make, said as the API says it.
-fn failed(signed: &Signed, back: &str, status: StatusCode, why: &str) -> Response {
+pub(super) fn failed(signed: &Signed, back: &str, status: StatusCode, why: &str) -> Response {
     let text = format!("{} Nothing was changed.", pages::sentence(why));
     let view = context! { title => "That did not work", message => text, back => Some(back).filter(|b| !b.is_empty()) };
     pages::render_with(
@@ -54,13 +33,13 @@ fn failed(signed: &Signed, back: &str, status: StatusCode, why: &str) -> Respons
 }
 
 /// An operation refused: its status and reason, as the API gives them.
-fn refused(signed: &Signed, back: &str, why: impl Into<Refusal>) -> Response {
+pub(super) fn refused(signed: &Signed, back: &str, why: impl Into<Refusal>) -> Response {
     let r = why.into();
     failed(signed, back, r.status, &r.message)
 }
 
 /// After a change: back to where it was made, or the reason it was not made.
-fn landed<T>(signed: &Signed, back: &str, done: Result<T, impl Into<Refusal>>) -> Response {
+pub(super) fn landed<T>(signed: &Signed, back: &str, done: Result<T, impl Into<Refusal>>) -> Response {
     match done {
         Ok(_) => Redirect::to(back).into_response(),
         Err(e) => refused(signed, back, e),
@@ -157,7 +136,7 @@ pub(super) async fn create_pool(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub(super) struct PoolQuery {
     #[serde(default)]
     tab: String,
@@ -174,6 +153,16 @@ pub(super) struct PoolQuery {
     hours: Option<i64>,
 }
 
+impl PoolQuery {
+    /// The first page of one tab.
+    pub(super) fn tab(tab: &str) -> PoolQuery {
+        PoolQuery {
+            tab: tab.into(),
+            ..PoolQuery::default()
+        }
+    }
+}
+
 pub(super) async fn pool(
     State(state): State<AdminState>,
     Client(client): Client,
@@ -186,7 +175,7 @@ pub(super) async fn pool(
 }
 
 /// One pool, on one of its tabs. `import` is the report of a file just imported.
-async fn pool_page(
+pub(super) async fn pool_page(
     state: &AdminState,
     signed: &Signed,
     pool: &str,
@@ -205,7 +194,7 @@ async fn pool_page(
     let user_count = store.count_users(pool).await.unwrap_or_default() as usize;
     let app_count = live.map_or(0, |p| p.apps.len());
     let tab = match q.tab.as_str() {
-        "apps" | "sessions" | "keys" | "audit" => q.tab.clone(),
+        "apps" | "groups" | "sources" | "sessions" | "keys" | "audit" => q.tab.clone(),
         _ => "users".to_owned(),
     };
     let page = Page {
@@ -240,6 +229,15 @@ async fn pool_page(
             users.map(|u| context! { more => u.len() as i64 == PAGE, users => u, import => report })
         }
         "apps" => {
+            let served = snapshot.pool(pool);
+            let health = |id: &str| {
+                let app = served.as_ref().and_then(|p| p.apps.get(id).cloned());
+                let servers = app.map(|a| a.upstream.health()).unwrap_or_default();
+                servers
+                    .into_iter()
+                    .map(|(server, up)| context! { server => server, up => up })
+                    .collect::<Vec<_>>()
+            };
             let apps: Vec<_> = live
                 .map(|p| {
                     p.apps
@@ -248,13 +246,48 @@ async fn pool_page(
                             context! {
                                 id => a.id.to_string(), name => a.name,
                                 hosts => a.hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
-                                upstreams => a.upstreams, declared => declared(a.origin),
+                                upstreams => health(a.id.as_str()), declared => declared(a.origin),
                             }
                         })
                         .collect()
                 })
                 .unwrap_or_default();
             Ok(context! { apps => apps })
+        }
+        "groups" => store
+            .groups(pool, page)
+            .await
+            .map(|g| context! { more => g.len() as i64 == PAGE, groups => g }),
+        "sources" => {
+            let sources: Vec<_> = live
+                .map(|p| {
+                    p.sources
+                        .iter()
+                        .map(|s| {
+                            let (kind, from) = match &s.kind {
+                                SourceKind::Pool(p) => ("pool", p.to_string()),
+                                SourceKind::Oidc { issuer, .. } => ("OpenID Connect", issuer.clone()),
+                            };
+                            context! {
+                                id => s.id.to_string(), name => s.name, kind => kind, from => from,
+                                first_login => s.first_login.as_str(), domains => s.domains,
+                                declared => declared(s.origin),
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            match store.links(pool, page).await {
+                Ok(links) => {
+                    let mut rows = Vec::new();
+                    for l in links {
+                        let username = store.user(pool, &l.user_id).await.map(|u| u.username).ok();
+                        rows.push(context! { ..Value::from_serialize(&l), ..context! { username => username } });
+                    }
+                    Ok(context! { sources => sources, more => rows.len() as i64 == PAGE, links => rows })
+                }
+                Err(e) => Err(e),
+            }
         }
         "sessions" => store
             .sso_sessions(pool, page)
@@ -287,10 +320,10 @@ async fn pool_page(
 #[derive(Deserialize)]
 pub(super) struct Csrf {
     #[serde(default)]
-    csrf: String,
-    /// The pool's id typed again, to delete it.
+    pub(super) csrf: String,
+    /// The object's id (or a user's username) typed again, to delete it.
     #[serde(default)]
-    confirm: String,
+    pub(super) confirm: String,
 }
 
 pub(super) async fn delete_pool(
@@ -330,7 +363,7 @@ pub(super) struct AppForm {
 }
 
 /// A list typed in one field: separated by spaces, commas or new lines.
-fn words(s: &str) -> Vec<String> {
+pub(super) fn words(s: &str) -> Vec<String> {
     s.split(|c: char| c.is_whitespace() || c == ',')
         .filter(|w| !w.is_empty())
         .map(str::to_owned)
@@ -347,7 +380,7 @@ pub(super) async fn create_app(
     let signed = poster!(state, client, headers, &f.csrf);
     let mut body = json!({ "id": f.id.trim(), "hosts": words(&f.hosts), "upstreams": words(&f.upstreams) });
     if !f.name.trim().is_empty() {
-        body["name"] = Value::from(f.name.trim());
+        body["name"] = json!(f.name.trim());
     }
     let back = format!("/console/pools/{pool}?tab=apps");
     let done = signed
@@ -373,139 +406,22 @@ pub(super) async fn delete_app(
     landed(&signed, &back, done)
 }
 
-#[derive(Deserialize)]
-pub(super) struct UserForm {
-    #[serde(default)]
-    csrf: String,
-    username: String,
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default)]
-    groups: String,
-}
-
-pub(super) async fn create_user(
+/// Deletes an identity source made at run time; its links stay until it comes back or
+/// they are removed.
+pub(super) async fn delete_source(
     State(state): State<AdminState>,
     Client(client): Client,
     headers: HeaderMap,
-    Path(pool): Path<String>,
-    Form(f): Form<UserForm>,
-) -> Response {
-    let signed = poster!(state, client, headers, &f.csrf);
-    let input = UserInput {
-        username: f.username.trim().to_owned(),
-        email: Some(f.email.trim().to_owned()).filter(|e| !e.is_empty()),
-        email_verified: false,
-        name: f.name.trim().to_owned(),
-        password: Some(f.password).filter(|p| !p.is_empty()),
-        groups: words(&f.groups),
-    };
-    let back = format!("/console/pools/{pool}");
-    match signed.ops(&state).create_user(&pool, input).await {
-        Ok(u) => Redirect::to(&format!("{back}?q={}", u.username)).into_response(),
-        Err(e) => refused(&signed, &back, e),
-    }
-}
-
-/// A CSV or JSONL file of users, sent as a multipart form; its report is shown on the
-/// users tab, each bad row with its line.
-pub(super) async fn import_users(
-    State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
-    Path(pool): Path<String>,
-    mut form: Multipart,
-) -> Response {
-    let signed = operator!(state, client, headers);
-    let (mut csrf, mut format, mut atomic, mut file) = (String::new(), String::new(), false, None::<String>);
-    loop {
-        match form.next_field().await {
-            Ok(Some(field)) => {
-                let name = field.name().unwrap_or_default().to_owned();
-                let Ok(text) = field.text().await else {
-                    return failed(&signed, "", StatusCode::BAD_REQUEST, "the file is not text (UTF-8)");
-                };
-                match name.as_str() {
-                    "csrf" => csrf = text,
-                    "format" => format = text,
-                    "atomic" => atomic = !text.is_empty(),
-                    "file" => file = Some(text),
-                    _ => {}
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                return failed(
-                    &signed,
-                    "",
-                    StatusCode::BAD_REQUEST,
-                    &format!("the form could not be read: {e}"),
-                );
-            }
-        }
-    }
-    if let Some(refusal) = forged(&headers, &signed, &csrf) {
-        return refusal;
-    }
-    let back = format!("/console/pools/{pool}");
-    let Some(text) = file.filter(|t| !t.trim().is_empty()) else {
-        return failed(&signed, &back, StatusCode::BAD_REQUEST, "choose a file to import");
-    };
-    let format = if format == "jsonl" {
-        ImportFormat::Jsonl
-    } else {
-        ImportFormat::Csv
-    };
-    match signed.ops(&state).import_users(&pool, &text, format, atomic).await {
-        Ok(report) => {
-            let status = if report.errors.is_empty() {
-                StatusCode::OK
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            };
-            let q = PoolQuery {
-                tab: "users".into(),
-                q: String::new(),
-                offset: 0,
-                action: String::new(),
-                actor: String::new(),
-                hours: None,
-            };
-            pool_page(&state, &signed, &pool, q, Some((status, report))).await
-        }
-        Err(e) => refused(&signed, &back, e),
-    }
-}
-
-pub(super) async fn user_action(
-    State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
-    Path((pool, id, action)): Path<(String, String, String)>,
+    Path((pool, id)): Path<(String, String)>,
     Form(f): Form<Csrf>,
 ) -> Response {
     let signed = poster!(state, client, headers, &f.csrf);
-    let ops = signed.ops(&state);
-    let done = match action.as_str() {
-        "disable" => ops.set_disabled(&pool, &id, true).await,
-        "enable" => ops.set_disabled(&pool, &id, false).await,
-        "unlock" => ops.unlock(&pool, &id).await,
-        _ => Err(StoreError::NotFound),
-    };
-    let back = format!("/console/pools/{pool}");
-    match done {
-        Ok(user) => {
-            if action == "disable" {
-                state.sessions_ended().await;
-            }
-            Redirect::to(&format!("{back}?q={}", user.username)).into_response()
-        }
-        Err(e) => refused(&signed, &back, e),
-    }
+    let back = format!("/console/pools/{pool}?tab=sources");
+    let done = signed
+        .ops(&state)
+        .delete_object(&state.registry, &pool, FragmentKind::Source, &id)
+        .await;
+    landed(&signed, &back, done)
 }
 
 pub(super) async fn revoke_session(

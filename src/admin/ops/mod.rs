@@ -123,6 +123,14 @@ impl<'a> Ops<'a> {
         Ok(())
     }
 
+    /// Forgets a user's second factor, for someone who lost their device: they enroll
+    /// a new one at their next sign-in. Their sessions stay open.
+    pub async fn reset_mfa(&self, pool: &str, id: &str) -> Result<User> {
+        self.store.reset_mfa(pool, id).await?;
+        self.audit(pool, "user.mfa_reset", id, String::new()).await;
+        self.store.user(pool, id).await
+    }
+
     pub async fn update_user(&self, pool: &str, id: &str, patch: UserPatch) -> Result<User> {
         let user = self.store.update_user(pool, id, patch).await?;
         self.audit(pool, "user.update", id, String::new()).await;
