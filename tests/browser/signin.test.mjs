@@ -407,6 +407,19 @@ test('an operator runs the console: MFA sign-in, a pool, an app, users, an impor
   await page.getByLabel('Password', { exact: true }).fill('a long passphrase');
   await page.getByRole('button', { name: 'Add user' }).click();
   await page.getByRole('cell', { name: 'pat@partners.example' }).waitFor();
+
+  // pat's own page: details and groups edited.
+  await page.getByRole('link', { name: 'pat', exact: true }).click();
+  await page.getByRole('heading', { name: 'pat', exact: true }).waitFor();
+  await page.getByLabel('Name', { exact: true }).fill('Pat Partner');
+  await page.getByLabel('Groups', { exact: true }).fill('buyers');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('heading', { name: 'pat', exact: true }).waitFor();
+  assert.equal(await page.getByLabel('Name', { exact: true }).inputValue(), 'Pat Partner');
+  await consoleLooksRight(page, 'user', page.getByRole('button', { name: 'Save' }));
+  const pat = (await (await api('GET', '/pools/partners/users')).json()).items[0];
+  assert.deepEqual([pat.name, pat.groups], ['Pat Partner', ['buyers']]);
+  await page.getByRole('link', { name: 'partners: users' }).click();
   const csv = join(tmpdir(), `people-${process.pid}.csv`);
   writeFileSync(csv, 'username,email,name\nquinn,quinn@partners.example,Quinn\nbad name!,x@partners.example,Bad\n');
   await page.getByLabel('File', { exact: true }).setInputFiles(csv);
@@ -444,11 +457,18 @@ test('an operator runs the console: MFA sign-in, a pool, an app, users, an impor
   const keysAfter = (await (await api('GET', '/pools/employees/keys')).json()).length;
   assert.ok(keysAfter > keysBefore, `${keysBefore} keys, then ${keysAfter}`);
 
+  // The groups pat's edit made, and the employees' identity sources and links.
+  await page.goto(admin('/console/pools/partners?tab=groups'));
+  await page.getByRole('cell', { name: 'buyers', exact: true }).waitFor();
+  await consoleLooksRight(page, 'groups', page.getByRole('button', { name: 'Add group' }));
+  await page.goto(admin('/console/pools/employees?tab=sources'));
+  await consoleLooksRight(page, 'sources', page.getByRole('heading', { name: 'Linked accounts' }));
+
   // Each action is in the audit log, with olga as actor.
   await page.goto(admin('/console/pools/partners?tab=audit&actor=console:olga'));
   await consoleLooksRight(page, 'audit', page.getByRole('button', { name: 'Filter' }));
   const partners = await page.locator('table').innerText();
-  for (const action of ['pool.create', 'app.create', 'user.create', 'user.import']) {
+  for (const action of ['pool.create', 'app.create', 'user.create', 'user.update', 'user.import']) {
     assert.match(partners, new RegExp(action.replace('.', '\\.')), action);
   }
   await page.goto(admin('/console/pools/employees?tab=audit&actor=console:olga'));
