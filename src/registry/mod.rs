@@ -552,10 +552,15 @@ impl Registry {
         &self.master
     }
 
-    /// Validates the file and the run-time objects with one more, changing nothing.
-    pub async fn trial(&self, extra: Extra) -> Result<Config, ReloadError> {
-        let mut all = extras(self.store.fragments().await?);
-        let before = Config::load_with(&self.path, &all).ok();
+    /// Validates the file and the run-time objects with one more (in place of the one it
+    /// `replaces`, for a change), changing nothing.
+    pub async fn trial(&self, extra: Extra, replaces: Option<&Fragment>) -> Result<Config, ReloadError> {
+        let mut fragments = self.store.fragments().await?;
+        let before = Config::load_with(&self.path, &extras(fragments.clone())).ok();
+        if let Some(old) = replaces {
+            fragments.retain(|f| (&f.pool_id, f.kind, &f.id) != (&old.pool_id, old.kind, &old.id));
+        }
+        let mut all = extras(fragments);
         all.push(extra);
         let config = Config::load_with(&self.path, &all)?;
         // A host the change adds must come with its certificate: refused now, while the

@@ -178,6 +178,35 @@ impl Store {
         Ok(())
     }
 
+    /// Changes a run-time object's config text; the text it had is returned, to put back
+    /// if the gateway then refuses the change.
+    pub async fn replace_fragment(&self, fragment: &Fragment) -> Result<String> {
+        let mut tx = self.begin().await?;
+        let outcome = async {
+            let previous: String =
+                sqlx::query("SELECT body FROM fragments WHERE pool_id = $1 AND kind = $2 AND id = $3")
+                    .bind(&fragment.pool_id)
+                    .bind(fragment.kind.as_str())
+                    .bind(&fragment.id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::NotFound)?
+                    .try_get("body")?;
+            sqlx::query("UPDATE fragments SET body = $1 WHERE pool_id = $2 AND kind = $3 AND id = $4")
+                .bind(&fragment.body)
+                .bind(&fragment.pool_id)
+                .bind(fragment.kind.as_str())
+                .bind(&fragment.id)
+                .execute(&mut *tx)
+                .await?;
+            Ok(previous)
+        }
+        .await;
+        let previous = finish(tx, outcome).await?;
+        self.bump("routes").await?;
+        Ok(previous)
+    }
+
     /// Deletes a run-time object. Deleting a pool takes its apps and sources with it, and
     /// is refused while it still has users.
     pub async fn delete_fragment(&self, pool_id: &str, kind: FragmentKind, id: &str) -> Result<()> {

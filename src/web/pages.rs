@@ -30,6 +30,7 @@ fn env() -> &'static Environment<'static> {
             ("console_pools.html", include_str!("templates/console_pools.html")),
             ("console_pool.html", include_str!("templates/console_pool.html")),
             ("console_user.html", include_str!("templates/console_user.html")),
+            ("console_app.html", include_str!("templates/console_app.html")),
             ("console_message.html", include_str!("templates/console_message.html")),
         ] {
             if let Err(e) = env.add_template(name, text) {

@@ -424,7 +424,7 @@ async fn the_openapi_document_matches_the_router() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 41);
+    assert_eq!(operations, 45);
     let (status, body) = send(gw.api(Method::GET, "/pools/employees/nothing-here")).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),

@@ -557,11 +557,77 @@ async fn each_console_operation_has_the_same_result_as_the_apis() {
         (active(&before), active(&before), active(&before))
     );
 
-    // Apps: deleted (each made through the API first).
+    // Apps, each made through the API first.
     for id in ["twin-c", "twin-a"] {
         let body = json!({"id": id, "hosts": [format!("{id}.employees.localhost")], "upstreams": ["127.0.0.1:9"]});
         api(Method::POST, "/pools/employees/apps".into(), Some(body)).await;
     }
+    // Apps: changed (new hosts and upstreams; what the change leaves out stays).
+    let edit = b.open(&console(&gw, "/console/pools/employees/apps/twin-c")).await;
+    assert_eq!(edit.status, 200, "{}", edit.body);
+    let changed = b
+        .submit(
+            &edit,
+            "/console/pools/employees/apps/twin-c",
+            &[
+                ("name", "Twin"),
+                ("hosts", "twin-c.employees.localhost, twin-c2.employees.localhost"),
+                ("upstreams", &up.addr.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    let patch = json!({"name": "Twin", "hosts": ["twin-a.employees.localhost", "twin-a2.employees.localhost"],
+                       "upstreams": [up.addr.to_string()]});
+    api(Method::PATCH, "/pools/employees/apps/twin-a".into(), Some(patch)).await;
+    let app = |id: &str| {
+        let gw = &gw;
+        let id = id.to_owned();
+        async move {
+            let (_, mut app) = api_json(gw, &format!("/pools/employees/apps/{id}")).await;
+            let hosts = app.as_object_mut().unwrap().remove("hosts").unwrap();
+            app.as_object_mut().unwrap().remove("id");
+            (app, hosts)
+        }
+    };
+    let ((tc, hc), (ta, ha)) = (app("twin-c").await, app("twin-a").await);
+    assert_eq!(tc, ta);
+    assert_eq!(
+        (tc["name"].as_str(), hc[1].as_str()),
+        (Some("Twin"), Some("twin-c2.employees.localhost"))
+    );
+    assert_eq!(ha[1], "twin-a2.employees.localhost");
+    both_audited(&gw, "employees", "app.update", "twin-c", "twin-a").await;
+    // …served at once: the added host is the app's (it asks for a sign-in), where a host
+    // no app has is not served.
+    let (status, echo) = gw.get("twin-c2.employees.localhost", "/").await;
+    assert_eq!(status, 401, "{echo}");
+    let (status, _) = gw.get("twin-c3.employees.localhost", "/").await;
+    assert_ne!(status, 401);
+    // An app of the config file is changed there, not here: both ways refuse alike.
+    let file_app = b.open(&console(&gw, "/console/pools/employees/apps/wiki")).await;
+    assert!(
+        file_app.body.contains("declared in the config file"),
+        "{}",
+        file_app.body
+    );
+    let refused = b
+        .submit(
+            &edit,
+            "/console/pools/employees/apps/wiki",
+            &[("hosts", "x.localhost"), ("upstreams", "127.0.0.1:9")],
+        )
+        .await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    let r = gw
+        .api(Method::PATCH, "/pools/employees/apps/wiki")
+        .json(&json!({"hosts": ["x.localhost"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+
+    // Apps: deleted.
     let apps = b.open(&console(&gw, "/console/pools/employees?tab=apps")).await;
     assert!(apps.body.contains("twin-c.employees.localhost"), "{}", apps.body);
     let gone = b

@@ -1139,6 +1139,50 @@ async fn a_client_registered_through_the_api_gets_its_secret_once() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 422);
+
+    // A change merges into its config: what it names is set, the rest (and the secret)
+    // stays; a change the gateway would refuse, or one that renames it, changes nothing.
+    let patch = |body: Value| {
+        gw.api(reqwest::Method::PATCH, "/pools/employees/clients/batch")
+            .json(&body)
+            .send()
+    };
+    let resp = patch(serde_json::json!({"name": "Nightly batch", "access_token_lifetime": "5m"}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let changed: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (changed["name"].as_str(), changed["access_token_lifetime"].as_str()),
+        (Some("Nightly batch"), Some("5m"))
+    );
+    assert_eq!(changed["grant_types"], serde_json::json!(["client_credentials"]));
+    for (bad, status) in [
+        (serde_json::json!({"grant_types": ["password"]}), 422),
+        (serde_json::json!({"id": "other"}), 400),
+    ] {
+        assert_eq!(patch(bad.clone()).await.unwrap().status(), status, "{bad}");
+    }
+    let shown: Value = gw
+        .api(reqwest::Method::GET, "/pools/employees/clients/batch")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown, changed, "the refused changes left it as it was");
+    let resp = gw
+        .client()
+        .post(http(&gw, "login.employees.localhost", "/oidc/token"))
+        .basic_auth("batch", Some(&secret))
+        .form(&[("grant_type", "client_credentials"), ("resource", "wiki")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "the secret outlives the change");
+    let token: Value = resp.json().await.unwrap();
+    assert_eq!(token["expires_in"], 300);
 }
 
 /// Eight clients present one refresh token at once (a thief racing the client): never

@@ -12,7 +12,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use serde::Serialize;
 use serde_json::json;
 
@@ -30,20 +30,27 @@ pub(super) fn router(state: AdminState) -> Router<AdminState> {
         .route("/pools/{pool}/apps", get(objects::list_apps).post(objects::create_app))
         .route(
             "/pools/{pool}/apps/{id}",
-            get(objects::show_app).delete(objects::delete_app),
+            get(objects::show_app)
+                .patch(objects::change_app)
+                .delete(objects::delete_app),
         )
         .route(
             "/pools/{pool}/sources",
             get(objects::list_sources).post(objects::create_source),
         )
-        .route("/pools/{pool}/sources/{id}", delete(objects::delete_source))
+        .route(
+            "/pools/{pool}/sources/{id}",
+            patch(objects::change_source).delete(objects::delete_source),
+        )
         .route(
             "/pools/{pool}/clients",
             get(objects::list_clients).post(objects::create_client),
         )
         .route(
             "/pools/{pool}/clients/{id}",
-            get(objects::show_client).delete(objects::delete_client),
+            get(objects::show_client)
+                .patch(objects::change_client)
+                .delete(objects::delete_client),
         )
         .route("/pools/{pool}/clients/{id}/secret", post(objects::rotate_client_secret))
         .route("/pools/{pool}/users", get(users::list).post(users::create))

@@ -186,6 +186,19 @@ pub(super) async fn create_app(
         .map(|app| (StatusCode::CREATED, app))
 }
 
+/// `PATCH /apps/{id}`: a JSON merge patch on a run-time app's config.
+pub(super) async fn change_app(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path((pool, id)): PoolIdPath,
+    Json(patch): Json<Value>,
+) -> ApiResult<Json<AppView>> {
+    let ops = caller.ops(&state);
+    ops.change_object(&state.registry, &pool, FragmentKind::App, &id, patch)
+        .await?;
+    show_app(State(state), Path((pool, id))).await
+}
+
 pub(super) async fn delete_app(
     State(state): State<AdminState>,
     caller: Caller,
@@ -302,6 +315,37 @@ pub(super) async fn show_client(
 }
 
 /// Registers a client; a confidential one gets its first secret in this answer only.
+/// `PATCH /sources/{id}`: a JSON merge patch on a run-time source's config.
+pub(super) async fn change_source(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path((pool, id)): PoolIdPath,
+    Json(patch): Json<Value>,
+) -> ApiResult<Json<SourceView>> {
+    let ops = caller.ops(&state);
+    ops.change_object(&state.registry, &pool, FragmentKind::Source, &id, patch)
+        .await?;
+    let snapshot = state.registry.snapshot_full();
+    live_pool(&snapshot.config, &pool)
+        .and_then(|p| p.sources.iter().find(|s| s.id.as_str() == id))
+        .map(|s| Json(SourceView::from(s)))
+        .ok_or_else(ApiError::not_found)
+}
+
+/// `PATCH /clients/{id}`: a JSON merge patch on a run-time client's config (its secret
+/// is rotated on its own, with `POST /clients/{id}/secret`).
+pub(super) async fn change_client(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path((pool, id)): PoolIdPath,
+    Json(patch): Json<Value>,
+) -> ApiResult<Json<ClientView>> {
+    let ops = caller.ops(&state);
+    ops.change_object(&state.registry, &pool, FragmentKind::Client, &id, patch)
+        .await?;
+    live_client(&state, &pool, &id).map(Json)
+}
+
 pub(super) async fn create_client(
     State(state): State<AdminState>,
     caller: Caller,

@@ -57,6 +57,10 @@ pub(super) fn router() -> Router<AdminState> {
         .route("/console/pools/{pool}", get(views::pool))
         .route("/console/pools/{pool}/delete", post(views::delete_pool))
         .route("/console/pools/{pool}/apps", post(views::create_app))
+        .route(
+            "/console/pools/{pool}/apps/{id}",
+            get(views::app).post(views::change_app),
+        )
         .route("/console/pools/{pool}/apps/{id}/delete", post(views::delete_app))
         .route("/console/pools/{pool}/users", post(users::create_user))
         .route("/console/pools/{pool}/users/import", post(users::import_users))

@@ -353,6 +353,8 @@ pub(super) async fn delete_pool(
 pub(super) struct AppForm {
     #[serde(default)]
     csrf: String,
+    /// Only when making one: an app's id does not change.
+    #[serde(default)]
     id: String,
     #[serde(default)]
     name: String,
@@ -388,6 +390,55 @@ pub(super) async fn create_app(
         .create_object(&state.registry, &pool, FragmentKind::App, body)
         .await;
     landed(&signed, &back, done)
+}
+
+/// One app, to change its name, hosts and upstreams (what else it has stays as it is).
+pub(super) async fn app(
+    State(state): State<AdminState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Path((pool, id)): Path<(String, String)>,
+) -> Response {
+    let signed = operator!(state, client, headers);
+    let back = format!("/console/pools/{pool}?tab=apps");
+    let snapshot = state.registry.snapshot_full();
+    let Some(app) = live_pool(&snapshot.config, &pool).and_then(|p| p.apps.iter().find(|a| a.id.as_str() == id)) else {
+        return refused(&signed, &back, crate::store::StoreError::NotFound);
+    };
+    let view = context! {
+        pool => pool, id => id, name => app.name, declared => declared(app.origin),
+        hosts => app.hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(", "),
+        upstreams => app.upstreams.join(", "),
+        public_paths => app.public_paths,
+    };
+    pages::render_with(
+        StatusCode::OK,
+        None,
+        "console_app.html",
+        context! { ..signed.page(), ..view },
+    )
+}
+
+/// Changes a run-time app's name, hosts and upstreams, as `PATCH /apps/{id}` does.
+pub(super) async fn change_app(
+    State(state): State<AdminState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Path((pool, id)): Path<(String, String)>,
+    Form(f): Form<AppForm>,
+) -> Response {
+    let signed = poster!(state, client, headers, &f.csrf);
+    let name = Some(f.name.trim()).filter(|n| !n.is_empty());
+    let patch = json!({ "name": name, "hosts": words(&f.hosts), "upstreams": words(&f.upstreams) });
+    let done = signed
+        .ops(&state)
+        .change_object(&state.registry, &pool, FragmentKind::App, &id, patch)
+        .await;
+    let back = format!("/console/pools/{pool}/apps/{id}");
+    match done {
+        Ok(()) => Redirect::to(&format!("/console/pools/{pool}?tab=apps")).into_response(),
+        Err(e) => refused(&signed, &back, e),
+    }
 }
 
 pub(super) async fn delete_app(

@@ -107,13 +107,7 @@ impl Ops<'_> {
         body: Value,
     ) -> Result<String> {
         self.store.pool(pool).await?;
-        let table = match kind {
-            FragmentKind::App => "apps",
-            FragmentKind::Source => "sources",
-            FragmentKind::Client => "clients",
-            FragmentKind::Pool => return Err(ObjectError::Input("a pool is made with create_pool".into())),
-        };
-        let (id, text) = fragment_body(body, &["pools", pool, table])?;
+        let (id, text) = fragment_body(body, &["pools", pool, table(kind)?])?;
         let parsed = match kind {
             FragmentKind::App => AppId::parse(&id).map(drop),
             FragmentKind::Source => SourceId::parse(&id).map(drop),
@@ -130,6 +124,68 @@ impl Ops<'_> {
         self.audit(pool, &format!("{}.create", kind.as_str()), &id, String::new())
             .await;
         Ok(id)
+    }
+
+    /// Changes an app, source or client made at run time. `patch` is a JSON merge patch
+    /// (RFC 7396) on its config: the fields it names are set, a `null` removes one, the
+    /// rest stay. The whole is validated with everything else before it is written. Its
+    /// id stays.
+    pub async fn change_object(
+        &self,
+        registry: &Registry,
+        pool: &str,
+        kind: FragmentKind,
+        id: &str,
+        patch: Value,
+    ) -> Result<()> {
+        self.store.pool(pool).await?;
+        let table = table(kind)?;
+        match config_managed(&registry.snapshot_full().config, pool, kind, id) {
+            None => return Err(StoreError::NotFound.into()),
+            Some(true) => return Err(ObjectError::ConfigManaged(format!("{} `{pool}/{id}`", kind.as_str()))),
+            Some(false) => {}
+        }
+        if !patch.is_object() {
+            return Err(ObjectError::Input("the change must be a JSON object".into()));
+        }
+        if patch.get("id").is_some_and(|same| same.as_str() != Some(id)) {
+            let why = format!(
+                "the id of {} `{id}` cannot change: make a new one, then delete this one",
+                kind.as_str()
+            );
+            return Err(ObjectError::Input(why));
+        }
+        let fragments = self.store.fragments().await?;
+        let current = fragments
+            .iter()
+            .find(|f| f.pool_id == pool && f.kind == kind && f.id == id)
+            .ok_or(StoreError::NotFound)?;
+        let mut body = config_of(current, &["pools", pool, table])?;
+        merge(&mut body, patch);
+        if let Some(fields) = body.as_object_mut() {
+            fields.insert("id".into(), Value::from(id));
+        }
+        let (_, text) = fragment_body(body, &["pools", pool, table])?;
+        let fragment = Fragment {
+            pool_id: pool.to_owned(),
+            kind,
+            id: id.to_owned(),
+            body: text,
+        };
+        registry.trial(extra(&fragment), Some(&fragment)).await?;
+        let previous = registry.store().replace_fragment(&fragment).await?;
+        if let Err(e) = registry.reload_logged("admin").await {
+            // As in `put`: rare, and undone.
+            let undo = Fragment {
+                body: previous,
+                ..fragment
+            };
+            let _ = registry.store().replace_fragment(&undo).await;
+            return Err(e.into());
+        }
+        self.audit(pool, &format!("{}.update", kind.as_str()), id, String::new())
+            .await;
+        Ok(())
     }
 
     /// Deletes a pool, app, source or client made at run time (a pool with all it holds).
@@ -158,19 +214,66 @@ impl Ops<'_> {
     }
 }
 
-/// Validates with the file and every run-time object, stores, and reloads the gateway.
-async fn put(registry: &Registry, fragment: Fragment, pool_record: Option<(&str, Plan)>) -> Result<()> {
+/// A run-time object's config as JSON, read back from its fragment's TOML.
+fn config_of(fragment: &Fragment, path: &[&str]) -> Result<Value> {
+    let unreadable = |e: &dyn std::fmt::Display| StoreError::Invalid(format!("stored config is unreadable: {e}"));
+    let mut value = toml::Value::Table(fragment.body.parse::<toml::Table>().map_err(|e| unreadable(&e))?);
+    for key in path.iter().copied().chain([fragment.id.as_str()]) {
+        value = match value {
+            toml::Value::Table(mut t) => t.remove(key).ok_or_else(|| unreadable(&format!("no `{key}`")))?,
+            _ => return Err(unreadable(&format!("`{key}` is not a table")).into()),
+        };
+    }
+    serde_json::to_value(value).map_err(|e| unreadable(&e).into())
+}
+
+/// RFC 7396: `patch`'s fields replace `target`'s, a `null` removes one, objects merge.
+fn merge(target: &mut Value, patch: Value) {
+    let Value::Object(fields) = patch else {
+        *target = patch;
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Default::default());
+    }
+    if let Value::Object(t) = target {
+        for (key, value) in fields {
+            if value.is_null() {
+                t.remove(&key);
+            } else {
+                merge(t.entry(key).or_insert(Value::Null), value);
+            }
+        }
+    }
+}
+
+/// The table of a pool's config that holds objects of `kind`.
+fn table(kind: FragmentKind) -> Result<&'static str> {
+    match kind {
+        FragmentKind::App => Ok("apps"),
+        FragmentKind::Source => Ok("sources"),
+        FragmentKind::Client => Ok("clients"),
+        FragmentKind::Pool => Err(ObjectError::Input("a pool is made with create_pool".into())),
+    }
+}
+
+/// A fragment as the config loader takes it, named as messages name it.
+fn extra(fragment: &Fragment) -> Extra {
     let label = match fragment.kind {
         FragmentKind::Pool => format!("pool `{}`", fragment.id),
         kind => format!("{} `{}/{}`", kind.as_str(), fragment.pool_id, fragment.id),
     };
-    let extra = Extra {
+    Extra {
         label,
         pool: fragment.pool_id.clone(),
         is_pool: fragment.kind == FragmentKind::Pool,
         text: fragment.body.clone(),
-    };
-    registry.trial(extra).await?;
+    }
+}
+
+/// Validates with the file and every run-time object, stores, and reloads the gateway.
+async fn put(registry: &Registry, fragment: Fragment, pool_record: Option<(&str, Plan)>) -> Result<()> {
+    registry.trial(extra(&fragment), None).await?;
     registry.store().put_fragment(&fragment, pool_record).await?;
     if let Err(e) = registry.reload_logged("admin").await {
         // The trial passed, so this is rare (a file edited meanwhile): undo, report.
@@ -181,4 +284,35 @@ async fn put(registry: &Registry, fragment: Fragment, pool_record: Option<(&str,
         return Err(e.into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_change_merges_into_the_stored_config_and_null_removes_a_field() {
+        let made = json!({"id": "crm", "name": "CRM", "hosts": ["crm.example"], "upstreams": ["10.0.0.1:80"],
+                          "health_check": {"path": "/healthz", "interval": "5s"}});
+        let (id, body) = fragment_body(made, &["pools", "partners", "apps"]).unwrap();
+        let fragment = Fragment {
+            pool_id: "partners".into(),
+            kind: FragmentKind::App,
+            id,
+            body,
+        };
+        let mut config = config_of(&fragment, &["pools", "partners", "apps"]).unwrap();
+        assert_eq!(config["hosts"], json!(["crm.example"]));
+        merge(
+            &mut config,
+            json!({"name": null, "upstreams": ["10.0.0.2:80"], "health_check": {"interval": "10s"}}),
+        );
+        assert_eq!(
+            config,
+            json!({"hosts": ["crm.example"], "upstreams": ["10.0.0.2:80"],
+                   "health_check": {"path": "/healthz", "interval": "10s"}})
+        );
+    }
 }
