@@ -757,4 +757,15 @@ async fn each_console_operation_has_the_same_result_as_the_apis() {
     for id in ["twin-c", "twin-a"] {
         assert_eq!(api_json(&gw, &format!("/pools/{id}")).await.0, 404, "{id}");
     }
+
+    // Signing out of the console ends alice's session at the pool too: the console asks
+    // for a password again, and her session is gone from every node's list.
+    let alice = employee(&gw, "alice").await["id"].as_str().unwrap().to_owned();
+    assert!(signed_in_users(&gw).await.contains(&alice));
+    let home = b.open(&console(&gw, "/console")).await;
+    let out = b.submit(&home, "/console/signout", &[]).await;
+    assert_eq!(out.status, 200, "{}", out.body);
+    assert!(!signed_in_users(&gw).await.contains(&alice));
+    let again = b.open(&console(&gw, "/console")).await;
+    assert!(again.is_login_page(), "{:?}\n{}", again.hops, again.body);
 }

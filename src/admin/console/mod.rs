@@ -89,6 +89,9 @@ struct Session {
     exp: i64,
     /// Every form carries it back; a post without it changes nothing.
     csrf: String,
+    /// The operator's session at the console pool, ended with this one.
+    #[serde(default)]
+    sso: Option<String>,
 }
 
 /// A signed-in operator, checked against the store on every request: disabled, or taken
@@ -97,6 +100,7 @@ pub(super) struct Signed {
     pub username: String,
     csrf: String,
     client: IpAddr,
+    sso: Option<String>,
 }
 
 impl Signed {
@@ -141,6 +145,7 @@ async fn signed_in(state: &AdminState, headers: &HeaderMap, client: IpAddr) -> R
             username: session.username,
             csrf: session.csrf,
             client,
+            sso: session.sso,
         }),
         _ => Err(refused(&access, &session.username)),
     }

@@ -197,6 +197,7 @@ pub(super) async fn callback(
         username,
         exp: now + SESSION_SECS,
         csrf: sealed::random_token(32),
+        sso: claims.sso,
     };
     let cookie = Cookie::Console.set(false, &sealed::seal(&pool, "console", &session), Some(SESSION_SECS));
     (
@@ -214,6 +215,17 @@ struct Verified {
     subject: String,
     username: Option<String>,
     mfa: bool,
+    /// The operator's session at the pool (`sid`), ended when they sign out here.
+    sso: Option<String>,
+}
+
+/// The `sid` of an ID token already verified (the crate's claims type has no field for it).
+fn session_id(jwt: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("sid")?.as_str().map(str::to_owned)
 }
 
 /// Redeems the code (PKCE) and verifies the ID token: signature against the pool's
@@ -250,6 +262,7 @@ async fn redeem(issuer: &str, attempt: &Attempt, code: String) -> Result<Verifie
         subject: claims.subject().to_string(),
         username: claims.preferred_username().map(|u| u.to_string()),
         mfa: claims.auth_context_ref().is_some_and(|a| a.as_str() == ACR_MFA),
+        sso: session_id(&id_token.to_string()),
     })
 }
 
@@ -259,7 +272,9 @@ pub(super) struct SignOutForm {
     csrf: String,
 }
 
-/// Ends the console session (the operator's session at the pool stays, as for any app).
+/// Ends the console session and the operator's session at the console pool with it (as
+/// signing out of an app through the pool's end-session endpoint would), on every node:
+/// signing out of the console is not left half done in a shared browser.
 pub(super) async fn signout(
     State(state): State<AdminState>,
     Client(client): Client,
@@ -272,6 +287,17 @@ pub(super) async fn signout(
     };
     if let Some(refusal) = super::forged(&headers, &signed, &form.csrf) {
         return refusal;
+    }
+    if let (Some(sso), Some((access, _))) = (&signed.sso, console_pool(&state)) {
+        // Already ended (expired, or revoked elsewhere) is as good as ended here.
+        if signed
+            .ops(&state)
+            .revoke_session(access.pool.as_str(), sso)
+            .await
+            .is_ok()
+        {
+            state.sessions_ended().await;
+        }
     }
     (
         [(header::SET_COOKIE, Cookie::Console.clear(false))],
