@@ -249,6 +249,23 @@ impl Lowering<'_> {
             );
             return None;
         }
+        let taken = (pool.clients.iter().map(|c| (c.id.as_str(), c.origin)))
+            .chain(pool.apps.iter().map(|a| (a.id.as_str(), a.origin)))
+            .find(|(id, _)| *id == CONSOLE_CLIENT);
+        if let Some((_, origin)) = taken {
+            let line = match origin {
+                Origin::File { line } => Some(line),
+                _ => Some(self.line(named.span().start)),
+            };
+            self.errors.push(ConfigError {
+                line,
+                message: format!(
+                    "`{CONSOLE_CLIENT}` is the console's own client at pool `{}`: give this one another id",
+                    pool.id
+                ),
+            });
+            return None;
+        }
         let group = admin
             .console_group
             .as_ref()

@@ -222,6 +222,10 @@ pub struct ConsoleAccess {
 /// The console's group when `[admin] console_group` is not set.
 pub const DEFAULT_CONSOLE_GROUP: &str = "console_admins";
 
+/// The admin console's client id at its pool's OP: the gateway registers it, so the
+/// console pool may not name an app or a client so.
+pub const CONSOLE_CLIENT: &str = "poolgate-console";
+
 /// Where state lives: `sqlite:<path>` (embedded, the default) or `postgres://…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreUrl(pub String);

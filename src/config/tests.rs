@@ -336,6 +336,18 @@ fn the_console_pool_must_exist_and_ask_for_a_second_factor() {
     let text = with("console_group = \"ops\"", "");
     assert!(errors(&text)[0].1.contains("set `console_pool` too"));
 
+    // The console registers its own client there: the pool cannot have one of that name.
+    let taken = "[pools.employees.clients.poolgate-console]\nredirect_uris = [\"http://rp.localhost/cb\"]\n";
+    let text = with("console_pool = \"employees\"", taken);
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].0, Some(line_of(&text, "clients.poolgate-console")));
+    assert!(errs[0].1.contains("the console's own client"), "{errs:?}");
+    assert!(
+        Config::parse(&with("", taken), Path::new("/etc/poolgate")).is_ok(),
+        "only the console pool"
+    );
+
     let good = Config::parse(&with("console_pool = \"employees\"", ""), Path::new("/etc/poolgate")).unwrap();
     let console = good.admin.console.unwrap();
     assert_eq!(

@@ -216,8 +216,7 @@ pub struct Snapshot {
     pub certs: CertStore,
 }
 
-/// The admin console's client id at its pool's OP.
-pub const CONSOLE_CLIENT: &str = "poolgate-console";
+pub use crate::config::CONSOLE_CLIENT;
 
 /// The admin console's registration at the console pool's OP, made by the gateway: a
 /// public client (PKCE) whose callbacks are the admin listener under each name it
