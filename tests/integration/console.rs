@@ -505,6 +505,74 @@ async fn each_console_operation_has_the_same_result_as_the_apis() {
         both_audited(&gw, "employees", &format!("user.{action}"), c, e).await;
     }
 
+    // Adding a user.
+    let users_tab = b.open(&console(&gw, "/console/pools/employees")).await;
+    let added = b
+        .submit(
+            &users_tab,
+            "/console/pools/employees/users",
+            &[
+                ("username", "Frank"),
+                ("email", "Frank@Example.com"),
+                ("name", "Twin"),
+                ("password", PASSWORD),
+                ("groups", "staff finance"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, 200, "{}", added.body);
+    let body = json!({"username": "Grace", "email": "Grace@Example.com", "name": "Twin", "password": PASSWORD, "groups": ["staff", "finance"]});
+    api(Method::POST, users.into(), Some(body)).await;
+    let (frank, grace) = (employee(&gw, "frank").await, employee(&gw, "grace").await);
+    assert_eq!(shape(&frank), shape(&grace));
+    assert_eq!(
+        (frank["email"].as_str(), frank["has_password"].as_bool()),
+        (Some("frank@example.com"), Some(true))
+    );
+    let (f, g) = (frank["id"].as_str().unwrap(), grace["id"].as_str().unwrap());
+    both_audited(&gw, "employees", "user.create", f, g).await;
+
+    // Importing: the same file (but the usernames) through each, all or nothing; its bad
+    // row is refused with the same line and reason, and nothing is written.
+    let file = |who: &str| format!("username,email,name\n{who}1,{who}1@example.com,One\nbad name!,x@example.com,Bad\n");
+    let boundary = "poolgate-test-boundary";
+    let mut form = String::new();
+    for (name, value) in [("csrf", csrf(&page)), ("format", "csv".into()), ("atomic", "on".into())] {
+        form += &format!("--{boundary}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n");
+    }
+    form += &format!(
+        "--{boundary}\r\ncontent-disposition: form-data; name=\"file\"; filename=\"people.csv\"\r\ncontent-type: text/csv\r\n\r\n{}\r\n--{boundary}--\r\n",
+        file("cimport")
+    );
+    let by_console = b
+        .client
+        .post(console(&gw, "/console/pools/employees/users/import"))
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_console.status(), 422);
+    let shown = html_unescape(&by_console.text().await.unwrap());
+    let by_api = gw
+        .api(Method::POST, "/pools/employees/users/import?format=csv&atomic=true")
+        .body(file("aimport"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_api.status(), 422);
+    let report: Value = by_api.json().await.unwrap();
+    assert_eq!(
+        (report["imported"].as_i64(), report["errors"][0]["line"].as_i64()),
+        (Some(0), Some(3))
+    );
+    let reason = report["errors"][0]["message"].as_str().unwrap();
+    assert!(shown.contains(&format!("Line 3: {reason}")), "{reason} in\n{shown}");
+    assert!(shown.contains("0 imported, 1 rows refused"), "{shown}");
+    let (_, all) = api_json(&gw, "/pools/employees/users?limit=100").await;
+    assert!(!all.to_string().contains("import1"), "nothing half-written: {all}");
+    both_audited(&gw, "employees", "user.import", "employees", "employees").await;
+
     // Groups: made, then deleted.
     let groups = b.open(&console(&gw, "/console/pools/employees?tab=groups")).await;
     let made = b
