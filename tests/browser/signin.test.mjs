@@ -399,6 +399,14 @@ test('an operator runs the console: MFA sign-in, a pool, an app, users, an impor
   await page.getByRole('cell', { name: 'crm.partners.localhost' }).waitFor();
   await consoleLooksRight(page, 'apps', page.getByRole('button', { name: 'Add app' }));
   assert.equal((await (await api('GET', '/pools/partners/apps/crm')).json()).hosts[0], 'crm.partners.localhost');
+  // …then renamed on its own page.
+  await page.getByRole('link', { name: 'crm', exact: true }).click();
+  await page.getByRole('heading', { name: 'Change the app' }).waitFor();
+  await page.getByLabel('Name', { exact: true }).fill('Partner CRM');
+  await consoleLooksRight(page, 'app', page.getByRole('button', { name: 'Save' }));
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('link', { name: 'Partner CRM' }).waitFor();
+  assert.equal((await (await api('GET', '/pools/partners/apps/crm')).json()).name, 'Partner CRM');
 
   // A user, then a CSV with one bad row: the row's error is shown, and nothing is written.
   await page.getByRole('link', { name: 'Users' }).click();
@@ -468,7 +476,7 @@ test('an operator runs the console: MFA sign-in, a pool, an app, users, an impor
   await page.goto(admin('/console/pools/partners?tab=audit&actor=console:olga'));
   await consoleLooksRight(page, 'audit', page.getByRole('button', { name: 'Filter' }));
   const partners = await page.locator('table').innerText();
-  for (const action of ['pool.create', 'app.create', 'user.create', 'user.update', 'user.import']) {
+  for (const action of ['pool.create', 'app.create', 'app.update', 'user.create', 'user.update', 'user.import']) {
     assert.match(partners, new RegExp(action.replace('.', '\\.')), action);
   }
   await page.goto(admin('/console/pools/employees?tab=audit&actor=console:olga'));

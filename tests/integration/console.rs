@@ -18,7 +18,8 @@ async fn gateway() -> (Gateway, Whoami) {
         admin: "console_pool = \"employees\"".into(),
         ..Options::default()
     };
-    let gw = Gateway::start_with(&pools(&up, "mfa = \"optional\"", ""), opts).await;
+    let employees = "mfa = \"optional\"\nlockout_attempts = 2";
+    let gw = Gateway::start_with(&pools(&up, employees, ""), opts).await;
     (gw, up)
 }
 
@@ -61,7 +62,7 @@ async fn api_json(gw: &Gateway, path: &str) -> (u16, Value) {
 
 #[tokio::test]
 async fn an_operator_signs_in_with_a_second_factor_and_manages_pools_apps_and_users() {
-    let (gw, _up) = gateway().await;
+    let (gw, whoami) = gateway().await;
     add_user(&gw, "employees", "alice", PASSWORD, &["console_admins"]).await;
     add_user(&gw, "employees", "mallory", PASSWORD, &["staff"]).await;
 
@@ -153,6 +154,27 @@ async fn an_operator_signs_in_with_a_second_factor_and_manages_pools_apps_and_us
         .await
         .unwrap();
     assert_eq!(r.status(), 302, "the new app is served");
+    // Its upstream refuses connections: the health checks find it down, and say so, where
+    // the employees' apps (the whoami upstream) are up.
+    let mut apps = b.open(&console(&gw, "/console/pools/partners?tab=apps")).await;
+    for _ in 0..50 {
+        if apps
+            .body
+            .contains("<code>127.0.0.1:9</code> <span class=\"tag warn\">down</span>")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        apps = b.open(&console(&gw, "/console/pools/partners?tab=apps")).await;
+    }
+    assert!(
+        apps.body.contains("<span class=\"tag warn\">down</span>"),
+        "{}",
+        apps.body
+    );
+    let employees = b.open(&console(&gw, "/console/pools/employees?tab=apps")).await;
+    let up = format!("<code>{}</code> <span class=\"tag\">up</span>", whoami.addr);
+    assert!(employees.body.contains(&up), "{}", employees.body);
 
     // A bad app is refused with the reason, and nothing is written.
     let bad = b
@@ -350,7 +372,8 @@ async fn each_console_operation_has_the_same_result_as_the_apis() {
         store: Some(url.clone()),
         ..Options::default()
     };
-    let gw = Gateway::start_with(&pools(&up, "mfa = \"optional\"", ""), opts).await;
+    let employees = "mfa = \"optional\"\nlockout_attempts = 2";
+    let gw = Gateway::start_with(&pools(&up, employees, ""), opts).await;
     add_user(&gw, "employees", "alice", PASSWORD, &["console_admins"]).await;
     for twin in ["carol", "erin"] {
         add_user(&gw, "employees", twin, PASSWORD, &["staff"]).await;
@@ -441,6 +464,37 @@ async fn each_console_operation_has_the_same_result_as_the_apis() {
     );
     assert_eq!(shape(&carol), shape(&erin));
     both_audited(&gw, "employees", "user.mfa_reset", c, e).await;
+
+    // Unlocking, after two wrong passwords locked each of them out.
+    for twin in ["carol", "erin"] {
+        let t = Browser::new(&gw);
+        for _ in 0..2 {
+            let login = t.open(&console(&gw, "/console")).await;
+            let wrong = t
+                .submit(
+                    &login,
+                    "/login",
+                    &[("username", twin), ("password", "not the password")],
+                )
+                .await;
+            assert_eq!(wrong.status, 401, "{}", wrong.body);
+        }
+    }
+    let (carol, erin) = (employee(&gw, "carol").await, employee(&gw, "erin").await);
+    assert!(
+        carol["locked_until"].is_i64() && erin["locked_until"].is_i64(),
+        "{carol}\n{erin}"
+    );
+    let page = b.open(&user_page(c)).await;
+    let unlocked = b
+        .submit(&page, &format!("/console/pools/employees/users/{c}/unlock"), &[])
+        .await;
+    assert_eq!(unlocked.status, 200, "{}", unlocked.body);
+    api(Method::POST, format!("{users}/{e}/unlock"), None).await;
+    let (carol, erin) = (employee(&gw, "carol").await, employee(&gw, "erin").await);
+    assert_eq!(shape(&carol), shape(&erin));
+    assert!(carol["locked_until"].is_null(), "{carol}");
+    both_audited(&gw, "employees", "user.unlock", c, e).await;
 
     // Setting a password, then removing it.
     let new = "another correct horse";
@@ -712,13 +766,54 @@ async fn each_console_operation_has_the_same_result_as_the_apis() {
     }
     both_audited(&gw, "employees", "app.delete", "twin-c", "twin-a").await;
 
-    // Sources: deleted (each made through the API first).
-    for id in ["twin-c", "twin-a"] {
-        let body = json!({"id": id, "kind": "pool", "pool": "suppliers"});
-        api(Method::POST, "/pools/employees/sources".into(), Some(body)).await;
-    }
+    // Sources: added, then deleted.
     let sources = b.open(&console(&gw, "/console/pools/employees?tab=sources")).await;
-    assert!(sources.body.contains("twin-c"), "{}", sources.body);
+    let added = b
+        .submit(
+            &sources,
+            "/console/pools/employees/sources",
+            &[
+                ("id", "twin-c"),
+                ("name", "Twin"),
+                ("kind", "pool"),
+                ("pool", "suppliers"),
+                ("first_login", "challenge"),
+                ("domains", "twin-c.example"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, 200, "{}", added.body);
+    let body = json!({"id": "twin-a", "name": "Twin", "kind": "pool", "pool": "suppliers", "first_login": "challenge",
+                      "domains": ["twin-a.example"]});
+    api(Method::POST, "/pools/employees/sources".into(), Some(body)).await;
+    let (_, made) = api_json(&gw, "/pools/employees/sources").await;
+    let source = |id: &str| {
+        let items = made.as_array().unwrap();
+        let mut s = items.iter().find(|s| s["id"] == id).unwrap().clone();
+        s.as_object_mut().unwrap().remove("id");
+        s.as_object_mut().unwrap().remove("domains");
+        s
+    };
+    assert_eq!(source("twin-c"), source("twin-a"));
+    assert_eq!(source("twin-c")["name"], "Twin");
+    assert_eq!(source("twin-c")["first_login"], "challenge");
+    both_audited(&gw, "employees", "source.create", "twin-c", "twin-a").await;
+    // An incomplete source is refused with the reason, and nothing is written.
+    let refused = b
+        .submit(
+            &sources,
+            "/console/pools/employees/sources",
+            &[("id", "half"), ("kind", "oidc")],
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(refused.body.contains("issuer"), "{}", refused.body);
+    let sources = b.open(&console(&gw, "/console/pools/employees?tab=sources")).await;
+    assert!(
+        sources.body.contains("twin-c") && !sources.body.contains(">half<"),
+        "{}",
+        sources.body
+    );
     let gone = b
         .submit(&sources, "/console/pools/employees/sources/twin-c/delete", &[])
         .await;

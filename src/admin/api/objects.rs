@@ -69,6 +69,8 @@ pub(super) struct SourceView {
     kind: &'static str,
     pool: Option<String>,
     issuer: Option<String>,
+    first_login: &'static str,
+    domains: Vec<String>,
     config_managed: bool,
     /// Where it is declared: the config file's line, the gateway, or run time.
     origin: Origin,
@@ -86,6 +88,8 @@ impl From<&Source> for SourceView {
             kind,
             pool,
             issuer,
+            first_login: s.first_login.as_str(),
+            domains: s.domains.clone(),
             config_managed: s.origin.managed(),
             origin: s.origin,
         }

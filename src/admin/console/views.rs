@@ -457,6 +457,72 @@ pub(super) async fn delete_app(
     landed(&signed, &back, done)
 }
 
+#[derive(Deserialize)]
+pub(super) struct SourceForm {
+    #[serde(default)]
+    csrf: String,
+    id: String,
+    #[serde(default)]
+    name: String,
+    kind: String,
+    /// `kind = "pool"`: the pool whose people may come in.
+    #[serde(default)]
+    pool: String,
+    #[serde(default)]
+    issuer: String,
+    #[serde(default)]
+    client_id: String,
+    /// The environment variable that holds the client secret on the gateway's host (a
+    /// secret is never typed into the console, nor stored).
+    #[serde(default)]
+    client_secret_env: String,
+    #[serde(default)]
+    first_login: String,
+    #[serde(default)]
+    domains: String,
+    /// A checkbox: sent only when ticked.
+    #[serde(default)]
+    trust_email: Option<String>,
+}
+
+/// A new identity source, from the fields a person fills in (the API takes every setting).
+pub(super) async fn create_source(
+    State(state): State<AdminState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Path(pool): Path<String>,
+    Form(f): Form<SourceForm>,
+) -> Response {
+    let signed = poster!(state, client, headers, &f.csrf);
+    let mut body = json!({ "id": f.id.trim(), "kind": f.kind.trim() });
+    let given = [
+        ("name", f.name),
+        ("pool", f.pool),
+        ("issuer", f.issuer),
+        ("client_id", f.client_id),
+        ("client_secret_env", f.client_secret_env),
+        ("first_login", f.first_login),
+    ];
+    for (key, value) in given {
+        if !value.trim().is_empty() {
+            body[key] = json!(value.trim());
+        }
+    }
+    let domains = words(&f.domains);
+    if !domains.is_empty() {
+        body["domains"] = json!(domains);
+    }
+    if f.trust_email.is_some() {
+        body["trust_email"] = json!(true);
+    }
+    let back = format!("/console/pools/{pool}?tab=sources");
+    let done = signed
+        .ops(&state)
+        .create_object(&state.registry, &pool, FragmentKind::Source, body)
+        .await;
+    landed(&signed, &back, done)
+}
+
 /// Deletes an identity source made at run time; its links stay until it comes back or
 /// they are removed.
 pub(super) async fn delete_source(
