@@ -176,6 +176,15 @@ async fn an_operator_signs_in_with_a_second_factor_and_manages_pools_apps_and_us
     let up = format!("<code>{}</code> <span class=\"tag\">up</span>", whoami.addr);
     assert!(employees.body.contains(&up), "{}", employees.body);
 
+    // Plan limits are said where they bite: no federation on the free plan.
+    let sources = b.open(&console(&gw, "/console/pools/partners?tab=sources")).await;
+    assert!(
+        sources.body.contains("The free plan has no federation"),
+        "{}",
+        sources.body
+    );
+    assert!(!sources.body.contains("Add source</button>"), "{}", sources.body);
+
     // A bad app is refused with the reason, and nothing is written.
     let bad = b
         .submit(

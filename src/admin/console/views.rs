@@ -211,6 +211,7 @@ pub(super) async fn pool_page(
         config_file => state.registry.config_path().display().to_string(),
         users_usage => usage(user_count, limits.max_users, "users", plan),
         apps_usage => usage(app_count, limits.max_apps, "apps", plan),
+        federation => limits.federation,
         offset => page.offset,
         q => q.q,
     };
