@@ -62,20 +62,27 @@ impl AdminState {
         }
     }
 
-    /// Sessions were revoked through the API: this node stops honouring them (cookies and
-    /// cached bearer tokens alike) before the call returns; other nodes follow the store.
-    async fn sessions_ended(&self) {
-        let store = self.registry.store();
-        if let Err(e) = self.sessions.revocations.pull(store, store.now() - 2).await {
-            tracing::warn!(code = "PG0403", error = %e, "cannot read revocations from the store");
+    /// After an operation that ends sessions (a revoke, a new password, a user disabled or
+    /// deleted): once it is `done`, this node stops honouring them (cookies and cached
+    /// bearer tokens alike) before the answer goes out; other nodes follow the store.
+    async fn ended<T, E>(&self, done: Result<T, E>) -> Result<T, E> {
+        if done.is_ok() {
+            let store = self.registry.store();
+            if let Err(e) = self.sessions.revocations.pull(store, store.now() - 2).await {
+                tracing::warn!(code = "PG0403", error = %e, "cannot read revocations from the store");
+            }
         }
+        done
     }
 
-    /// A pool's keys were rotated: this node signs with the new key when the call returns
-    /// (other nodes follow the store). A reload refused for a bad file is logged; the
-    /// rotation itself stands.
-    async fn keys_rotated(&self) {
-        let _ = self.registry.reload_logged("key rotation").await;
+    /// After a key rotation: once it is `done`, this node signs with the new key before
+    /// the answer goes out (other nodes follow the store). A reload refused for a bad file
+    /// is logged; the rotation itself stands.
+    async fn rotated<T, E>(&self, done: Result<T, E>) -> Result<T, E> {
+        if done.is_ok() {
+            let _ = self.registry.reload_logged("key rotation").await;
+        }
+        done
     }
 }
 

@@ -59,9 +59,7 @@ pub(super) async fn revoke_session(
     caller: Caller,
     Path((pool, id)): PoolIdPath,
 ) -> ApiResult<StatusCode> {
-    caller.ops(&state).revoke_session(&pool, &id).await?;
-    // In force on this node at once; other nodes follow the store.
-    state.sessions_ended().await;
+    state.ended(caller.ops(&state).revoke_session(&pool, &id).await).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -78,11 +76,8 @@ pub(super) async fn rotate_key(
     caller: Caller,
     Path(pool): PoolPath,
 ) -> ApiResult<(StatusCode, Json<KeyRecord>)> {
-    let key = caller
-        .ops(&state)
-        .rotate_key(&pool, state.registry.master_key())
-        .await?;
-    state.keys_rotated().await;
+    let done = caller.ops(&state).rotate_key(&pool, state.registry.master_key()).await;
+    let key = state.rotated(done).await?;
     Ok((StatusCode::CREATED, Json(key)))
 }
 

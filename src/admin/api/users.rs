@@ -72,8 +72,7 @@ pub(super) async fn remove(
     caller: Caller,
     Path((pool, id)): PoolIdPath,
 ) -> ApiResult<StatusCode> {
-    caller.ops(&state).delete_user(&pool, &id).await?;
-    state.sessions_ended().await;
+    state.ended(caller.ops(&state).delete_user(&pool, &id).await).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -90,8 +89,9 @@ pub(super) async fn set_password(
     Path((pool, id)): PoolIdPath,
     Json(body): Json<SetPassword>,
 ) -> ApiResult<StatusCode> {
-    caller.ops(&state).set_password(&pool, &id, body.password).await?;
-    state.sessions_ended().await;
+    state
+        .ended(caller.ops(&state).set_password(&pool, &id, body.password).await)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -100,8 +100,9 @@ pub(super) async fn disable(
     caller: Caller,
     Path((pool, id)): PoolIdPath,
 ) -> ApiResult<Json<User>> {
-    let user = caller.ops(&state).set_disabled(&pool, &id, true).await?;
-    state.sessions_ended().await;
+    let user = state
+        .ended(caller.ops(&state).set_disabled(&pool, &id, true).await)
+        .await?;
     Ok(Json(user))
 }
 

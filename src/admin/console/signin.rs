@@ -290,14 +290,9 @@ pub(super) async fn signout(
     }
     if let (Some(sso), Some((access, _))) = (&signed.sso, console_pool(&state)) {
         // Already ended (expired, or revoked elsewhere) is as good as ended here.
-        if signed
-            .ops(&state)
-            .revoke_session(access.pool.as_str(), sso)
-            .await
-            .is_ok()
-        {
-            state.sessions_ended().await;
-        }
+        let _ = state
+            .ended(signed.ops(&state).revoke_session(access.pool.as_str(), sso).await)
+            .await;
     }
     (
         [(header::SET_COOKIE, Cookie::Console.clear(false))],

@@ -214,10 +214,9 @@ pub(super) async fn set_password(
         }
         (false, true) => return failed(&signed, &back, StatusCode::BAD_REQUEST, "type the new password"),
     };
-    let done = signed.ops(&state).set_password(&pool, &id, password).await;
-    if done.is_ok() {
-        state.sessions_ended().await;
-    }
+    let done = state
+        .ended(signed.ops(&state).set_password(&pool, &id, password).await)
+        .await;
     landed(&signed, &back, done)
 }
 
@@ -232,16 +231,13 @@ pub(super) async fn user_action(
     let ops = signed.ops(&state);
     let back = user_page_path(&pool, &id);
     let done = match action.as_str() {
-        "disable" => ops.set_disabled(&pool, &id, true).await,
+        "disable" => state.ended(ops.set_disabled(&pool, &id, true).await).await,
         "enable" => ops.set_disabled(&pool, &id, false).await,
         "unlock" => ops.unlock(&pool, &id).await,
         "reset-mfa" => ops.reset_mfa(&pool, &id).await,
         "delete" => return delete_user(&state, &signed, &pool, &id, &f.confirm).await,
         _ => Err(StoreError::NotFound),
     };
-    if done.is_ok() && action == "disable" {
-        state.sessions_ended().await;
-    }
     landed(&signed, &back, done)
 }
 
@@ -259,10 +255,7 @@ async fn delete_user(state: &AdminState, signed: &super::Signed, pool: &str, id:
         );
         return failed(signed, &back, StatusCode::BAD_REQUEST, &why);
     }
-    let done = signed.ops(state).delete_user(pool, id).await;
-    if done.is_ok() {
-        state.sessions_ended().await;
-    }
+    let done = state.ended(signed.ops(state).delete_user(pool, id).await).await;
     landed(signed, &format!("/console/pools/{pool}"), done)
 }
 

@@ -551,10 +551,7 @@ pub(super) async fn revoke_session(
 ) -> Response {
     let signed = poster!(state, client, headers, &f.csrf);
     let back = format!("/console/pools/{pool}?tab=sessions");
-    let done = signed.ops(&state).revoke_session(&pool, &id).await;
-    if done.is_ok() {
-        state.sessions_ended().await;
-    }
+    let done = state.ended(signed.ops(&state).revoke_session(&pool, &id).await).await;
     landed(&signed, &back, done)
 }
 
@@ -567,9 +564,8 @@ pub(super) async fn rotate_key(
 ) -> Response {
     let signed = poster!(state, client, headers, &f.csrf);
     let back = format!("/console/pools/{pool}?tab=keys");
-    let done = signed.ops(&state).rotate_key(&pool, state.registry.master_key()).await;
-    if done.is_ok() {
-        state.keys_rotated().await;
-    }
+    let done = state
+        .rotated(signed.ops(&state).rotate_key(&pool, state.registry.master_key()).await)
+        .await;
     landed(&signed, &back, done)
 }
