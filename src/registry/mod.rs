@@ -405,6 +405,12 @@ impl Snapshot {
         self.routes.get(host)
     }
 
+    /// Each upstream server of an app, and whether the last health check found it up.
+    pub fn upstream_health(&self, pool: &str, app: &str) -> Vec<(String, bool)> {
+        let app = self.pool(pool).and_then(|p| p.apps.get(app).cloned());
+        app.map(|a| a.upstream.health()).unwrap_or_default()
+    }
+
     /// Every distinct upstream in this snapshot, for the health checker.
     pub fn upstreams(&self) -> Vec<Arc<Upstream>> {
         let mut seen = std::collections::HashSet::new();

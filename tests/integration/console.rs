@@ -172,6 +172,12 @@ async fn an_operator_signs_in_with_a_second_factor_and_manages_pools_apps_and_us
         "{}",
         apps.body
     );
+    let (_, crm) = api_json(&gw, "/pools/partners/apps/crm").await;
+    assert_eq!(
+        crm["health"],
+        json!([{"server": "127.0.0.1:9", "up": false}]),
+        "the API says the same"
+    );
     let employees = b.open(&console(&gw, "/console/pools/employees?tab=apps")).await;
     let up = format!("<code>{}</code> <span class=\"tag\">up</span>", whoami.addr);
     assert!(employees.body.contains(&up), "{}", employees.body);

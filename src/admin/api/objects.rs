@@ -12,6 +12,7 @@ use super::{ApiError, ApiResult, Caller, PoolIdPath, PoolPath, known_pool};
 use crate::admin::AdminState;
 use crate::admin::ops::live_pool;
 use crate::config::{App, Origin, Plan, PlanLimits, Source, SourceKind};
+use crate::registry::Snapshot;
 use crate::store::FragmentKind;
 
 #[derive(Serialize)]
@@ -40,14 +41,27 @@ pub(super) struct AppView {
     timeout: String,
     connect_timeout: String,
     https_redirect: bool,
+    /// Each upstream server as the last health check found it.
+    health: Vec<ServerHealth>,
     config_managed: bool,
     /// Where it is declared: the config file's line, the gateway, or run time.
     origin: Origin,
 }
 
-impl From<&App> for AppView {
-    fn from(a: &App) -> AppView {
+#[derive(Serialize)]
+struct ServerHealth {
+    server: String,
+    up: bool,
+}
+
+impl AppView {
+    fn new(a: &App, snapshot: &Snapshot, pool: &str) -> AppView {
+        let health = snapshot.upstream_health(pool, a.id.as_str());
         AppView {
+            health: health
+                .into_iter()
+                .map(|(server, up)| ServerHealth { server, up })
+                .collect(),
             id: a.id.to_string(),
             hosts: a.hosts.iter().map(|h| h.to_string()).collect(),
             upstreams: a.upstreams.clone(),
@@ -158,7 +172,7 @@ pub(super) async fn list_apps(State(state): State<AdminState>, Path(pool): PoolP
     known_pool(&state, &pool).await?;
     let snapshot = state.registry.snapshot_full();
     let apps = live_pool(&snapshot.config, &pool)
-        .map(|p| p.apps.iter().map(AppView::from).collect())
+        .map(|p| p.apps.iter().map(|a| AppView::new(a, &snapshot, &pool)).collect())
         .unwrap_or_default();
     Ok(Json(apps))
 }
@@ -171,7 +185,7 @@ pub(super) async fn show_app(
     let snapshot = state.registry.snapshot_full();
     live_pool(&snapshot.config, &pool)
         .and_then(|p| p.apps.iter().find(|a| a.id.as_str() == id))
-        .map(|a| Json(AppView::from(a)))
+        .map(|a| Json(AppView::new(a, &snapshot, &pool)))
         .ok_or_else(ApiError::not_found)
 }
 

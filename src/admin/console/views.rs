@@ -230,12 +230,9 @@ pub(super) async fn pool_page(
             users.map(|u| context! { more => u.len() as i64 == PAGE, users => u, import => report })
         }
         "apps" => {
-            let served = snapshot.pool(pool);
             let health = |id: &str| {
-                let app = served.as_ref().and_then(|p| p.apps.get(id).cloned());
-                let servers = app.map(|a| a.upstream.health()).unwrap_or_default();
+                let servers = snapshot.upstream_health(pool, id).into_iter();
                 servers
-                    .into_iter()
                     .map(|(server, up)| context! { server => server, up => up })
                     .collect::<Vec<_>>()
             };
