@@ -225,7 +225,18 @@ async fn an_operator_signs_in_with_a_second_factor_and_manages_pools_apps_and_us
     let (_, list) = api_json(&gw, "/pools/partners/users").await;
     assert_eq!(list["items"][0]["username"], "pat");
 
-    // A form posted without its token, or with another session's, is refused.
+    // A form posted from another site is refused even with this session's token (a page
+    // that read it some other way); so is one without its token, or with a made-up one.
+    let token = csrf(&users);
+    let cross = b
+        .client
+        .post(console(&gw, "/console/pools/partners/users"))
+        .header("origin", "http://attacker.localhost")
+        .form(&[("username", "eve"), ("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403);
     let forged = b
         .client
         .post(console(&gw, "/console/pools/partners/users"))
