@@ -14,6 +14,7 @@ pub mod forward_auth;
 pub mod gate;
 pub mod ids;
 pub mod logging;
+pub mod metrics;
 pub mod op;
 pub mod outbound;
 pub mod portal;

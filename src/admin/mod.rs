@@ -3,7 +3,6 @@
 
 mod api;
 mod console;
-pub mod metrics;
 pub mod ops;
 mod refusal;
 mod token;
@@ -18,9 +17,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::session::Sessions;
-use metrics::Metrics;
 pub use token::AdminToken;
 
 /// The address an admin request came from, for the audit log.

@@ -37,10 +37,10 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType};
 
-use crate::admin::metrics::{AppMetrics, Metrics, NONE};
 use crate::forward_auth;
 use crate::gate::{self, Verdict};
 use crate::ids::Host;
+use crate::metrics::{AppMetrics, Metrics, NONE};
 use crate::portal::InternalKey;
 use crate::registry::{AppRoute, PoolRoute, Registry, Route};
 use crate::session::{Principal, Sessions};

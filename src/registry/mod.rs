@@ -15,7 +15,6 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
-use crate::admin::metrics::AppMetrics;
 use crate::config::{
     AccessPolicy, Branding, Claim, Config, ConfigErrors, Cors, Extra, HealthCheck, IdentityHeaders, LockoutPolicy,
     MfaPolicy, SessionPolicy,
@@ -24,6 +23,7 @@ use crate::crypto::jwt::{Signer, Verifier};
 use crate::crypto::signing::PublicJwk;
 use crate::crypto::{MasterKey, Sealer};
 use crate::ids::{AppId, Host, PoolId, Serial};
+use crate::metrics::AppMetrics;
 use crate::proxy::StripSet;
 use crate::store::{Fragment, FragmentKind, Store, StoreError};
 use crate::tls::CertStore;

@@ -15,10 +15,11 @@ use pingora::apps::HttpServerOptions;
 use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
 
-use crate::admin::{self, AdminState, metrics::Metrics};
+use crate::admin::{self, AdminState};
 use crate::clock;
 use crate::config::Config;
 use crate::crypto::MasterKey;
+use crate::metrics::Metrics;
 use crate::portal::{self, InternalKey, WebState};
 use crate::proxy::{Drain, Gateway, PortalLink};
 use crate::registry::Registry;
