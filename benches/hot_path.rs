@@ -11,7 +11,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use poolgate::config::{Config, IdentityHeaders};
 use poolgate::crypto::MasterKey;
 use poolgate::ids::{PoolId, Serial};
-use poolgate::proxy::{StripSet, apply_identity};
+use poolgate::proxy::{apply_identity, strip};
 use poolgate::registry::{PoolKeys, Route, Snapshot};
 use poolgate::session::{Bearer, Principal, SessionId, Sessions, Ticket, app_binding};
 
@@ -178,7 +178,7 @@ fn identity_cached(c: &mut Criterion) {
 }
 
 fn strip_headers(c: &mut Criterion) {
-    let set = StripSet::new(&IdentityHeaders::default());
+    let set = IdentityHeaders::default().strip_set();
     let mut template = pingora::http::RequestHeader::build("GET", b"/", None).unwrap();
     for i in 0..26 {
         template.append_header(format!("x-app-header-{i}"), "value").unwrap();
@@ -189,7 +189,7 @@ fn strip_headers(c: &mut Criterion) {
     c.bench_function("strip_identity_headers_30", |b| {
         b.iter_batched(
             || template.clone(),
-            |mut req| set.strip(black_box(&mut req), false),
+            |mut req| strip(&set, black_box(&mut req), false),
             criterion::BatchSize::SmallInput,
         )
     });

@@ -923,7 +923,7 @@ impl Lowering<'_> {
         let mut seen = std::collections::HashSet::new();
         let doubled: Vec<String> = out
             .all_names()
-            .filter(|name| !seen.insert(crate::proxy::header_key(name.as_str())))
+            .filter(|name| !seen.insert(crate::wire::header_key(name.as_str())))
             .map(|name| name.to_string())
             .collect();
         for name in doubled {

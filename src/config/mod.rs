@@ -530,6 +530,14 @@ impl Default for IdentityHeaders {
 }
 
 impl IdentityHeaders {
+    /// The names no client may send an app with these headers: its own and poolgate's
+    /// defaults (so renaming a header never reopens the old name), and the rest `StripSet`
+    /// always removes.
+    pub fn strip_set(&self) -> crate::wire::StripSet {
+        let defaults = IdentityHeaders::default();
+        crate::wire::StripSet::new(self.all_names().chain(defaults.all_names()).map(HeaderName::as_str))
+    }
+
     /// Every header name the gateway sets for this app.
     pub fn all_names(&self) -> impl Iterator<Item = &HeaderName> {
         self.names

@@ -2,10 +2,9 @@
 //! (in every spelling an app could read as one of them), and `X-Forwarded-*` is the
 //! gateway's own unless the peer is a trusted proxy.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
 use std::io::Write;
 use std::net::IpAddr;
+use std::sync::LazyLock;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
@@ -14,145 +13,47 @@ use pingora::OrErr;
 use pingora::http::{RequestHeader, ResponseHeader};
 
 use crate::config::IdentityHeaders;
+use crate::wire::StripSet;
 
-/// The form an app framework may fold a header name into: lower-case, `_` read as `-`
-/// (CGI-style frameworks turn both into `HTTP_X_POOLGATE_USER`).
-pub fn header_key(name: &str) -> String {
-    name.bytes()
-        .map(|b| if b == b'_' { '-' } else { b.to_ascii_lowercase() as char })
-        .collect()
+/// Walks the request's headers once and removes every name `set` matches, then cleans
+/// `Connection` of any token naming a header we set (a client could otherwise ask the next
+/// hop to drop them).
+pub fn strip(set: &StripSet, req: &mut RequestHeader, trusted_peer: bool) {
+    let doomed: Vec<http::HeaderName> = req
+        .headers
+        .keys()
+        .filter(|name| set.matches(name.as_str(), trusted_peer))
+        .cloned()
+        .collect();
+    for name in doomed {
+        req.remove_header(&name);
+    }
+    if !req.headers.contains_key(http::header::CONNECTION) {
+        return;
+    }
+    let connection: Vec<String> = req
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !set.matches(t, trusted_peer))
+        .map(str::to_owned)
+        .collect();
+    req.remove_header(&http::header::CONNECTION);
+    if let Ok(v) = HeaderValue::from_str(&connection.join(", "))
+        && !connection.is_empty()
+    {
+        let _ = req.insert_header(http::header::CONNECTION, v);
+    }
 }
 
-/// What a client may not tell the upstream, as `StripSet` sorts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Strip {
-    /// Never from anyone: the gateway's own word.
-    Always,
-    /// Only a trusted proxy's copy is kept: it is that proxy's word.
-    Untrusted,
-}
-
-/// Where the request came from, as proxies say it.
-const FORWARDED: [&str; 5] = [
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-real-ip",
-    "forwarded",
-];
-
-/// Names that apps and auth proxies conventionally read as "who is signed in" (Apache's
-/// `REMOTE_USER`, oauth2-proxy, Authelia, Grafana…): a legacy app may trust them even
-/// when it was never configured with them, so a client's copy never reaches it.
-const CONVENTIONAL: [&str; 14] = [
-    "remote-user",
-    "remote-email",
-    "remote-groups",
-    "remote-name",
-    "x-remote-user",
-    "x-remote-email",
-    "x-remote-groups",
-    "x-forwarded-user",
-    "x-forwarded-email",
-    "x-forwarded-preferred-username",
-    "x-forwarded-groups",
-    "x-forwarded-access-token",
-    "x-authenticated-user",
-    "x-authenticated-email",
-];
-
-/// Families of such names (`X-Auth-Request-User`, `X-WEBAUTH-USER`, …).
-const CONVENTIONAL_PREFIXES: [&str; 2] = ["x-auth-request-", "x-webauth-"];
-
-/// Headers some servers take as the request's real path (IIS, Symfony): a public path
-/// with one of these could reach any page. Never from anyone.
-const PATH_OVERRIDES: [&str; 2] = ["x-original-url", "x-rewrite-url"];
-
-/// Header keys no client may send upstream on a route: the identity headers the app is
-/// configured with, plus poolgate's defaults (so renaming a header never reopens the old
-/// name), the request id, the proxy's word to the portal and path overrides; and, unless
-/// the peer is a trusted proxy, the `X-Forwarded-*` family and the conventional identity
-/// names.
-pub struct StripSet {
-    names: HashMap<String, Strip>,
-}
-
-impl StripSet {
-    pub fn new(headers: &IdentityHeaders) -> StripSet {
-        let untrusted = FORWARDED
-            .iter()
-            .chain(&CONVENTIONAL)
-            .map(|n| ((*n).to_owned(), Strip::Untrusted));
-        let defaults = IdentityHeaders::default();
-        let always = headers
-            .all_names()
-            .chain(defaults.all_names())
-            .map(|h| header_key(h.as_str()))
-            .chain(
-                ["x-request-id", crate::portal::KEY_HEADER, crate::portal::ROUTE_HEADER]
-                    .iter()
-                    .chain(&PATH_OVERRIDES)
-                    .map(|n| (*n).to_owned()),
-            )
-            .map(|n| (n, Strip::Always));
-        // Later entries win: a conventional name the app uses as an alias is always ours.
-        StripSet {
-            names: untrusted.chain(always).collect(),
-        }
-    }
-    /// What no client may send to the portal: poolgate's identity headers and the headers
-    /// the proxy uses to vouch for a portal request.
-    pub fn portal() -> StripSet {
-        StripSet::new(&IdentityHeaders::default())
-    }
-
-    /// Walks the request's headers once and removes every match, then cleans `Connection`
-    /// of any token naming a header we set (a client could otherwise ask the next hop to
-    /// drop them).
-    pub fn strip(&self, req: &mut RequestHeader, trusted_peer: bool) {
-        let doomed: Vec<http::HeaderName> = req
-            .headers
-            .keys()
-            .filter(|name| self.matches(name.as_str(), trusted_peer))
-            .cloned()
-            .collect();
-        for name in doomed {
-            req.remove_header(&name);
-        }
-        if !req.headers.contains_key(http::header::CONNECTION) {
-            return;
-        }
-        let connection: Vec<String> = req
-            .headers
-            .get_all(http::header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && !self.matches(t, trusted_peer))
-            .map(str::to_owned)
-            .collect();
-        req.remove_header(&http::header::CONNECTION);
-        if let Ok(v) = HeaderValue::from_str(&connection.join(", "))
-            && !connection.is_empty()
-        {
-            let _ = req.insert_header(http::header::CONNECTION, v);
-        }
-    }
-
-    fn matches(&self, name: &str, trusted_peer: bool) -> bool {
-        // Header names arrive lower-cased; only a `_` or a `Connection` token needs folding.
-        let key: Cow<str> = if name.bytes().any(|b| b == b'_' || b.is_ascii_uppercase()) {
-            Cow::Owned(header_key(name))
-        } else {
-            Cow::Borrowed(name)
-        };
-        match self.names.get(key.as_ref()) {
-            Some(Strip::Always) => true,
-            Some(Strip::Untrusted) => !trusted_peer,
-            None => !trusted_peer && CONVENTIONAL_PREFIXES.iter().any(|p| key.starts_with(p)),
-        }
-    }
+/// What no client may send to the portal: poolgate's identity headers and the headers the
+/// proxy uses to vouch for a portal request.
+pub fn portal_strip_set() -> &'static StripSet {
+    static SET: LazyLock<StripSet> = LazyLock::new(|| IdentityHeaders::default().strip_set());
+    &SET
 }
 
 /// Removes every `Set-Cookie` of an upstream's response that names one of the gateway's
@@ -224,7 +125,7 @@ mod tests {
 
     #[test]
     fn strips_every_spelling_of_identity_headers() {
-        let set = StripSet::new(&IdentityHeaders::default());
+        let set = IdentityHeaders::default().strip_set();
         let mut req = request(&[
             ("X-Poolgate-User", "admin"),
             ("x-poolgate-user", "admin2"),
@@ -235,7 +136,7 @@ mod tests {
             ("Connection", "keep-alive, X-Poolgate-Pool"),
             ("Accept", "text/html"),
         ]);
-        set.strip(&mut req, false);
+        strip(&set, &mut req, false);
         let names: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["accept", "connection"]);
         assert_eq!(req.headers["connection"], "keep-alive");
@@ -266,7 +167,7 @@ mod tests {
 
     #[test]
     fn conventional_identity_names_and_path_overrides_are_stripped() {
-        let set = StripSet::new(&IdentityHeaders::default());
+        let set = IdentityHeaders::default().strip_set();
         let spoofed = [
             ("Remote-User", "admin"),
             ("REMOTE_USER", "admin"),
@@ -284,12 +185,12 @@ mod tests {
             ("Accept", "*/*"),
         ];
         let mut req = request(&spoofed);
-        set.strip(&mut req, false);
+        strip(&set, &mut req, false);
         let names: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["accept"]);
         // A trusted proxy's word on who is signed in is its own; a path override never is.
         let mut req = request(&spoofed);
-        set.strip(&mut req, true);
+        strip(&set, &mut req, true);
         assert!(req.headers.contains_key("x-forwarded-user"));
         assert!(req.headers.contains_key("x-auth-request-user"));
         assert!(!req.headers.contains_key("x-original-url"));
@@ -298,9 +199,9 @@ mod tests {
 
     #[test]
     fn trusted_peer_keeps_forwarding_headers_but_never_identity() {
-        let set = StripSet::new(&IdentityHeaders::default());
+        let set = IdentityHeaders::default().strip_set();
         let mut req = request(&[("X-Forwarded-For", "10.1.1.1"), ("X-Poolgate-User", "x")]);
-        set.strip(&mut req, true);
+        strip(&set, &mut req, true);
         set_forwarded(&mut req, Some("10.0.0.2".parse().unwrap()), "http", "a.localhost").unwrap();
         assert_eq!(req.headers["x-forwarded-for"], "10.1.1.1, 10.0.0.2");
         assert!(!req.headers.contains_key("x-poolgate-user"));

@@ -46,7 +46,7 @@ use crate::registry::{AppRoute, PoolRoute, Registry, Route};
 use crate::session::{Principal, Sessions};
 use crate::tls::Sni;
 
-pub use headers::{StripSet, header_key};
+pub use headers::strip;
 
 /// Copies prepared identity headers into the upstream request.
 pub fn apply_identity(req: &mut RequestHeader, headers: &[(Bytes, HeaderValue)]) {
@@ -324,14 +324,14 @@ impl ProxyHttp for Gateway {
         match (&ctx.forward, &ctx.route) {
             (Some(Forward::Portal(route)), Some(r)) => {
                 // The portal is ours: it gets its cookies, and our word on the route.
-                headers::StripSet::portal().strip(upstream, false);
+                headers::strip(headers::portal_strip_set(), upstream, false);
                 headers::set_forwarded(upstream, peer_ip(session), proto, host)?;
                 upstream.insert_header(crate::portal::KEY_HEADER, self.portal.key.value())?;
                 upstream.insert_header(crate::portal::ROUTE_HEADER, route.as_str())?;
                 let _ = r;
             }
             (Some(Forward::Upstream(who)), Some(Route::App(pool, app))) => {
-                app.strip.strip(upstream, ctx.trusted_peer);
+                headers::strip(&app.strip, upstream, ctx.trusted_peer);
                 strip_gateway_cookies(upstream);
                 headers::set_forwarded(upstream, peer_ip(session), proto, host)?;
                 if let Some(who) = who {

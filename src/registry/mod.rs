@@ -24,9 +24,9 @@ use crate::crypto::signing::PublicJwk;
 use crate::crypto::{MasterKey, Sealer};
 use crate::ids::{AppId, Host, PoolId, Serial};
 use crate::metrics::AppMetrics;
-use crate::proxy::StripSet;
 use crate::store::{Fragment, FragmentKind, Store, StoreError};
 use crate::tls::CertStore;
+use crate::wire::StripSet;
 
 pub use upstream::Upstream;
 
@@ -345,7 +345,7 @@ impl Snapshot {
                     https_redirect: app.https_redirect,
                     cache_private: app.cache_private,
                     identity_headers: wire_names(&app.headers),
-                    strip: StripSet::new(&app.headers),
+                    strip: app.headers.strip_set(),
                     metrics: OnceLock::new(),
                     cookie_binding: crate::session::app_binding(pool.id.as_str(), app.id.as_str()),
                 });

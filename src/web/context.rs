@@ -15,8 +15,7 @@ use subtle::ConstantTimeEq;
 use crate::registry::{AppRoute, PoolRoute};
 use crate::web::state::WebState;
 
-pub const KEY_HEADER: &str = "x-poolgate-internal";
-pub const ROUTE_HEADER: &str = "x-poolgate-route";
+pub use crate::wire::{KEY_HEADER, ROUTE_HEADER};
 
 /// The proxy's key for talking to the portal: random per process, never leaves it.
 pub struct InternalKey(String);
