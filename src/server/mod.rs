@@ -176,7 +176,9 @@ pub fn serve(config_path: &Path, upgrade: bool) -> anyhow::Result<()> {
         proxy.add_tcp(&addr.to_string());
     }
     if let Some(addr) = settings.listen.https {
-        let tls = tls::listener_settings(registry.clone()).context("TLS listener settings")?;
+        let current = registry.clone();
+        let certs = Box::new(move |host: &str| current.snapshot().certs.get(host));
+        let tls = tls::listener_settings(certs).context("TLS listener settings")?;
         proxy.add_tls_with_settings(&addr.to_string(), None, tls);
     }
     server.add_service(proxy);

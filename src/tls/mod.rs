@@ -20,7 +20,6 @@ use rustls::sign::CertifiedKey;
 
 use crate::config::Config;
 use crate::ids::Host;
-use crate::registry::Registry;
 
 /// Certificates of every host of a snapshot, loaded from `<certs>/<host>/{cert,key}.pem`,
 /// or else from the wildcard directory of its parent domain, `<certs>/*.<parent>/`.
@@ -78,7 +77,8 @@ impl CertStore {
         (CertStore { by_host }, missing)
     }
 
-    fn get(&self, host: &str) -> Option<Arc<CertifiedKey>> {
+    /// The certificate for a normalised host name, if one covers it.
+    pub fn get(&self, host: &str) -> Option<Arc<CertifiedKey>> {
         self.by_host.get(host).cloned()
     }
 }
@@ -98,21 +98,24 @@ fn load_pair(
     CertifiedKey::from_der(chain, key, provider).map_err(|e| format!("{}: {e}", cert_path.display()))
 }
 
-/// Picks the certificate by SNI from the snapshot in force. No SNI, or an unknown name,
-/// gets no certificate: there is no default host, as there is no default pool.
-#[derive(Debug)]
-struct SniResolver(Arc<Registry>);
+/// The certificate for a normalised host name, from the certificates in force (they
+/// change with every reload, so the listener asks each time).
+pub type CertLookup = dyn Fn(&str) -> Option<Arc<CertifiedKey>> + Send + Sync;
 
-impl std::fmt::Debug for Registry {
+/// Picks the certificate by SNI. No SNI, or an unknown name, gets no certificate: there is
+/// no default host, as there is no default pool.
+struct SniResolver(Box<CertLookup>);
+
+impl std::fmt::Debug for SniResolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Registry")
+        f.write_str("SniResolver")
     }
 }
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let host = Host::parse(hello.server_name()?).ok()?;
-        self.0.snapshot().certs.get(host.as_str())
+        (self.0)(host.as_str())
     }
 }
 
@@ -129,10 +132,10 @@ impl TlsAccept for CaptureSni {
     }
 }
 
-/// Listener settings: certificates by SNI from the registry, h2 and HTTP/1.1 by ALPN.
-pub fn listener_settings(registry: Arc<Registry>) -> pingora::Result<TlsSettings> {
+/// Listener settings: certificates by SNI from `certs`, h2 and HTTP/1.1 by ALPN.
+pub fn listener_settings(certs: Box<CertLookup>) -> pingora::Result<TlsSettings> {
     let mut settings = TlsSettings::with_callbacks(Box::new(CaptureSni))?;
-    settings.set_cert_resolver(Arc::new(SniResolver(registry)));
+    settings.set_cert_resolver(Arc::new(SniResolver(certs)));
     settings.enable_h2();
     Ok(settings)
 }
