@@ -11,8 +11,7 @@ use crate::ids::{PoolId, Serial};
 use crate::portal::AccessClaims;
 use crate::registry::{AppRoute, PoolRoute};
 use crate::session::cookie::Cookie;
-use crate::session::{Bearer, PROFILE_SECS, Principal, Sessions, Ticket};
-use crate::store::Store;
+use crate::session::{Bearer, PROFILE_SECS, Principal, ProfileSource, Sessions, Ticket};
 
 /// What authentication found.
 pub enum Authn {
@@ -28,13 +27,12 @@ pub enum Authn {
     None,
 }
 
-/// Where authentication looks things up: the caches, and the store through the control
-/// plane's runtime on a cache miss.
+/// Where authentication looks things up: the caches, and on a profile-cache miss the
+/// profile source.
 #[derive(Clone, Copy)]
 pub struct Lookups<'a> {
     pub sessions: &'a Sessions,
-    pub store: &'a Store,
-    pub control: &'a tokio::runtime::Handle,
+    pub profiles: &'a dyn ProfileSource,
 }
 
 /// Opens the app cookie, checks it is live and not revoked, and finds its principal.
@@ -46,11 +44,7 @@ pub async fn from_cookie(
     state: &Lookups<'_>,
     now: i64,
 ) -> Authn {
-    let Lookups {
-        sessions,
-        store,
-        control,
-    } = *state;
+    let Lookups { sessions, profiles } = *state;
     let ticket = Ticket::in_cookies(Cookie::App, headers, tls, &pool.keys.cookies, &app.cookie_binding).next();
     let Some(ticket) = ticket else {
         return Authn::None;
@@ -65,14 +59,11 @@ pub async fn from_cookie(
     let principal = match sessions.principal(&key, now) {
         Some(p) => p,
         None => {
-            let (store, pool_id, uid) = (store.clone(), pool.id.to_string(), ticket.uid.to_string());
-            let fetched = control.spawn(async move { store.user(&pool_id, &uid).await }).await;
-            let Ok(Ok(user)) = fetched else { return Authn::None };
-            if user.disabled {
+            let Some(user) = profiles.profile(pool.id.as_str(), &ticket.uid.to_string()).await else {
                 return Authn::None;
-            }
+            };
             let p = Arc::new(Principal {
-                sub: user.id,
+                sub: user.sub,
                 username: user.username,
                 email: user.email,
                 name: user.name,

@@ -11,8 +11,7 @@ use std::sync::Arc;
 use http::{HeaderMap, Method};
 
 use crate::registry::{AppRoute, PoolRoute};
-use crate::session::{Principal, Sessions};
-use crate::store::Store;
+use crate::session::{Principal, ProfileSource, Sessions};
 
 /// The request being decided: what the client asked, as the gateway (or a trusted front
 /// proxy) saw it.
@@ -49,12 +48,10 @@ pub enum Verdict {
     Forbidden { username: String },
 }
 
-/// Where the decision looks things up: the caches, and the store (through the control
-/// plane's runtime) on a cache miss.
+/// Where the decision looks things up: the caches, and on a cache miss the profile source.
 pub struct Gate<'a> {
     pub sessions: &'a Sessions,
-    pub store: &'a Store,
-    pub control: &'a tokio::runtime::Handle,
+    pub profiles: &'a dyn ProfileSource,
 }
 
 impl Gate<'_> {
@@ -75,8 +72,7 @@ impl Gate<'_> {
         }
         let lookups = authn::Lookups {
             sessions: self.sessions,
-            store: self.store,
-            control: self.control,
+            profiles: self.profiles,
         };
         let mut found = authn::from_cookie(asked.headers, asked.tls, pool, app, &lookups, now).await;
         if matches!(found, authn::Authn::None) {

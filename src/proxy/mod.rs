@@ -43,7 +43,7 @@ use crate::ids::Host;
 use crate::metrics::{AppMetrics, Metrics, NONE};
 use crate::portal::InternalKey;
 use crate::registry::{AppRoute, PoolRoute, Registry, Route};
-use crate::session::{Principal, Sessions};
+use crate::session::{Principal, ProfileSource, Sessions};
 use crate::tls::Sni;
 
 pub use headers::strip;
@@ -61,8 +61,8 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     sessions: Arc<Sessions>,
     portal: PortalLink,
-    /// The control plane's runtime: where store calls run.
-    control: tokio::runtime::Handle,
+    /// Who a user is, on a profile-cache miss (the store, on the control plane's runtime).
+    profiles: Arc<dyn ProfileSource>,
     drain: Arc<Drain>,
 }
 
@@ -105,7 +105,7 @@ impl Gateway {
         metrics: Arc<Metrics>,
         sessions: Arc<Sessions>,
         portal: PortalLink,
-        control: tokio::runtime::Handle,
+        profiles: Arc<dyn ProfileSource>,
         drain: Arc<Drain>,
     ) -> Gateway {
         Gateway {
@@ -113,7 +113,7 @@ impl Gateway {
             metrics,
             sessions,
             portal,
-            control,
+            profiles,
             drain,
         }
     }
@@ -562,8 +562,7 @@ impl Gateway {
         ctx.host = Some(original.host.clone());
         let gate = gate::Gate {
             sessions: &self.sessions,
-            store: self.registry.store(),
-            control: &self.control,
+            profiles: self.profiles.as_ref(),
         };
         let now = now();
         let verdict = gate.decide(&pool, &app, &original.asked(&req.headers), now).await;
@@ -612,8 +611,7 @@ impl Gateway {
         };
         let gate = gate::Gate {
             sessions: &self.sessions,
-            store: self.registry.store(),
-            control: &self.control,
+            profiles: self.profiles.as_ref(),
         };
         let verdict = gate.decide(pool, app, &asked, now()).await;
         let browser = gate::policy::is_browser(&req.method, &req.headers);

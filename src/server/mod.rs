@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::portal::{self, InternalKey, WebState};
 use crate::proxy::{Drain, Gateway, PortalLink};
 use crate::registry::Registry;
-use crate::session::Sessions;
+use crate::session::{Sessions, StoreProfiles};
 use crate::store::Store;
 use crate::tls;
 
@@ -162,7 +162,10 @@ pub fn serve(config_path: &Path, upgrade: bool) -> anyhow::Result<()> {
             metrics.clone(),
             sessions,
             PortalLink { addr: portal_addr, key },
-            control.handle().clone(),
+            Arc::new(StoreProfiles {
+                store: registry.store().clone(),
+                control: control.handle().clone(),
+            }),
             drain.clone(),
         ),
         "poolgate proxy",

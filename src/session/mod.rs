@@ -3,6 +3,7 @@
 //! identity headers an app receives with their assertion, verified bearer tokens).
 
 pub mod cookie;
+mod profile;
 mod ticket;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use http::HeaderValue;
 
 use crate::ids::Serial;
 
+pub use profile::{Profile, ProfileSource, StoreProfiles};
 pub use ticket::{SessionId, Ticket, app_binding, sso_binding};
 
 /// Who is making a request, as the app will be told.
