@@ -332,7 +332,6 @@ pub(super) async fn show_client(
     live_client(&state, &pool, &id).map(Json)
 }
 
-/// Registers a client; a confidential one gets its first secret in this answer only.
 /// `PATCH /sources/{id}`: a JSON merge patch on a run-time source's config.
 pub(super) async fn change_source(
     State(state): State<AdminState>,
@@ -364,6 +363,7 @@ pub(super) async fn change_client(
     live_client(&state, &pool, &id).map(Json)
 }
 
+/// Registers a client; a confidential one gets its first secret in this answer only.
 pub(super) async fn create_client(
     State(state): State<AdminState>,
     caller: Caller,

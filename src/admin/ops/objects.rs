@@ -140,11 +140,8 @@ impl Ops<'_> {
     ) -> Result<()> {
         self.store.pool(pool).await?;
         let table = table(kind)?;
-        match config_managed(&registry.snapshot_full().config, pool, kind, id) {
-            None => return Err(StoreError::NotFound.into()),
-            Some(true) => return Err(ObjectError::ConfigManaged(format!("{} `{pool}/{id}`", kind.as_str()))),
-            Some(false) => {}
-        }
+        let managed = config_managed(&registry.snapshot_full().config, pool, kind, id);
+        run_time_only(managed, pool, kind, id)?;
         if !patch.is_object() {
             return Err(ObjectError::Input("the change must be a JSON object".into()));
         }
@@ -195,22 +192,25 @@ impl Ops<'_> {
             FragmentKind::Pool => Some(record.config_managed),
             _ => config_managed(&registry.snapshot_full().config, pool, kind, id),
         };
-        match managed {
-            None => return Err(StoreError::NotFound.into()),
-            Some(true) => {
-                let what = match kind {
-                    FragmentKind::Pool => format!("pool `{pool}`"),
-                    _ => format!("{} `{pool}/{id}`", kind.as_str()),
-                };
-                return Err(ObjectError::ConfigManaged(what));
-            }
-            Some(false) => {}
-        }
+        run_time_only(managed, pool, kind, id)?;
         registry.store().delete_fragment(pool, kind, id).await?;
         registry.reload_logged("admin").await?;
         self.audit(pool, &format!("{}.delete", kind.as_str()), id, String::new())
             .await;
         Ok(())
+    }
+}
+
+/// Only what was made at run time is changed here: an object the gateway does not serve
+/// is not found, and one the config file declares is changed there.
+fn run_time_only(managed: Option<bool>, pool: &str, kind: FragmentKind, id: &str) -> Result<()> {
+    match managed {
+        None => Err(StoreError::NotFound.into()),
+        Some(true) => Err(ObjectError::ConfigManaged(match kind {
+            FragmentKind::Pool => format!("pool `{pool}`"),
+            _ => format!("{} `{pool}/{id}`", kind.as_str()),
+        })),
+        Some(false) => Ok(()),
     }
 }
 
