@@ -13,7 +13,7 @@ use super::{Client, Signed};
 use crate::admin::AdminState;
 use crate::admin::ops::live_pool;
 use crate::admin::refusal::Refusal;
-use crate::config::{Origin, PlanLimits, SourceKind};
+use crate::config::{Origin, PlanLimits, Pool, SourceKind};
 use crate::store::{AuditFilter, FragmentKind, ImportReport, Page};
 use crate::web::pages;
 
@@ -56,6 +56,12 @@ fn declared(origin: Origin) -> Option<String> {
     }
 }
 
+/// Where a pool is declared: as the gateway serves it, or (not served, say while a reload
+/// is refused) as the store remembers it.
+fn pool_declared(in_file: bool, live: Option<&Pool>) -> Option<String> {
+    live.map_or(in_file.then(|| "config file".to_owned()), |p| declared(p.origin))
+}
+
 /// "3 of 3 apps on the free plan": where a plan's limit bites.
 fn usage(count: usize, limit: Option<u64>, what: &str, plan: &str) -> String {
     match limit {
@@ -89,7 +95,7 @@ async fn pools_page(state: &AdminState, signed: &Signed, status: StatusCode, err
             portal => live.map(|p| p.portal.to_string()),
             users => usage(users as usize, limits.max_users, "users", r.plan.as_str()),
             apps => usage(apps, limits.max_apps, "apps", r.plan.as_str()),
-            declared => live.map_or(r.config_managed.then(|| "config file".to_owned()), |p| declared(p.origin)),
+            declared => pool_declared(r.config_managed, live),
         });
     }
     let config_file = state.registry.config_path().display().to_string();
@@ -205,7 +211,7 @@ pub(super) async fn pool_page(
         tab => tab,
         pool => context! {
             id => record.id, name => record.name, plan => plan,
-            declared => live.map_or(record.config_managed.then(|| "config file".to_owned()), |p| declared(p.origin)),
+            declared => pool_declared(record.config_managed, live),
             portal => live.map(|p| p.portal.to_string()),
         },
         config_file => state.registry.config_path().display().to_string(),
