@@ -249,13 +249,16 @@ impl Lowering<'_> {
             );
             return None;
         }
-        let taken = (pool.clients.iter().map(|c| (c.id.as_str(), c.origin)))
+        let taken = pool.clients.iter().map(|c| (c.id.as_str(), c.origin));
+        let taken = taken
             .chain(pool.apps.iter().map(|a| (a.id.as_str(), a.origin)))
             .find(|(id, _)| *id == CONSOLE_CLIENT);
         if let Some((_, origin)) = taken {
+            // Lowered objects are all at a line (a run-time one's is past the file's end,
+            // and `Config::load_with` names it instead).
             let line = match origin {
                 Origin::File { line } => Some(line),
-                _ => Some(self.line(named.span().start)),
+                _ => None,
             };
             self.errors.push(ConfigError {
                 line,

@@ -1,6 +1,7 @@
-//! The console's pages: pools, and inside a pool its users, apps, sessions, signing keys
-//! and audit log. Each change is a plain form post (its CSRF token checked first) that
-//! calls the same `admin::ops` operation the API calls, then shows where it landed.
+//! The console's pages: pools, and inside a pool its tabs (users, groups, apps, sources
+//! and links, sessions, signing keys, audit log) and each app's page; a user's own page is
+//! in `users`. Each change is a plain form post (its CSRF token checked first) that calls
+//! the same `admin::ops` operation the API calls, then shows where it landed.
 
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
