@@ -5,8 +5,6 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Extension, Form, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 
 use serde::Deserialize;
@@ -19,10 +17,8 @@ use crate::web::state::WebState;
 
 /// The access token's audience, read before verification so the right app is checked.
 pub fn unverified_audience(token: &str) -> Option<String> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    v.get("aud")?.as_str().map(str::to_owned)
+    let claims = crate::crypto::jwt::unverified_claims(token)?;
+    claims.get("aud")?.as_str().map(str::to_owned)
 }
 
 /// `GET` or `POST /oidc/userinfo` (OpenID Connect Core §5.3): the access token in the

@@ -221,10 +221,7 @@ struct Verified {
 
 /// The `sid` of an ID token already verified (the crate's claims type has no field for it).
 fn session_id(jwt: &str) -> Option<String> {
-    use base64::Engine;
-    let payload = jwt.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let claims = crate::crypto::jwt::unverified_claims(jwt)?;
     claims.get("sid")?.as_str().map(str::to_owned)
 }
 
