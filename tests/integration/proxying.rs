@@ -56,7 +56,9 @@ async fn upstream_slower_than_the_app_timeout_gives_504() {
 #[tokio::test]
 async fn websocket_echo_through_the_gateway() {
     let up = Whoami::start().await;
-    let gw = Gateway::start(&one_app(&[up.addr.to_string()], "timeout = \"1s\"")).await;
+    // The app's timeout bounds each write to the upstream too: 3 s, not less, so a write
+    // on a loaded machine (the whole suite at once on two cores) is not cut short.
+    let gw = Gateway::start(&one_app(&[up.addr.to_string()], "timeout = \"3s\"")).await;
     let mut req = format!("ws://{}/socket", gw.http).into_client_request().unwrap();
     req.headers_mut()
         .insert("host", "wiki.employees.localhost".parse().unwrap());
@@ -68,7 +70,7 @@ async fn websocket_echo_through_the_gateway() {
         assert_eq!(back.into_text().unwrap().as_str(), msg);
     }
     // Quiet for longer than the app's read timeout: an upgraded connection stays open.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
     assert_eq!(ws.next().await.unwrap().unwrap().into_data().as_ref(), &[1u8, 2, 3]);
     ws.close(None).await.unwrap();
@@ -190,7 +192,7 @@ async fn requests_are_balanced_and_a_dead_server_is_taken_out() {
     ))
     .await;
     // The first health check runs at start; give it a moment to mark the dead server down.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     for _ in 0..20 {
         let (status, _) = gw.get("wiki.employees.localhost", "/").await;
         assert_eq!(status, 200, "the dead server is skipped");
