@@ -305,6 +305,14 @@ const README: &[(&str, &[&str])] = &[
     ),
     ("curl -i http://crm.employees.localhost:8080/", &["http/1.1 401"]),
     (
+        "api -X PATCH http://127.0.0.1:9090/api/pools/employees/apps/crm -d '{\"name\":\"CRM\",\"timeout\":\"30s\"}'",
+        &[
+            "\"name\":\"CRM\"",
+            "\"timeout\":\"30s\"",
+            "\"hosts\":[\"crm.employees.localhost\"]",
+        ],
+    ),
+    (
         "api -X POST http://127.0.0.1:9090/api/pools/employees/keys/rotate",
         &["\"kid\""],
     ),
@@ -327,6 +335,10 @@ const README: &[(&str, &[&str])] = &[
     (
         "cargo run -- user disable --config config/demo.toml --pool employees dave",
         &[],
+    ),
+    (
+        "cargo run -- user reset-mfa --config config/demo.toml --pool employees dave",
+        &["dave's second factor is forgotten"],
     ),
     (
         "cargo run -- user import --config config/demo.toml --pool employees config/people.csv --atomic",
