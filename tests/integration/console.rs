@@ -677,6 +677,43 @@ async fn each_console_operation_has_the_same_result_as_the_apis() {
         "{names:?}"
     );
     both_audited(&gw, "employees", "group.create", "auditors-c", "auditors-a").await;
+    // …each given a member, then taken away.
+    let groups = b.open(&console(&gw, "/console/pools/employees?tab=groups")).await;
+    let members = "/console/pools/employees/groups/auditors-c/members";
+    let added = b
+        .submit(&groups, members, &[("username", "carol"), ("member", "add")])
+        .await;
+    assert_eq!(added.status, 200, "{}", added.body);
+    api(
+        Method::PUT,
+        format!("/pools/employees/groups/auditors-a/members/{e}"),
+        None,
+    )
+    .await;
+    let (carol, erin) = (employee(&gw, "carol").await, employee(&gw, "erin").await);
+    assert!(
+        carol["groups"].as_array().unwrap().contains(&json!("auditors-c")),
+        "{carol}"
+    );
+    assert!(
+        erin["groups"].as_array().unwrap().contains(&json!("auditors-a")),
+        "{erin}"
+    );
+    both_audited(&gw, "employees", "group.add_member", "auditors-c", "auditors-a").await;
+    let taken = b
+        .submit(&groups, members, &[("username", "carol"), ("member", "remove")])
+        .await;
+    assert_eq!(taken.status, 200, "{}", taken.body);
+    api(
+        Method::DELETE,
+        format!("/pools/employees/groups/auditors-a/members/{e}"),
+        None,
+    )
+    .await;
+    let (carol, erin) = (employee(&gw, "carol").await, employee(&gw, "erin").await);
+    assert_eq!(shape(&carol), shape(&erin));
+    assert!(!carol.to_string().contains("auditors-"), "{carol}");
+    both_audited(&gw, "employees", "group.remove_member", "auditors-c", "auditors-a").await;
     let gone = b
         .submit(&groups, "/console/pools/employees/groups/auditors-c/delete", &[])
         .await;

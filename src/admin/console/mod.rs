@@ -73,6 +73,7 @@ pub(super) fn router() -> Router<AdminState> {
         .route("/console/pools/{pool}/links/{id}", post(users::link_action))
         .route("/console/pools/{pool}/groups", post(users::create_group))
         .route("/console/pools/{pool}/groups/{name}/delete", post(users::delete_group))
+        .route("/console/pools/{pool}/groups/{name}/members", post(users::set_member))
         .route("/console/pools/{pool}/sources", post(views::create_source))
         .route("/console/pools/{pool}/sources/{id}/delete", post(views::delete_source))
         .route(

@@ -318,6 +318,38 @@ pub(super) async fn create_group(
     landed(&signed, &format!("/console/pools/{pool}?tab=groups"), done)
 }
 
+#[derive(Deserialize)]
+pub(super) struct MemberForm {
+    #[serde(default)]
+    csrf: String,
+    username: String,
+    /// Which button: `add` or `remove`.
+    #[serde(default)]
+    member: String,
+}
+
+/// Puts a user (by username) in a group or takes them out, as the API's
+/// `PUT`/`DELETE /groups/{group}/members/{user}` do.
+pub(super) async fn set_member(
+    State(state): State<AdminState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Path((pool, group)): Path<(String, String)>,
+    Form(f): Form<MemberForm>,
+) -> Response {
+    let signed = poster!(state, client, headers, &f.csrf);
+    let back = format!("/console/pools/{pool}?tab=groups");
+    let user = match state.registry.store().user_by_username(&pool, f.username.trim()).await {
+        Ok(u) => u,
+        Err(e) => return refused(&signed, &back, e),
+    };
+    let done = signed
+        .ops(&state)
+        .set_member(&pool, &group, &user.id, f.member != "remove")
+        .await;
+    landed(&signed, &back, done)
+}
+
 /// Deletes a group; its members stay, without it.
 pub(super) async fn delete_group(
     State(state): State<AdminState>,
