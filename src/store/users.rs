@@ -317,6 +317,27 @@ impl Store {
         user_row(&row, self.groups_of(pool, &id).await?)
     }
 
+    /// The usernames of these users of the pool, by id, in one query (for a page that lists
+    /// sessions or links by who they are). Ids of no user are left out.
+    pub async fn usernames(&self, pool: &str, ids: &[&str]) -> Result<std::collections::HashMap<String, String>> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let marks: Vec<String> = (2..ids.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, username FROM users WHERE pool_id = $1 AND id IN ({})",
+            marks.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(pool);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("username")?)))
+            .collect()
+    }
+
     pub async fn users(&self, pool: &str, page: Page) -> Result<Vec<User>> {
         let (limit, offset) = page.clamped();
         let rows = sqlx::query(&format!(

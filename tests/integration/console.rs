@@ -467,6 +467,8 @@ async fn each_console_operation_has_the_same_result_as_the_apis() {
     };
     let (sc, se) = (session_of(c), session_of(e));
     let tab = b.open(&console(&gw, "/console/pools/employees?tab=sessions")).await;
+    let named = format!("<a href=\"/console/pools/employees/users/{c}\">carol</a>");
+    assert!(tab.body.contains(&named), "sessions say whose they are: {}", tab.body);
     let revoked = b
         .submit(&tab, &format!("/console/pools/employees/sessions/{sc}/revoke"), &[])
         .await;
@@ -943,6 +945,8 @@ async fn each_console_operation_has_the_same_result_as_the_apis() {
         held.contains(&("s1", dave.as_str())) && held.contains(&("s2", dave.as_str())),
         "{held:?}"
     );
+    let tab = b.open(&console(&gw, "/console/pools/employees?tab=sources")).await;
+    assert!(tab.body.contains(&format!("/users/{dave}\">dave</a>")), "{}", tab.body);
     both_audited(&gw, "employees", "link.move", &links[0], &links[1]).await;
     both_audited(&gw, "employees", "link.delete", &links[2], &links[3]).await;
 

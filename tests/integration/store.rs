@@ -86,6 +86,16 @@ async fn users_are_isolated_by_pool() {
             "{backend}"
         );
         assert_eq!(store.users("employees", Page::default()).await.unwrap().len(), 1);
+        // Usernames by id, in one query: only this pool's.
+        let c = store.create_user("employees", user("carol", None)).await.unwrap();
+        let names = store
+            .usernames("employees", &[&a.id, &b.id, &c.id, "no-such-id"])
+            .await
+            .unwrap();
+        let expected = [(a.id.clone(), "alice".to_owned()), (c.id.clone(), "carol".to_owned())];
+        assert_eq!(names, expected.into_iter().collect(), "{backend}");
+        assert!(store.usernames("employees", &[]).await.unwrap().is_empty());
+        store.delete_user("employees", &c.id).await.unwrap();
         // Unknown pool.
         assert!(
             matches!(

@@ -283,21 +283,18 @@ pub(super) async fn pool_page(
                 })
                 .unwrap_or_default();
             match store.links(pool, page).await {
-                Ok(links) => {
-                    let mut rows = Vec::new();
-                    for l in links {
-                        let username = store.user(pool, &l.user_id).await.map(|u| u.username).ok();
-                        rows.push(context! { ..Value::from_serialize(&l), ..context! { username => username } });
-                    }
-                    Ok(context! { sources => sources, more => rows.len() as i64 == PAGE, links => rows })
-                }
+                Ok(links) => named(store, pool, &links, |l| &l.user_id)
+                    .await
+                    .map(|rows| context! { sources => sources, more => links.len() as i64 == PAGE, links => rows }),
                 Err(e) => Err(e),
             }
         }
-        "sessions" => store
-            .sso_sessions(pool, page)
-            .await
-            .map(|s| context! { more => s.len() as i64 == PAGE, sessions => s }),
+        "sessions" => match store.sso_sessions(pool, page).await {
+            Ok(sessions) => named(store, pool, &sessions, |s| &s.user_id)
+                .await
+                .map(|rows| context! { more => sessions.len() as i64 == PAGE, sessions => rows }),
+            Err(e) => Err(e),
+        },
         "keys" => store.keys(pool).await.map(|k| context! { keys => k }),
         _ => {
             let filter = AuditFilter {
@@ -320,6 +317,19 @@ pub(super) async fn pool_page(
     }
     let status = import.map_or(StatusCode::OK, |(s, _)| s);
     pages::render_with(status, None, "console_pool.html", context! { ..signed.page(), ..view })
+}
+
+/// Rows for a page, each with the username of the user it names (`None` for one gone).
+async fn named<T: serde::Serialize>(
+    store: &crate::store::Store,
+    pool: &str,
+    rows: &[T],
+    user: impl Fn(&T) -> &String,
+) -> Result<Vec<Value>, crate::store::StoreError> {
+    let ids: Vec<&str> = rows.iter().map(|r| user(r).as_str()).collect();
+    let names = store.usernames(pool, &ids).await?;
+    let row = |r: &T| context! { ..Value::from_serialize(r), ..context! { username => names.get(user(r)) } };
+    Ok(rows.iter().map(row).collect())
 }
 
 #[derive(Deserialize)]
