@@ -4,27 +4,6 @@
 //! Provider with a second factor. Every change goes through `admin::ops`, as the API's
 //! and the CLI's do, and is audited as `console:<username>`.
 
-/// The operator, or the answer they get instead.
-macro_rules! operator {
-    ($state:expr, $client:expr, $headers:expr) => {
-        match $crate::admin::console::signed_in(&$state, &$headers, $client).await {
-            Ok(s) => s,
-            Err(resp) => return resp,
-        }
-    };
-}
-
-/// The operator of a post whose token checks out, or the answer they get instead.
-macro_rules! poster {
-    ($state:expr, $client:expr, $headers:expr, $csrf:expr) => {{
-        let signed = operator!($state, $client, $headers);
-        if let Some(refusal) = $crate::admin::console::forged(&$headers, &signed, $csrf) {
-            return refusal;
-        }
-        signed
-    }};
-}
-
 mod signin;
 mod users;
 mod views;
@@ -32,10 +11,14 @@ mod views;
 use std::net::IpAddr;
 
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use minijinja::{Value, context};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::ops::{Operator, Ops};
@@ -119,6 +102,59 @@ impl Signed {
     fn page(&self) -> Value {
         context! { operator => self.username, csrf => self.csrf }
     }
+}
+
+/// A console page's operator: who is signed in, checked against the store on every
+/// request. The rejection is the answer they get instead (sign in, set up, refused).
+impl FromRequestParts<AdminState> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Signed, Response> {
+        let Ok(Client(client)) = Client::from_request_parts(parts, state).await;
+        signed_in(state, &parts.headers, client).await
+    }
+}
+
+/// A form posted from a console page: its operator, and the form, once the token it
+/// carries is this session's and it came from no other origin.
+pub(super) struct Posted<F>(pub Signed, pub F);
+
+impl<F: DeserializeOwned> FromRequest<AdminState> for Posted<F> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AdminState) -> Result<Posted<F>, Response> {
+        let (mut parts, body) = req.into_parts();
+        let signed = Signed::from_request_parts(&mut parts, state).await?;
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        #[derive(Deserialize)]
+        struct Token {
+            #[serde(default)]
+            csrf: String,
+        }
+        let token = serde_urlencoded::from_bytes::<Token>(&bytes).map_or_else(|_| String::new(), |t| t.csrf);
+        if let Some(refusal) = forged(&parts.headers, &signed, &token) {
+            return Err(refusal);
+        }
+        match serde_urlencoded::from_bytes::<F>(&bytes) {
+            Ok(form) => Ok(Posted(signed, form)),
+            Err(e) => Err(message(
+                StatusCode::BAD_REQUEST,
+                "That did not work",
+                &format!("The form could not be read: {e}. Nothing was changed."),
+                Some(&signed),
+            )),
+        }
+    }
+}
+
+/// The one field a plain post may carry (most carry none but their token): the object's
+/// id, or a user's username, typed again to delete it.
+#[derive(Deserialize)]
+pub(super) struct Confirm {
+    #[serde(default)]
+    pub(super) confirm: String,
 }
 
 /// The console's settings and its pool as served now; `None` when no console is set up.

@@ -2,7 +2,7 @@
 //! OpenID Provider, over HTTP like any relying party, asking for a second factor
 //! (`acr_values=mfa`) and refusing an ID token that does not say one was used.
 
-use axum::extract::{Form, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use openidconnect::core::{
@@ -14,7 +14,7 @@ use openidconnect::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Client, SESSION_SECS, Session, console_pool, message, not_set_up, refused, signed_in};
+use super::{Client, Confirm, Posted, SESSION_SECS, Session, console_pool, message, not_set_up, refused};
 use crate::admin::AdminState;
 use crate::admin::ops::{Operator, Ops};
 use crate::op::authorize::ACR_MFA;
@@ -263,28 +263,10 @@ async fn redeem(issuer: &str, attempt: &Attempt, code: String) -> Result<Verifie
     })
 }
 
-#[derive(Deserialize)]
-pub(super) struct SignOutForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// Ends the console session and the operator's session at the console pool with it (as
 /// signing out of an app through the pool's end-session endpoint would), on every node:
 /// signing out of the console is not left half done in a shared browser.
-pub(super) async fn signout(
-    State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
-    Form(form): Form<SignOutForm>,
-) -> Response {
-    let signed = match signed_in(&state, &headers, client).await {
-        Ok(s) => s,
-        Err(resp) => return resp,
-    };
-    if let Some(refusal) = super::forged(&headers, &signed, &form.csrf) {
-        return refusal;
-    }
+pub(super) async fn signout(State(state): State<AdminState>, Posted(signed, _): Posted<Confirm>) -> Response {
     if let (Some(sso), Some((access, _))) = (&signed.sso, console_pool(&state)) {
         // Already ended (expired, or revoked elsewhere) is as good as ended here.
         let _ = state

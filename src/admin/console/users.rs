@@ -2,14 +2,14 @@
 //! where an operator edits them, sets or removes their password, forgets their second
 //! factor, disables, unlocks or deletes them, and removes a link to an identity source.
 
-use axum::extract::{Form, Multipart, Path, State};
+use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::views::{Csrf, PoolQuery, failed, landed, pool_page, refused, words};
-use super::{Client, forged};
+use super::views::{PoolQuery, failed, landed, pool_page, refused, words};
+use super::{Confirm, Posted, Signed, forged};
 use crate::admin::AdminState;
 use crate::admin::ops::UserInput;
 use crate::store::{ImportFormat, StoreError, UserPatch};
@@ -17,8 +17,6 @@ use crate::web::pages;
 
 #[derive(Deserialize)]
 pub(super) struct UserForm {
-    #[serde(default)]
-    csrf: String,
     username: String,
     #[serde(default)]
     email: String,
@@ -32,12 +30,9 @@ pub(super) struct UserForm {
 
 pub(super) async fn create_user(
     State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
     Path(pool): Path<String>,
-    Form(f): Form<UserForm>,
+    Posted(signed, f): Posted<UserForm>,
 ) -> Response {
-    let signed = poster!(state, client, headers, &f.csrf);
     let input = UserInput {
         username: f.username.trim().to_owned(),
         email: Some(f.email.trim().to_owned()).filter(|e| !e.is_empty()),
@@ -55,14 +50,15 @@ pub(super) async fn create_user(
 
 /// A CSV or JSONL file of users, sent as a multipart form; its report is shown on the
 /// users tab, each bad row with its line.
+/// The token is checked here, once the multipart form is read (`Posted` reads only
+/// URL-encoded forms).
 pub(super) async fn import_users(
     State(state): State<AdminState>,
-    Client(client): Client,
+    signed: Signed,
     headers: HeaderMap,
     Path(pool): Path<String>,
     mut form: Multipart,
 ) -> Response {
-    let signed = operator!(state, client, headers);
     let (mut csrf, mut format, mut atomic, mut file) = (String::new(), String::new(), false, None::<String>);
     loop {
         match form.next_field().await {
@@ -122,11 +118,9 @@ fn user_page_path(pool: &str, id: &str) -> String {
 
 pub(super) async fn user(
     State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
+    signed: Signed,
     Path((pool, id)): Path<(String, String)>,
 ) -> Response {
-    let signed = operator!(state, client, headers);
     let store = state.registry.store();
     let back = format!("/console/pools/{pool}");
     let user = match store.user(&pool, &id).await {
@@ -149,8 +143,6 @@ pub(super) async fn user(
 
 #[derive(Deserialize)]
 pub(super) struct EditForm {
-    #[serde(default)]
-    csrf: String,
     username: String,
     #[serde(default)]
     email: String,
@@ -166,12 +158,9 @@ pub(super) struct EditForm {
 /// The user's details and groups, as one edit (the API's `PATCH /users/{id}`).
 pub(super) async fn update_user(
     State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
     Path((pool, id)): Path<(String, String)>,
-    Form(f): Form<EditForm>,
+    Posted(signed, f): Posted<EditForm>,
 ) -> Response {
-    let signed = poster!(state, client, headers, &f.csrf);
     let patch = UserPatch {
         username: Some(f.username.trim().to_owned()),
         email: Some(Some(f.email.trim().to_owned()).filter(|e| !e.is_empty())),
@@ -187,8 +176,6 @@ pub(super) async fn update_user(
 #[derive(Deserialize)]
 pub(super) struct PasswordForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     password: String,
     /// Ticked: the user keeps no password (they sign in through an identity source).
     #[serde(default)]
@@ -198,12 +185,9 @@ pub(super) struct PasswordForm {
 /// Sets a new password (ending the user's sessions, as the API does), or removes it.
 pub(super) async fn set_password(
     State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
     Path((pool, id)): Path<(String, String)>,
-    Form(f): Form<PasswordForm>,
+    Posted(signed, f): Posted<PasswordForm>,
 ) -> Response {
-    let signed = poster!(state, client, headers, &f.csrf);
     let back = user_page_path(&pool, &id);
     let password = match (f.remove.is_some(), f.password.is_empty()) {
         (true, true) => None,
@@ -222,12 +206,9 @@ pub(super) async fn set_password(
 
 pub(super) async fn user_action(
     State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
     Path((pool, id, action)): Path<(String, String, String)>,
-    Form(f): Form<Csrf>,
+    Posted(signed, f): Posted<Confirm>,
 ) -> Response {
-    let signed = poster!(state, client, headers, &f.csrf);
     let ops = signed.ops(&state);
     let back = user_page_path(&pool, &id);
     let done = match action.as_str() {
@@ -261,8 +242,6 @@ async fn delete_user(state: &AdminState, signed: &super::Signed, pool: &str, id:
 
 #[derive(Deserialize)]
 pub(super) struct LinkForm {
-    #[serde(default)]
-    csrf: String,
     /// Move the link to this user (by username); empty: remove the link.
     #[serde(default)]
     to: String,
@@ -274,12 +253,9 @@ pub(super) struct LinkForm {
 /// Removes a link to an identity source's account, or gives it to another user.
 pub(super) async fn link_action(
     State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
     Path((pool, id)): Path<(String, String)>,
-    Form(f): Form<LinkForm>,
+    Posted(signed, f): Posted<LinkForm>,
 ) -> Response {
-    let signed = poster!(state, client, headers, &f.csrf);
     let from_user = f
         .from_user
         .chars()
@@ -301,27 +277,20 @@ pub(super) async fn link_action(
 
 #[derive(Deserialize)]
 pub(super) struct GroupForm {
-    #[serde(default)]
-    csrf: String,
     name: String,
 }
 
 pub(super) async fn create_group(
     State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
     Path(pool): Path<String>,
-    Form(f): Form<GroupForm>,
+    Posted(signed, f): Posted<GroupForm>,
 ) -> Response {
-    let signed = poster!(state, client, headers, &f.csrf);
     let done = signed.ops(&state).create_group(&pool, f.name.trim()).await;
     landed(&signed, &format!("/console/pools/{pool}?tab=groups"), done)
 }
 
 #[derive(Deserialize)]
 pub(super) struct MemberForm {
-    #[serde(default)]
-    csrf: String,
     username: String,
     /// Which button: `add` or `remove`.
     #[serde(default)]
@@ -332,12 +301,9 @@ pub(super) struct MemberForm {
 /// `PUT`/`DELETE /groups/{group}/members/{user}` do.
 pub(super) async fn set_member(
     State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
     Path((pool, group)): Path<(String, String)>,
-    Form(f): Form<MemberForm>,
+    Posted(signed, f): Posted<MemberForm>,
 ) -> Response {
-    let signed = poster!(state, client, headers, &f.csrf);
     let back = format!("/console/pools/{pool}?tab=groups");
     let user = match state.registry.store().user_by_username(&pool, f.username.trim()).await {
         Ok(u) => u,
@@ -353,12 +319,9 @@ pub(super) async fn set_member(
 /// Deletes a group; its members stay, without it.
 pub(super) async fn delete_group(
     State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
     Path((pool, name)): Path<(String, String)>,
-    Form(f): Form<Csrf>,
+    Posted(signed, _): Posted<Confirm>,
 ) -> Response {
-    let signed = poster!(state, client, headers, &f.csrf);
     let done = signed.ops(&state).delete_group(&pool, &name).await;
     landed(&signed, &format!("/console/pools/{pool}?tab=groups"), done)
 }

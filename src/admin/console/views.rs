@@ -3,14 +3,14 @@
 //! in `users`. Each change is a plain form post (its CSRF token checked first) that calls
 //! the same `admin::ops` operation the API calls, then shows where it landed.
 
-use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::{Value, context};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Client, Signed};
+use super::{Confirm, Posted, Signed};
 use crate::admin::AdminState;
 use crate::admin::ops::live_pool;
 use crate::admin::refusal::Refusal;
@@ -71,8 +71,7 @@ fn usage(count: usize, limit: Option<u64>, what: &str, plan: &str) -> String {
     }
 }
 
-pub(super) async fn pools(State(state): State<AdminState>, Client(client): Client, headers: HeaderMap) -> Response {
-    let signed = operator!(state, client, headers);
+pub(super) async fn pools(State(state): State<AdminState>, signed: Signed) -> Response {
     pools_page(&state, &signed, StatusCode::OK, None).await
 }
 
@@ -110,8 +109,6 @@ async fn pools_page(state: &AdminState, signed: &Signed, status: StatusCode, err
 
 #[derive(Deserialize)]
 pub(super) struct PoolForm {
-    #[serde(default)]
-    csrf: String,
     id: String,
     #[serde(default)]
     name: String,
@@ -121,13 +118,7 @@ pub(super) struct PoolForm {
     plan: String,
 }
 
-pub(super) async fn create_pool(
-    State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
-    Form(f): Form<PoolForm>,
-) -> Response {
-    let signed = poster!(state, client, headers, &f.csrf);
+pub(super) async fn create_pool(State(state): State<AdminState>, Posted(signed, f): Posted<PoolForm>) -> Response {
     let mut body = json!({ "id": f.id.trim(), "portal": f.portal.trim() });
     for (key, value) in [("name", f.name.trim()), ("plan", f.plan.trim())] {
         if !value.is_empty() {
@@ -172,12 +163,10 @@ impl PoolQuery {
 
 pub(super) async fn pool(
     State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
+    signed: Signed,
     Path(pool): Path<String>,
     Query(q): Query<PoolQuery>,
 ) -> Response {
-    let signed = operator!(state, client, headers);
     pool_page(&state, &signed, &pool, q, None).await
 }
 
@@ -332,23 +321,11 @@ async fn named<T: serde::Serialize>(
     Ok(rows.iter().map(row).collect())
 }
 
-#[derive(Deserialize)]
-pub(super) struct Csrf {
-    #[serde(default)]
-    pub(super) csrf: String,
-    /// The object's id (or a user's username) typed again, to delete it.
-    #[serde(default)]
-    pub(super) confirm: String,
-}
-
 pub(super) async fn delete_pool(
     State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
     Path(pool): Path<String>,
-    Form(f): Form<Csrf>,
+    Posted(signed, f): Posted<Confirm>,
 ) -> Response {
-    let signed = poster!(state, client, headers, &f.csrf);
     let back = format!("/console/pools/{pool}");
     if f.confirm.trim() != pool {
         let why = format!("type the pool's id, {pool}, to confirm that it is to be deleted with all it holds");
@@ -366,8 +343,6 @@ pub(super) async fn delete_pool(
 
 #[derive(Deserialize)]
 pub(super) struct AppForm {
-    #[serde(default)]
-    csrf: String,
     /// Only when making one: an app's id does not change.
     #[serde(default)]
     id: String,
@@ -389,12 +364,9 @@ pub(super) fn words(s: &str) -> Vec<String> {
 
 pub(super) async fn create_app(
     State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
     Path(pool): Path<String>,
-    Form(f): Form<AppForm>,
+    Posted(signed, f): Posted<AppForm>,
 ) -> Response {
-    let signed = poster!(state, client, headers, &f.csrf);
     let mut body = json!({ "id": f.id.trim(), "hosts": words(&f.hosts), "upstreams": words(&f.upstreams) });
     if !f.name.trim().is_empty() {
         body["name"] = json!(f.name.trim());
@@ -410,11 +382,9 @@ pub(super) async fn create_app(
 /// One app, to change its name, hosts and upstreams (what else it has stays as it is).
 pub(super) async fn app(
     State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
+    signed: Signed,
     Path((pool, id)): Path<(String, String)>,
 ) -> Response {
-    let signed = operator!(state, client, headers);
     let back = format!("/console/pools/{pool}?tab=apps");
     let snapshot = state.registry.snapshot_full();
     let Some(app) = live_pool(&snapshot.config, &pool).and_then(|p| p.apps.iter().find(|a| a.id.as_str() == id)) else {
@@ -437,12 +407,9 @@ pub(super) async fn app(
 /// Changes a run-time app's name, hosts and upstreams, as `PATCH /apps/{id}` does.
 pub(super) async fn change_app(
     State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
     Path((pool, id)): Path<(String, String)>,
-    Form(f): Form<AppForm>,
+    Posted(signed, f): Posted<AppForm>,
 ) -> Response {
-    let signed = poster!(state, client, headers, &f.csrf);
     let name = Some(f.name.trim()).filter(|n| !n.is_empty());
     let patch = json!({ "name": name, "hosts": words(&f.hosts), "upstreams": words(&f.upstreams) });
     let done = signed
@@ -458,12 +425,9 @@ pub(super) async fn change_app(
 
 pub(super) async fn delete_app(
     State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
     Path((pool, id)): Path<(String, String)>,
-    Form(f): Form<Csrf>,
+    Posted(signed, _): Posted<Confirm>,
 ) -> Response {
-    let signed = poster!(state, client, headers, &f.csrf);
     let back = format!("/console/pools/{pool}?tab=apps");
     let done = signed
         .ops(&state)
@@ -474,8 +438,6 @@ pub(super) async fn delete_app(
 
 #[derive(Deserialize)]
 pub(super) struct SourceForm {
-    #[serde(default)]
-    csrf: String,
     id: String,
     #[serde(default)]
     name: String,
@@ -503,12 +465,9 @@ pub(super) struct SourceForm {
 /// A new identity source, from the fields a person fills in (the API takes every setting).
 pub(super) async fn create_source(
     State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
     Path(pool): Path<String>,
-    Form(f): Form<SourceForm>,
+    Posted(signed, f): Posted<SourceForm>,
 ) -> Response {
-    let signed = poster!(state, client, headers, &f.csrf);
     let mut body = json!({ "id": f.id.trim(), "kind": f.kind.trim() });
     let given = [
         ("name", f.name),
@@ -542,12 +501,9 @@ pub(super) async fn create_source(
 /// they are removed.
 pub(super) async fn delete_source(
     State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
     Path((pool, id)): Path<(String, String)>,
-    Form(f): Form<Csrf>,
+    Posted(signed, _): Posted<Confirm>,
 ) -> Response {
-    let signed = poster!(state, client, headers, &f.csrf);
     let back = format!("/console/pools/{pool}?tab=sources");
     let done = signed
         .ops(&state)
@@ -558,12 +514,9 @@ pub(super) async fn delete_source(
 
 pub(super) async fn revoke_session(
     State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
     Path((pool, id)): Path<(String, String)>,
-    Form(f): Form<Csrf>,
+    Posted(signed, _): Posted<Confirm>,
 ) -> Response {
-    let signed = poster!(state, client, headers, &f.csrf);
     let back = format!("/console/pools/{pool}?tab=sessions");
     let done = state.ended(signed.ops(&state).revoke_session(&pool, &id).await).await;
     landed(&signed, &back, done)
@@ -571,12 +524,9 @@ pub(super) async fn revoke_session(
 
 pub(super) async fn rotate_key(
     State(state): State<AdminState>,
-    Client(client): Client,
-    headers: HeaderMap,
     Path(pool): Path<String>,
-    Form(f): Form<Csrf>,
+    Posted(signed, _): Posted<Confirm>,
 ) -> Response {
-    let signed = poster!(state, client, headers, &f.csrf);
     let back = format!("/console/pools/{pool}?tab=keys");
     let done = state
         .rotated(signed.ops(&state).rotate_key(&pool, state.registry.master_key()).await)
