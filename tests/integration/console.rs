@@ -999,3 +999,34 @@ async fn each_console_operation_has_the_same_result_as_the_apis() {
     let again = b.open(&console(&gw, "/console")).await;
     assert!(again.is_login_page(), "{:?}\n{}", again.hops, again.body);
 }
+
+/// The console session stands on the operator's session at the pool: revoked there (by
+/// another operator, say), the console asks for a sign-in at the next request.
+#[tokio::test]
+async fn a_session_revoked_at_the_pool_ends_the_console_session() {
+    let (gw, _up) = gateway().await;
+    add_user(&gw, "employees", "alice", PASSWORD, &["console_admins"]).await;
+    let b = Browser::new(&gw);
+    let home = sign_in_with_new_second_factor(&b, &gw, "alice").await;
+    assert_eq!(home.status, 200, "{}", home.body);
+    let (_, sessions) = api_json(&gw, "/pools/employees/sessions").await;
+    let sso = sessions["items"][0]["id"].as_str().unwrap().to_owned();
+    let r = gw
+        .api(Method::DELETE, &format!("/pools/employees/sessions/{sso}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let again = b.open(&console(&gw, "/console")).await;
+    assert!(again.is_login_page(), "{:?}\n{}", again.hops, again.body);
+    let post = b
+        .client
+        .post(console(&gw, "/console/pools/employees/keys/rotate"))
+        .form(&[("csrf", csrf(&home).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 303, "a post is sent to sign in, and changes nothing");
+    let (_, keys) = api_json(&gw, "/pools/employees/keys").await;
+    assert_eq!(keys.as_array().unwrap().len(), 1, "{keys}");
+}

@@ -79,8 +79,8 @@ struct Session {
     sso: Option<String>,
 }
 
-/// A signed-in operator, checked against the store on every request: disabled, or taken
-/// out of the console group, they are out at once.
+/// A signed-in operator, checked against the store on every request: disabled, taken out
+/// of the console group, or their session at the pool ended, they are out at once.
 pub(super) struct Signed {
     pub username: String,
     csrf: String,
@@ -178,6 +178,13 @@ async fn signed_in(state: &AdminState, headers: &HeaderMap, client: IpAddr) -> R
     let Some(session) = session else {
         return Err(Redirect::to("/console/signin").into_response());
     };
+    // Signed out at the pool, or revoked there by an operator: out of the console too.
+    if let Some(sso) = &session.sso {
+        let at_pool = state.registry.store().sso_session(pool.id.as_str(), sso).await;
+        if !at_pool.is_ok_and(|s| s.revoked_at.is_none()) {
+            return Err(Redirect::to("/console/signin").into_response());
+        }
+    }
     match state.registry.store().user(pool.id.as_str(), &session.user).await {
         Ok(user) if !user.disabled && user.groups.contains(&access.group) => Ok(Signed {
             username: session.username,
