@@ -348,8 +348,40 @@ impl Store {
         .bind(offset)
         .fetch_all(&self.pool)
         .await?;
+        self.users_of_rows(pool, &rows).await
+    }
+
+    /// Users whose username or email starts with `query`, or whose name holds it, in any
+    /// case, by username: what a person types into a search box.
+    pub async fn find_users(&self, pool: &str, query: &str, page: Page) -> Result<Vec<User>> {
+        // `%`, `_` and `\` typed are themselves, not patterns.
+        let mut typed = String::new();
+        for c in query.trim().to_lowercase().chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                typed.push('\\');
+            }
+            typed.push(c);
+        }
+        let (limit, offset) = page.clamped();
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE pool_id = $1 AND (username LIKE $2 ESCAPE '\\' \
+             OR email LIKE $3 ESCAPE '\\' OR LOWER(name) LIKE $4 ESCAPE '\\') \
+             ORDER BY username LIMIT $5 OFFSET $6"
+        ))
+        .bind(pool)
+        .bind(format!("{typed}%"))
+        .bind(format!("{typed}%"))
+        .bind(format!("%{typed}%"))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        self.users_of_rows(pool, &rows).await
+    }
+
+    async fn users_of_rows(&self, pool: &str, rows: &[AnyRow]) -> Result<Vec<User>> {
         let mut users = Vec::with_capacity(rows.len());
-        for row in &rows {
+        for row in rows {
             let id: String = row.try_get("id")?;
             users.push(user_row(row, self.groups_of(pool, &id).await?)?);
         }

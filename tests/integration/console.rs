@@ -587,6 +587,22 @@ async fn each_console_operation_has_the_same_result_as_the_apis() {
         both_audited(&gw, "employees", &format!("user.{action}"), c, e).await;
     }
 
+    // Finding people: the console's search box and the API's `q` find the same.
+    let search = b.open(&console(&gw, "/console/pools/employees?tab=users&q=Er")).await;
+    assert!(
+        search.body.contains(">erin</a>") && !search.body.contains(">carol</a>"),
+        "{}",
+        search.body
+    );
+    let (_, found) = api_json(&gw, "/pools/employees/users?q=Er").await;
+    let names: Vec<&str> = found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["erin"]);
+
     // Adding a user.
     let users_tab = b.open(&console(&gw, "/console/pools/employees")).await;
     let added = b

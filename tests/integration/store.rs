@@ -95,6 +95,36 @@ async fn users_are_isolated_by_pool() {
         let expected = [(a.id.clone(), "alice".to_owned()), (c.id.clone(), "carol".to_owned())];
         assert_eq!(names, expected.into_iter().collect(), "{backend}");
         assert!(store.usernames("employees", &[]).await.unwrap().is_empty());
+        // Search: a username or email prefix, or part of the name, in any case; what is
+        // typed is never a pattern; only this pool's users.
+        let named = NewUser {
+            name: "Carla 100% Sure".into(),
+            ..user("c_s", Some("cs@corp.example"))
+        };
+        let cs = store.create_user("employees", named).await.unwrap();
+        let found = |q: &'static str| {
+            let store = store.clone();
+            async move {
+                let users = store.find_users("employees", q, Page::default()).await.unwrap();
+                users.into_iter().map(|u| u.username).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(found("AL").await, ["alice"], "{backend}");
+        assert_eq!(
+            found("car").await,
+            ["c_s", "carol"],
+            "{backend}: a name, and a username"
+        );
+        assert_eq!(found("CS@").await, ["c_s"], "{backend}: an email");
+        assert_eq!(found("100%").await, ["c_s"], "{backend}");
+        assert_eq!(found("c_").await, ["c_s"], "{backend}: `_` is no wildcard");
+        assert_eq!(
+            found("%").await,
+            ["c_s"],
+            "{backend}: a name with a `%` in it, not everyone"
+        );
+        assert!(found("zz").await.is_empty(), "{backend}");
+        store.delete_user("employees", &cs.id).await.unwrap();
         store.delete_user("employees", &c.id).await.unwrap();
         // Unknown pool.
         assert!(

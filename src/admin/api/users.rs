@@ -27,13 +27,26 @@ pub(super) struct CreateUser {
     groups: Vec<String>,
 }
 
+#[derive(Deserialize)]
+pub(super) struct Search {
+    /// A username or email prefix, or part of the name (any case).
+    #[serde(default)]
+    q: String,
+}
+
 pub(super) async fn list(
     State(state): State<AdminState>,
     Path(pool): PoolPath,
     Query(page): Query<Page>,
+    Query(search): Query<Search>,
 ) -> ApiResult<Json<List<User>>> {
     known_pool(&state, &pool).await?;
-    Ok(List::new(state.registry.store().users(&pool, page).await?, page))
+    let store = state.registry.store();
+    let users = match search.q.trim() {
+        "" => store.users(&pool, page).await?,
+        q => store.find_users(&pool, q, page).await?,
+    };
+    Ok(List::new(users, page))
 }
 
 pub(super) async fn create(

@@ -213,14 +213,9 @@ pub(super) async fn pool_page(
     };
     let listed = match tab.as_str() {
         "users" => {
-            let users = if q.q.trim().is_empty() {
-                store.users(pool, page).await
-            } else {
-                let wanted = q.q.trim();
-                match store.user_by_username(pool, wanted).await {
-                    Ok(u) => Ok(vec![u]),
-                    Err(_) => store.users_by_email(pool, &wanted.to_lowercase()).await,
-                }
+            let users = match q.q.trim() {
+                "" => store.users(pool, page).await,
+                wanted => store.find_users(pool, wanted, page).await,
             };
             let report = import.as_ref().map(|(_, r)| r.clone());
             users.map(|u| context! { more => u.len() as i64 == PAGE, users => u, import => report })
