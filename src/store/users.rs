@@ -264,16 +264,6 @@ impl Store {
         Ok(())
     }
 
-    async fn groups_of(&self, pool: &str, user_id: &str) -> Result<Vec<String>> {
-        let rows =
-            sqlx::query("SELECT group_name FROM memberships WHERE pool_id = $1 AND user_id = $2 ORDER BY group_name")
-                .bind(pool)
-                .bind(user_id)
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter().map(|r| Ok(r.try_get("group_name")?)).collect()
-    }
-
     /// A user with their groups, in one round trip (every token grant reads one).
     pub async fn user(&self, pool: &str, id: &str) -> Result<User> {
         let row = sqlx::query(&format!(
@@ -306,15 +296,15 @@ impl Store {
     pub async fn user_by_username(&self, pool: &str, username: &str) -> Result<User> {
         let username = normalize_username(username).map_err(|_| StoreError::NotFound)?;
         let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE pool_id = $1 AND username = $2"
+            "SELECT {USER_COLUMNS}, {} AS group_list FROM users WHERE pool_id = $1 AND username = $2",
+            self.group_list()
         ))
         .bind(pool)
         .bind(&username)
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound)?;
-        let id: String = row.try_get("id")?;
-        user_row(&row, self.groups_of(pool, &id).await?)
+        user_with_groups(&row)
     }
 
     /// The usernames of these users of the pool, by id, in one query (for a page that lists
@@ -341,14 +331,15 @@ impl Store {
     pub async fn users(&self, pool: &str, page: Page) -> Result<Vec<User>> {
         let (limit, offset) = page.clamped();
         let rows = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE pool_id = $1 ORDER BY username LIMIT $2 OFFSET $3"
+            "SELECT {USER_COLUMNS}, {} AS group_list FROM users WHERE pool_id = $1 ORDER BY username LIMIT $2 OFFSET $3",
+            self.group_list()
         ))
         .bind(pool)
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.pool)
         .await?;
-        self.users_of_rows(pool, &rows).await
+        rows.iter().map(user_with_groups).collect()
     }
 
     /// Users whose username or email starts with `query`, or whose name holds it, in any
@@ -364,9 +355,10 @@ impl Store {
         }
         let (limit, offset) = page.clamped();
         let rows = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE pool_id = $1 AND (username LIKE $2 ESCAPE '\\' \
-             OR email LIKE $3 ESCAPE '\\' OR LOWER(name) LIKE $4 ESCAPE '\\') \
-             ORDER BY username LIMIT $5 OFFSET $6"
+            "SELECT {USER_COLUMNS}, {} AS group_list FROM users WHERE pool_id = $1 \
+             AND (username LIKE $2 ESCAPE '\\' OR email LIKE $3 ESCAPE '\\' OR LOWER(name) LIKE $4 ESCAPE '\\') \
+             ORDER BY username LIMIT $5 OFFSET $6",
+            self.group_list()
         ))
         .bind(pool)
         .bind(format!("{typed}%"))
@@ -376,16 +368,7 @@ impl Store {
         .bind(offset)
         .fetch_all(&self.pool)
         .await?;
-        self.users_of_rows(pool, &rows).await
-    }
-
-    async fn users_of_rows(&self, pool: &str, rows: &[AnyRow]) -> Result<Vec<User>> {
-        let mut users = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: String = row.try_get("id")?;
-            users.push(user_row(row, self.groups_of(pool, &id).await?)?);
-        }
-        Ok(users)
+        rows.iter().map(user_with_groups).collect()
     }
 
     pub async fn update_user(&self, pool: &str, id: &str, patch: UserPatch) -> Result<User> {
@@ -673,18 +656,14 @@ impl Store {
     /// Users of a pool with this (normalised) email: at most one, as emails are unique.
     pub async fn users_by_email(&self, pool: &str, email: &str) -> Result<Vec<User>> {
         let rows = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE pool_id = $1 AND email = $2"
+            "SELECT {USER_COLUMNS}, {} AS group_list FROM users WHERE pool_id = $1 AND email = $2",
+            self.group_list()
         ))
         .bind(pool)
         .bind(email)
         .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::new();
-        for row in &rows {
-            let id: String = row.try_get("id")?;
-            out.push(user_row(row, self.groups_of(pool, &id).await?)?);
-        }
-        Ok(out)
+        rows.iter().map(user_with_groups).collect()
     }
 }
 
