@@ -343,8 +343,12 @@ impl Store {
     }
 
     /// Users whose username or email starts with `query`, or whose name holds it, in any
-    /// case, by username: what a person types into a search box.
+    /// case, by username: what a person types into a search box. Nothing typed finds
+    /// everyone.
     pub async fn find_users(&self, pool: &str, query: &str, page: Page) -> Result<Vec<User>> {
+        if query.trim().is_empty() {
+            return self.users(pool, page).await;
+        }
         // `%`, `_` and `\` typed are themselves, not patterns.
         let mut typed = String::new();
         for c in query.trim().to_lowercase().chars() {

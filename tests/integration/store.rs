@@ -124,6 +124,11 @@ async fn users_are_isolated_by_pool() {
             "{backend}: a name with a `%` in it, not everyone"
         );
         assert!(found("zz").await.is_empty(), "{backend}");
+        assert_eq!(
+            found("  ").await,
+            ["alice", "c_s", "carol"],
+            "{backend}: nothing typed finds everyone"
+        );
         store.delete_user("employees", &cs.id).await.unwrap();
         store.delete_user("employees", &c.id).await.unwrap();
         // Unknown pool.

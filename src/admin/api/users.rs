@@ -41,11 +41,7 @@ pub(super) async fn list(
     Query(search): Query<Search>,
 ) -> ApiResult<Json<List<User>>> {
     known_pool(&state, &pool).await?;
-    let store = state.registry.store();
-    let users = match search.q.trim() {
-        "" => store.users(&pool, page).await?,
-        q => store.find_users(&pool, q, page).await?,
-    };
+    let users = state.registry.store().find_users(&pool, &search.q, page).await?;
     Ok(List::new(users, page))
 }
 

@@ -129,7 +129,7 @@ pub(super) async fn user(
     };
     let links = store.links_of_user(&pool, &id).await.unwrap_or_default();
     let groups = store
-        .groups(&pool, crate::store::Page { limit: 500, offset: 0 })
+        .groups(&pool, crate::store::Page::first(500))
         .await
         .unwrap_or_default();
     let view = context! { pool => pool, user => user, links => links, known_groups => groups };

@@ -213,10 +213,7 @@ pub(super) async fn pool_page(
     };
     let listed = match tab.as_str() {
         "users" => {
-            let users = match q.q.trim() {
-                "" => store.users(pool, page).await,
-                wanted => store.find_users(pool, wanted, page).await,
-            };
+            let users = store.find_users(pool, &q.q, page).await;
             let report = import.as_ref().map(|(_, r)| r.clone());
             users.map(|u| context! { more => u.len() as i64 == PAGE, users => u, import => report })
         }
