@@ -132,7 +132,7 @@ impl PoolKeys {
         let jwks = vec![key.jwk.clone()];
         Some(PoolKeys {
             cookies: Sealer::new(master, "cookie", pool),
-            signer: Some(Signer::from_pkcs8(&key.jwk.kid, &key.pkcs8)),
+            signer: Signer::from_pkcs8(&key.jwk.kid, &key.pkcs8).ok(),
             rsa: None,
             verifier: Verifier::new(&jwks),
             published: vec![(key.jwk.kid.clone(), true)],
@@ -144,12 +144,12 @@ impl PoolKeys {
     pub async fn load(store: &Store, master: &MasterKey, pool: &str) -> Result<PoolKeys, StoreError> {
         let published = store.keys(pool).await?;
         let signer = match store.active_private_key(pool, master, "ES256").await {
-            Ok((kid, pkcs8)) => Some(Signer::from_pkcs8(&kid, &pkcs8)),
+            Ok((kid, pkcs8)) => Some(Signer::from_pkcs8(&kid, &pkcs8).map_err(|e| StoreError::Crypto(e.to_string()))?),
             Err(StoreError::NotFound) => None,
             Err(e) => return Err(e),
         };
         let rsa = match store.active_private_key(pool, master, "RS256").await {
-            Ok((kid, der)) => Some(Signer::from_rsa_der(&kid, &der)),
+            Ok((kid, der)) => Some(Signer::from_rsa_der(&kid, &der).map_err(|e| StoreError::Crypto(e.to_string()))?),
             Err(StoreError::NotFound) => None,
             Err(e) => return Err(e),
         };
