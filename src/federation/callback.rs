@@ -115,15 +115,14 @@ async fn finish(
         Resolved::User(user) => (*user, false),
         Resolved::Made(user) => (*user, true),
         Resolved::Challenge { collision } => {
-            let shown = claims.email.or(claims.username).unwrap_or(claims.subject);
-            let pending = PendingLink::new(up.id.as_str(), &up.name, &upstream, shown, collision, request, now);
+            let pending = PendingLink::new(&up, claims, &upstream, collision, request, now);
             return Ok(Finished::Challenge(pending.page(ctx, headers)));
         }
     };
     if user.disabled {
         return Err(FederationError::NoAccount("this account is disabled".into()));
     }
-    let user = first_login::sync(state, ctx, &up, &claims, user, made).await?;
+    let user = first_login::sync(state, ctx, &up, &claims, user, made).await;
     Ok(Finished::SignedIn(
         complete(
             state,

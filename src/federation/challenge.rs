@@ -4,7 +4,8 @@
 //! in this browser's login cookie (never in the form, so a page of someone else's cannot
 //! plant their upstream identity for a victim to link to their own account), expires, and
 //! is spent once the proof succeeds. The page names the upstream identity being linked.
-//! Abandoned, it writes nothing.
+//! Abandoned, it writes nothing. Once proven, the sign-in is what every later one through
+//! the link will be: the upstream's claims synced and its trusted second factor counted.
 
 use axum::extract::{Extension, Form, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -13,6 +14,8 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::attempt::ATTEMPT_SECS;
+use super::first_login::{self, Upstreamed};
+use super::upstream::Upstream;
 use crate::op::AuthRequest;
 use crate::op::signin::{self, Proof, UpstreamIdentity, check_second_factor, complete};
 use crate::session::cookie::Cookie;
@@ -32,8 +35,9 @@ pub struct PendingLink {
     id: String,
     source: String,
     source_name: String,
-    issuer: String,
-    subject: String,
+    /// What the issuer said of the person: the link's `(issuer, subject)`, and what the
+    /// sign-in that follows the proof syncs and trusts.
+    claims: Upstreamed,
     sid: Option<String>,
     id_token: Option<String>,
     /// How the upstream names the person, to show them whose sign-in is being linked.
@@ -44,22 +48,20 @@ pub struct PendingLink {
 }
 
 impl PendingLink {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        source: &str,
-        source_name: &str,
+        source: &Upstream,
+        claims: Upstreamed,
         upstream: &UpstreamIdentity,
-        shown_as: String,
         collision: bool,
         request: Option<AuthRequest>,
         now: i64,
     ) -> PendingLink {
+        let shown_as = (claims.email.clone().or(claims.username.clone())).unwrap_or(claims.subject.clone());
         PendingLink {
             id: random_token(16),
-            source: source.to_owned(),
-            source_name: source_name.to_owned(),
-            issuer: upstream.issuer.clone(),
-            subject: upstream.subject.clone(),
+            source: source.id.to_string(),
+            source_name: source.name.clone(),
+            claims,
             sid: upstream.sid.clone(),
             id_token: upstream.id_token.clone(),
             shown_as,
@@ -101,8 +103,8 @@ impl PendingLink {
 
     fn upstream(&self) -> UpstreamIdentity {
         UpstreamIdentity {
-            issuer: self.issuer.clone(),
-            subject: self.subject.clone(),
+            issuer: self.claims.issuer.clone(),
+            subject: self.claims.subject.clone(),
             sid: self.sid.clone(),
             id_token: self.id_token.clone(),
             spend_state: None,
@@ -180,7 +182,7 @@ pub(super) async fn prove(
     };
     let detail = format!(
         "source={} iss={} sub={}",
-        pending.source, pending.issuer, pending.subject
+        pending.source, pending.claims.issuer, pending.claims.subject
     );
     let user = match (proven, &check.user) {
         (true, Some(u)) => u.clone(),
@@ -192,6 +194,10 @@ pub(super) async fn prove(
             return pending.render(&ctx, &headers, &f.username, Some(WRONG), StatusCode::UNAUTHORIZED);
         }
     };
+    // The source as it is now: one removed since the person left links nothing.
+    let Ok(up) = Upstream::resolve(&state, &ctx.pool, &pending.source) else {
+        return expired(&ctx);
+    };
     // Once: a second proof with the same pending link (a replayed form) writes nothing.
     match store.spend(pool, "federation-link", &pending.id, pending.exp).await {
         Ok(true) => {}
@@ -199,7 +205,13 @@ pub(super) async fn prove(
         Err(_) => return unavailable(&ctx),
     }
     match store
-        .create_link(pool, &pending.source, &pending.issuer, &pending.subject, &user.id)
+        .create_link(
+            pool,
+            &pending.source,
+            &pending.claims.issuer,
+            &pending.claims.subject,
+            &user.id,
+        )
         .await
     {
         Ok(_) => {}
@@ -228,6 +240,10 @@ pub(super) async fn prove(
         format!("{detail} decision=challenge_passed"),
     )
     .await;
+    // The proof was the account's own second factor when it has one; else the upstream's
+    // counts as it would at any sign-in through the link.
+    let mfa = user.mfa_enrolled || pending.claims.trusted_mfa(&up.trust_mfa);
+    let user = first_login::sync(&state, &ctx, &up, &pending.claims, user, false).await;
     let upstream = pending.upstream();
     let request = pending.request.clone().filter(|r| r.exp > now);
     let next = complete(
@@ -236,7 +252,7 @@ pub(super) async fn prove(
         &user,
         Proof::Source {
             id: &pending.source,
-            mfa: false,
+            mfa,
             upstream: &upstream,
         },
         request,

@@ -17,7 +17,7 @@ use crate::web::context::Ctx;
 use crate::web::state::{WebState, audit};
 
 /// What the issuer says about the person, read through the source's claim names.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Upstreamed {
     pub issuer: String,
     pub subject: String,
@@ -302,7 +302,7 @@ pub(super) async fn sync(
     who: &Upstreamed,
     user: User,
     made_now: bool,
-) -> Result<User, FederationError> {
+) -> User {
     let (mapped, dropped) = who.mapped_groups(&up.group_map);
     if !dropped.is_empty() {
         audit(
@@ -317,7 +317,7 @@ pub(super) async fn sync(
         .await;
     }
     if up.sync != SyncMode::Force || made_now {
-        return Ok(user);
+        return user;
     }
     let mut patch = UserPatch::default();
     let mut changed = Vec::new();
@@ -348,7 +348,7 @@ pub(super) async fn sync(
         }
     }
     if changed.is_empty() {
-        return Ok(user);
+        return user;
     }
     let store = state.registry.store();
     match store.update_user(ctx.pool.id.as_str(), &user.id, patch).await {
@@ -363,12 +363,12 @@ pub(super) async fn sync(
                 format!("source={} changed={}", up.id, changed.join(",")),
             )
             .await;
-            Ok(updated)
+            updated
         }
         // An address taken by another user here: the rest is not held back by it.
         Err(e) => {
             tracing::warn!(code = "PG0707", user = %user.id, error = %e, "could not sync a federated user");
-            Ok(user)
+            user
         }
     }
 }

@@ -1220,3 +1220,49 @@ async fn a_source_made_through_the_admin_api_is_checked_like_the_files_and_offer
         sent.status()
     );
 }
+
+#[tokio::test]
+async fn a_challenge_proven_link_signs_in_with_the_upstreams_groups_and_second_factor_at_once() {
+    use crate::rogue_issuer::RogueIssuer;
+    use serde_json::json;
+    let up = Whoami::start().await;
+    let idp = RogueIssuer::start().await;
+    let config = company_only(&up, &idp.issuer, "challenge").replace(
+        "trust_email = true\n",
+        "trust_email = true\nsync = \"force\"\ntrust_mfa = [\"hwk\"]\ngroups = { \"eng\" = \"engineering\" }\n",
+    ) + &format!(
+        "\n[pools.employees.apps.vault]\nhosts = [\"vault.employees.localhost\"]\nupstreams = [\"{}\"]\nrequire_mfa = true\n",
+        up.addr
+    );
+    let gw = Gateway::start(&config).await;
+    // Dana has an account here already, with no second factor of her own.
+    let dana = add_user(&gw, "employees", "dana", PASSWORD, &[]).await;
+    idp.person("corp-7", "dana@corp.example", json!(true));
+    idp.extra(json!({ "name": "Dana Upstream", "groups": ["eng"], "amr": ["pwd", "hwk"] }));
+
+    // She comes to the vault through the company IdP, proves her account here, and the
+    // first sign-in is already what every later one will be: the upstream's name and
+    // mapped groups, and its hardware key counted as the vault's second factor.
+    let vault = gw.url("vault.employees.localhost", "/");
+    let b = Browser::new(&gw);
+    let login = b.open(&vault).await;
+    let challenge = b.open(&source_link(&login, "Company IdP")).await;
+    assert!(challenge.body.contains("Link your account"), "{}", challenge.body);
+    let linked = b
+        .submit(
+            &challenge,
+            "/federation/link",
+            &[("username", "dana"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(linked.status, 200, "{:?} {}", linked.hops, linked.body);
+    let at_vault = b.fetch(&vault).await;
+    assert_eq!(at_vault.status, 200, "the upstream's trusted second factor counts");
+    let echo = at_vault.json();
+    assert_eq!(seen(&echo, "x-poolgate-user"), [dana.as_str()]);
+    assert_eq!(seen(&echo, "x-poolgate-groups"), ["engineering"]);
+    assert_eq!(seen(&echo, "x-poolgate-name"), ["Dana Upstream"]);
+    let user = api_json(&gw, &format!("/pools/employees/users/{dana}")).await;
+    assert_eq!(user["name"], "Dana Upstream", "{user}");
+    assert_eq!(user["groups"], json!(["engineering"]), "{user}");
+}
