@@ -135,12 +135,18 @@ impl Store {
                 // loses nothing; a power cut may lose the last grants or sign-ins, never a
                 // revocation (see `bump`), and never corrupts the file. FULL (sqlx's
                 // default) syncs every commit and made grants wait on the disk, one at a time.
-                let opts = AnyPoolOptions::new().max_connections(8).after_connect(|conn, _| {
-                    Box::pin(async move {
-                        sqlx::query("PRAGMA synchronous = NORMAL").execute(conn).await?;
-                        Ok(())
-                    })
-                });
+                // No ping before each use: a SQLite connection is a thread of this process
+                // that cannot hang up, and the ping was one of a query's three hand-offs to
+                // it (sqlx still pings when a connection is given back).
+                let opts = AnyPoolOptions::new()
+                    .max_connections(8)
+                    .test_before_acquire(false)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::query("PRAGMA synchronous = NORMAL").execute(conn).await?;
+                            Ok(())
+                        })
+                    });
                 (Backend::Sqlite, format!("sqlite://{path}?mode=rwc"), opts)
             }
         } else {
