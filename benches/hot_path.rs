@@ -1,7 +1,7 @@
 //! Micro-benchmarks of the hot path's parts (criterion): route lookup as the number of
 //! hosts grows, opening an app cookie with its revocation check, bearer verification cold
-//! and cached, the cached identity headers (assertion included), and stripping identity
-//! headers. `cargo bench`.
+//! and cached, the cached identity headers (assertion included), stripping identity
+//! headers, and signing an ID token with each algorithm. `cargo bench`.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -195,12 +195,36 @@ fn strip_headers(c: &mut Criterion) {
     });
 }
 
+/// Signing an ID token, which every grant of the token endpoint pays once: ES256 (the
+/// gateway's own apps) and RS256 (registered clients' default).
+fn token_signing(c: &mut Criterion) {
+    use poolgate::crypto::jwt::Signer;
+    use poolgate::crypto::signing::{generate_es256, generate_rs256};
+    let claims = serde_json::json!({
+        "iss": "http://login.bench.localhost", "sub": "9f0c1b9e-8d1e-4a47-9b1e-4f3a2f6c1d20",
+        "aud": "rp", "exp": 1_800_000_300, "iat": 1_800_000_000, "auth_time": 1_799_999_000,
+        "nonce": "n-0S6_WzA2Mj", "sid": "2b6a3c1e5b0e4bd69a0c7b8f3c0c9d11", "email": "alice@bench.example",
+        "email_verified": true,
+    });
+    let (es, rs) = (generate_es256().unwrap(), generate_rs256().unwrap());
+    let signers = [
+        ("ES256", Signer::from_pkcs8(&es.jwk.kid, &es.pkcs8).unwrap()),
+        ("RS256", Signer::from_rsa_der(&rs.jwk.kid, &rs.pkcs8).unwrap()),
+    ];
+    let mut group = c.benchmark_group("id_token_sign");
+    for (alg, signer) in &signers {
+        group.bench_function(*alg, |b| b.iter(|| signer.sign(black_box(&claims)).unwrap()));
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     route_lookup,
     cookie_open,
     bearer,
     identity_cached,
-    strip_headers
+    strip_headers,
+    token_signing
 );
 criterion_main!(benches);
