@@ -178,7 +178,10 @@ async fn checked_redeem(
     let code = q.code.ok_or_else(|| FederationError::Invalid("no code".into()))?;
     admitted(state, ctx, &up, attempt.request.as_ref())?;
     let now = state.registry.store().now();
-    let (claims, upstream) = redeem(&up, &provider, &metadata, code, attempt, now).await?;
+    let (claims, mut upstream) = redeem(&up, &provider, &metadata, code, attempt, now).await?;
+    upstream.id_token = upstream
+        .id_token
+        .map(|token| crate::web::sealed::seal(&ctx.pool, super::signout::ID_TOKEN, &token));
     Ok((up, claims, upstream))
 }
 

@@ -19,6 +19,9 @@ use crate::web::sealed::{open, seal};
 use crate::web::state::WebState;
 
 const PURPOSE: &str = "federation-signed-out";
+/// The source's ID token as the SSO session keeps it: sealed to the pool, so the store
+/// alone does not give away what the upstream said of the person.
+pub(super) const ID_TOKEN: &str = "federation-id-token";
 /// How long the person may take at the source's sign-out page.
 const RETURN_SECS: i64 = 600;
 
@@ -50,7 +53,8 @@ pub async fn upstream_logout(state: &WebState, ctx: &Ctx, sso: &Ticket, mut afte
         .sso_upstream_id_token(ctx.pool.id.as_str(), &sso.sso.hex())
         .await
         .ok()
-        .flatten();
+        .flatten()
+        .and_then(|sealed| open::<String>(&ctx.pool, ID_TOKEN, &sealed));
     after.exp = store.now() + RETURN_SECS;
     let mut url = url::Url::parse(&endpoint).ok()?;
     {

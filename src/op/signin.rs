@@ -40,6 +40,8 @@ pub struct UpstreamIdentity {
     pub issuer: String,
     pub subject: String,
     pub sid: Option<String>,
+    /// The source's ID token, sealed to the pool (`federation::signout::ID_TOKEN`): it is
+    /// kept with the session only to be sent back as the hint of a sign-out there.
     pub id_token: Option<String>,
     /// The attempt's `state` (and its expiry) when it is still to be spent: it is, in the
     /// commit that opens the session.

@@ -969,10 +969,30 @@ async fn signing_out_here_goes_on_to_sign_out_at_the_source_when_it_asks() {
         "domains = [\"suppliers.example\", \"*.suppliers.example\"]\n",
         "domains = [\"suppliers.example\", \"*.suppliers.example\"]\nupstream_logout = \"always\"\n",
     );
-    let gw = Gateway::start(&config).await;
+    // A store file, to read what the session keeps of the source's ID token.
+    let db = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}/store.db", db.path().display());
+    let opts = Options {
+        store: Some(url.clone()),
+        ..Options::default()
+    };
+    let gw = Gateway::start_with(&config, opts).await;
     add_user(&gw, "suppliers", "sam", PASSWORD, &[]).await;
     let b = Browser::new(&gw);
     assert_eq!(through_suppliers(&gw, &b, "sam").await.status, 200);
+    // Kept for the sign-out's hint, sealed: the store does not show what suppliers said.
+    let store = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let kept: Vec<(Option<String>,)> =
+        sqlx::query_as("SELECT upstream_id_token FROM sso_sessions WHERE pool_id = 'employees'")
+            .fetch_all(&store)
+            .await
+            .unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let kept = kept[0].0.clone().expect("the ID token is kept");
+    assert!(
+        !kept.contains('.') && poolgate::crypto::jwt::unverified_claims(&kept).is_none(),
+        "the source's ID token is stored in clear: {kept}"
+    );
     let suppliers_home = gw.url("login.suppliers.localhost", "/");
     assert!(
         !b.open(&suppliers_home).await.is_login_page(),
