@@ -131,13 +131,25 @@ async fn known_host(
     }
 }
 
-/// Serves the admin router on a bound listener until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, state: AdminState) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
+/// Serves the admin router on a bound listener until the process ends. Its requests are
+/// counted in flight with the proxy's, so a draining process finishes an import or a key
+/// rotation before it exits.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AdminState,
+    drain: Arc<crate::proxy::Drain>,
+) -> std::io::Result<()> {
+    let app = router(state).layer(axum::middleware::from_fn_with_state(drain, counted));
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
+}
+
+async fn counted(
+    State(drain): State<Arc<crate::proxy::Drain>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let _in_flight = crate::proxy::InFlight::new(&drain);
+    next.run(req).await
 }
 
 /// Ready when every proxy listener accepts connections.

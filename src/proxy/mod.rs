@@ -76,12 +76,12 @@ pub struct Drain {
     pub in_flight: AtomicUsize,
 }
 
-/// One request counted in flight, from its context's making to its dropping (whatever
-/// ends the request, a panic included).
-struct InFlight(Arc<Drain>);
+/// One request counted in flight, from its making to its dropping (whatever ends the
+/// request, a panic included).
+pub struct InFlight(Arc<Drain>);
 
 impl InFlight {
-    fn new(drain: &Arc<Drain>) -> InFlight {
+    pub fn new(drain: &Arc<Drain>) -> InFlight {
         drain.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(drain.clone())
     }

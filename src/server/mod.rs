@@ -94,6 +94,8 @@ pub fn serve(config_path: &Path, upgrade: bool) -> anyhow::Result<()> {
             std::net::TcpListener::bind(addr).with_context(|| format!("binding the proxy listener {addr}"))?;
         }
     }
+    let drain = Arc::new(Drain::default());
+    let admin_drain = drain.clone();
     control.spawn(async move {
         let listener = match admin_listener {
             Some(l) => l,
@@ -106,7 +108,7 @@ pub fn serve(config_path: &Path, upgrade: bool) -> anyhow::Result<()> {
             },
         };
         tokio::select! {
-            served = admin::serve(listener, state) => if let Err(e) = served {
+            served = admin::serve(listener, state, admin_drain) => if let Err(e) = served {
                 tracing::error!(code = "PG0201", %listen, error = %e, "admin listener stopped");
             },
             _ = upgrade::stopping() => {}
@@ -114,7 +116,6 @@ pub fn serve(config_path: &Path, upgrade: bool) -> anyhow::Result<()> {
     });
     // Told to stop: every answer from then on closes its connection, so keep-alive clients
     // move to the new process before this one stops reading.
-    let drain = Arc::new(Drain::default());
     let stopping = drain.clone();
     control.spawn(async move {
         let why = upgrade::stopping().await;

@@ -226,6 +226,51 @@ async fn sigterm_finishes_the_requests_in_flight_then_exits() {
     }
 }
 
+/// An admin request in flight counts like a proxied one: an import still hashing its
+/// passwords when `SIGTERM` comes is finished and answered before the process exits.
+#[tokio::test]
+async fn sigterm_lets_an_admin_import_in_flight_finish() {
+    let up = Whoami::start().await;
+    let opts = Options {
+        preamble: "[server]\ndrain_timeout = \"20s\"\n".into(),
+        ..Options::default()
+    };
+    let mut gw = Gateway::start_with(&crate::support::two_pools(&up, &up), opts).await;
+    // Forty-eight passwords to hash (argon2id, 19 MiB each; the free plan takes 50 users):
+    // the import takes a while.
+    let mut csv = String::from("username,password\n");
+    for i in 0..48 {
+        csv.push_str(&format!("user{i},a long enough password {i}\n"));
+    }
+    let import = gw
+        .api(reqwest::Method::POST, "/pools/employees/users/import?format=csv")
+        .body(csv)
+        .send();
+    let import = tokio::spawn(async move {
+        let resp = import.await.map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((status, body))
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(!import.is_finished(), "the import was over before the signal");
+    let asked = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &gw.pid().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (status, report) = import.await.unwrap().expect("the import was cut off");
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["imported"], 48, "{report}");
+    while gw.is_running() {
+        assert!(asked.elapsed() < Duration::from_secs(10), "still running after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A pid file that names some other program (a stale one, its pid reused) is not
 /// signalled: `--upgrade` refuses and says so.
 #[test]
