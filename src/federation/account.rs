@@ -121,7 +121,7 @@ pub(super) async fn remove(
         )
         .await;
     }
-    if store.delete_link(pool, &link.id).await.is_err() {
+    let Ok(ended) = store.delete_link(pool, &link.id).await else {
         return render(
             &state,
             &ctx,
@@ -131,6 +131,12 @@ pub(super) async fn remove(
             StatusCode::SERVICE_UNAVAILABLE,
         )
         .await;
+    };
+    // What came in through the link ends with it, on this node at once.
+    for (sso, expires) in &ended {
+        if let Some(sid) = crate::session::SessionId::from_hex(sso) {
+            state.sessions.revocations.revoke(sid, *expires);
+        }
     }
     audit(
         &state,
@@ -140,8 +146,11 @@ pub(super) async fn remove(
         &link.id,
         "ok",
         format!(
-            "source={} iss={} sub={} by=self",
-            link.source, link.issuer, link.subject
+            "source={} iss={} sub={} by=self sessions_ended={}",
+            link.source,
+            link.issuer,
+            link.subject,
+            ended.len()
         ),
     )
     .await;

@@ -41,11 +41,19 @@ impl Upstreamed {
                 .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
                 .unwrap_or_default()
         };
+        // `email_verified` vouches for the `email` claim: for an address read from another
+        // claim (`mail`, `upn`, often editable by the person) it says nothing, unless that
+        // is the same address.
+        let email = text(&names.email);
+        let email_verified = claims
+            .get("email_verified")
+            .and_then(Value::as_bool)
+            .filter(|_| names.email == "email" || (email.is_some() && email == text("email")));
         Upstreamed {
             issuer: issuer.to_owned(),
             subject: subject.to_owned(),
-            email: text(&names.email),
-            email_verified: claims.get("email_verified").and_then(Value::as_bool),
+            email,
+            email_verified,
             name: text(&names.name),
             username: text(&names.username),
             groups: claims.get(&names.groups).map(strings),
@@ -248,13 +256,21 @@ pub(super) async fn resolve(
         FirstLogin::Create => {
             let username = who.username();
             let email = who.email.as_deref().and_then(|e| crate::store::normalize_email(e).ok());
-            let taken_name = store.user_by_username(pool, &username).await.is_ok();
+            // The login page takes a username or an email: neither may name someone else
+            // here as the other (a username that is a local person's address, an address
+            // that is a local person's username).
+            let taken = |name: String| async move {
+                if store.user_by_username(pool, &name).await.is_ok() {
+                    return Ok(true);
+                }
+                match crate::store::normalize_email(&name) {
+                    Ok(e) => Ok(!store.users_by_email(pool, &e).await?.is_empty()),
+                    Err(_) => Ok::<_, StoreError>(false),
+                }
+            };
+            let taken_name = taken(username.clone()).await.map_err(|_| FederationError::Store)?;
             let taken_email = match &email {
-                Some(e) => !store
-                    .users_by_email(pool, e)
-                    .await
-                    .map_err(|_| FederationError::Store)?
-                    .is_empty(),
+                Some(e) => taken(e.clone()).await.map_err(|_| FederationError::Store)?,
                 None => false,
             };
             if taken_name || taken_email {

@@ -176,15 +176,54 @@ impl Store {
         rows.iter().map(link_row).collect()
     }
 
-    /// Gives a link to another user of the pool (an administrator fixing a mix-up).
-    pub async fn move_link(&self, pool: &str, id: &str, user_id: &str) -> Result<()> {
+    /// Gives a link to another user of the pool (an administrator fixing a mix-up), and
+    /// ends the sessions the user it leaves opened through it: returns them.
+    pub async fn move_link(&self, pool: &str, id: &str, user_id: &str) -> Result<Vec<(String, i64)>> {
         self.user(pool, user_id).await?;
+        let ended = self.end_sessions_through_link(pool, id).await?;
         let done = sqlx::query("UPDATE links SET user_id = $1 WHERE pool_id = $2 AND id = $3")
             .bind(user_id)
             .bind(pool)
             .bind(id)
             .execute(&self.pool)
             .await?;
-        super::found(&done)
+        super::found(&done)?;
+        Ok(ended)
+    }
+
+    /// Ends the live SSO sessions (and the app sessions they started) that the link's user
+    /// opened through its upstream identity: a link removed or moved because it let the
+    /// wrong person in stops letting them in now, not when those sessions expire. Returns
+    /// each one's id and end, for this node's revocation cache. Run before the link
+    /// changes: if it fails, nothing has.
+    pub async fn end_sessions_through_link(&self, pool: &str, id: &str) -> Result<Vec<(String, i64)>> {
+        let link = sqlx::query("SELECT source_id, issuer, subject, user_id FROM links WHERE pool_id = $1 AND id = $2")
+            .bind(pool)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let rows = sqlx::query(
+            "SELECT id, expires_at FROM sso_sessions WHERE pool_id = $1 AND source = $2 AND upstream_iss = $3 \
+             AND upstream_sub = $4 AND user_id = $5 AND revoked_at IS NULL AND expires_at > $6",
+        )
+        .bind(pool)
+        .bind(link.try_get::<String, _>("source_id")?)
+        .bind(link.try_get::<String, _>("issuer")?)
+        .bind(link.try_get::<String, _>("subject")?)
+        .bind(link.try_get::<String, _>("user_id")?)
+        .bind(self.now())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut ended = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let (sso, expires): (String, i64) = (r.try_get("id")?, r.try_get("expires_at")?);
+            match self.revoke_sso_session(pool, &sso).await {
+                // Ended meanwhile by someone else: ended all the same.
+                Ok(()) | Err(StoreError::NotFound) => ended.push((sso, expires)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ended)
     }
 }

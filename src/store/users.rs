@@ -646,13 +646,17 @@ impl Store {
         rows.iter().map(link_row).collect()
     }
 
-    pub async fn delete_link(&self, pool: &str, id: &str) -> Result<()> {
+    /// Forgets a link, and ends the sessions its user opened through it
+    /// ([`Store::end_sessions_through_link`]): returns them.
+    pub async fn delete_link(&self, pool: &str, id: &str) -> Result<Vec<(String, i64)>> {
+        let ended = self.end_sessions_through_link(pool, id).await?;
         let done = sqlx::query("DELETE FROM links WHERE pool_id = $1 AND id = $2")
             .bind(pool)
             .bind(id)
             .execute(&self.pool)
             .await?;
-        found(&done)
+        found(&done)?;
+        Ok(ended)
     }
 }
 

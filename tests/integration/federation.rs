@@ -1075,11 +1075,20 @@ async fn a_person_removes_a_link_but_never_their_last_way_in_and_an_admin_moves_
     .await;
     let account = b.open(&account_url).await;
     assert!(account.body.contains("The password of your"), "{}", account.body);
+    // Elsewhere, a session that came in through the link (as someone with sam's supplier
+    // account would have).
+    let through_link = Browser::new(&gw);
+    assert_eq!(through_suppliers(&gw, &through_link, "sam").await.status, 200);
+    assert_eq!(through_link.fetch(&erp(&gw, "/")).await.status, 200);
     let removed = b.submit(&account, "/account/links/remove", &[("link", &link_id)]).await;
     assert_eq!(removed.status, 200, "{}", removed.body);
     assert!(removed.body.contains("The link is removed"), "{}", removed.body);
     let links = items(&api_json(&gw, "/pools/employees/links").await);
     assert_eq!(links.len(), 1, "{links:?}");
+    // What came in through the link ends with it; sam's own sign-in stays.
+    assert_eq!(through_link.fetch(&erp(&gw, "/")).await.status, 401);
+    let still = b.open(&account_url).await;
+    assert!(!still.is_login_page(), "{}", still.body);
 
     // An administrator gives sue's link to sam: sue's next sign-in through it is sam's.
     let moved = gw
@@ -1089,6 +1098,8 @@ async fn a_person_removes_a_link_but_never_their_last_way_in_and_an_admin_moves_
         .await
         .unwrap();
     assert_eq!(moved.status(), 204);
+    // Her session through it, as sue, ends at once: the link was never hers.
+    assert_eq!(b_sue.fetch(&erp(&gw, "/")).await.status, 401);
     let b_sue = Browser::new(&gw);
     assert_eq!(through_suppliers(&gw, &b_sue, "sue").await.status, 200);
     assert_eq!(
@@ -1285,4 +1296,90 @@ async fn a_challenge_proven_link_signs_in_with_the_upstreams_groups_and_second_f
     let user = api_json(&gw, &format!("/pools/employees/users/{dana}")).await;
     assert_eq!(user["name"], "Dana Upstream", "{user}");
     assert_eq!(user["groups"], json!(["engineering"]), "{user}");
+}
+
+#[tokio::test]
+async fn email_verified_vouches_for_the_email_claim_only_not_a_remapped_one() {
+    use crate::rogue_issuer::RogueIssuer;
+    use serde_json::json;
+    let up = Whoami::start().await;
+    let idp = RogueIssuer::start().await;
+    // The address is read from `mail`, which people may edit at this provider.
+    let config = company_only(&up, &idp.issuer, "link_verified_email").replace(
+        "trust_email = true\n",
+        "trust_email = true\nclaims = { email = \"mail\" }\n",
+    );
+    let gw = Gateway::start(&config).await;
+    let erin = gw
+        .api(Method::POST, "/pools/employees/users")
+        .json(&json!({"username": "erin", "email": "erin@corp.example", "email_verified": true, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The attacker's verified `email` is their own; the `mail` they typed is erin's.
+    idp.person("corp-666", "mallory@corp.example", json!(true));
+    idp.extra(json!({ "mail": "erin@corp.example" }));
+    let (page, who) = through_company(&gw).await;
+    assert_eq!(
+        who, None,
+        "signed in as erin through an unverified claim: {}",
+        page.body
+    );
+    assert!(items(&api_json(&gw, "/pools/employees/links").await).is_empty());
+
+    // Where `mail` is the very address `email_verified` speaks of, it counts.
+    idp.person("corp-7", "erin@corp.example", json!(true));
+    idp.extra(json!({ "mail": "erin@corp.example" }));
+    let (page, who) = through_company(&gw).await;
+    assert_eq!(who.as_deref(), Some(erin.as_str()), "{}", page.body);
+}
+
+#[tokio::test]
+async fn a_new_user_never_takes_a_name_that_is_a_local_persons_address_or_the_reverse() {
+    use crate::rogue_issuer::RogueIssuer;
+    use serde_json::json;
+    let up = Whoami::start().await;
+    let idp = RogueIssuer::start().await;
+    let gw = Gateway::start(&company_only(&up, &idp.issuer, "create")).await;
+    // alice signs in with her address; "bob@corp.example" is someone's username.
+    add_user(&gw, "employees", "alice", PASSWORD, &[]).await;
+    gw.api(Method::POST, "/pools/employees/users")
+        .json(&json!({"username": "bob@corp.example", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+
+    // An upstream username that is alice's address: a challenge, no user made under it.
+    idp.person("corp-1", "eve@elsewhere.example", json!(true));
+    idp.extra(json!({ "preferred_username": "alice@example.com" }));
+    let (page, who) = through_company(&gw).await;
+    assert_eq!(who, None, "{}", page.body);
+    assert!(page.body.contains("Link your account"), "{}", page.body);
+    // An upstream address that is bob's username: the same.
+    idp.person("corp-2", "bob@corp.example", json!(true));
+    idp.extra(json!({ "preferred_username": "notbob" }));
+    let (page, who) = through_company(&gw).await;
+    assert_eq!(who, None, "{}", page.body);
+    assert!(page.body.contains("Link your account"), "{}", page.body);
+    let users = items(&api_json(&gw, "/pools/employees/users").await);
+    assert_eq!(users.len(), 2, "nobody new: {users:?}");
+    // alice's address still signs alice in at the login page.
+    let b = Browser::new(&gw);
+    let home = crate::signin::sign_in(
+        &b,
+        &gw.url("login.employees.localhost", "/"),
+        "alice@example.com",
+        PASSWORD,
+    )
+    .await;
+    assert!(home.body.contains("as alice"), "{}", home.body);
 }

@@ -23,7 +23,7 @@ pub(super) async fn delete_link(
     caller: Caller,
     Path((pool, id)): PoolIdPath,
 ) -> ApiResult<StatusCode> {
-    caller.ops(&state).delete_link(&pool, &id).await?;
+    state.ended(caller.ops(&state).delete_link(&pool, &id).await).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -40,7 +40,9 @@ pub(super) async fn move_link(
     Path((pool, id)): PoolIdPath,
     Json(body): Json<MoveLink>,
 ) -> ApiResult<StatusCode> {
-    caller.ops(&state).move_link(&pool, &id, &body.user_id).await?;
+    state
+        .ended(caller.ops(&state).move_link(&pool, &id, &body.user_id).await)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

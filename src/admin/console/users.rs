@@ -266,9 +266,9 @@ pub(super) async fn link_action(
     };
     let ops = signed.ops(&state);
     let done = match f.to.trim() {
-        "" => ops.delete_link(&pool, &id).await,
+        "" => state.ended(ops.delete_link(&pool, &id).await).await,
         to => match state.registry.store().user_by_username(&pool, to).await {
-            Ok(user) => ops.move_link(&pool, &id, &user.id).await,
+            Ok(user) => state.ended(ops.move_link(&pool, &id, &user.id).await).await,
             Err(e) => Err(e),
         },
     };

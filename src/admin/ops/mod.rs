@@ -198,18 +198,27 @@ impl<'a> Ops<'a> {
         Ok(())
     }
 
-    /// Forgets a link between a user and an identity source's account.
+    /// Forgets a link between a user and an identity source's account; the sessions opened
+    /// through it end.
     pub async fn delete_link(&self, pool: &str, id: &str) -> Result<()> {
-        self.store.delete_link(pool, id).await?;
-        self.audit(pool, "link.delete", id, String::new()).await;
+        let ended = self.store.delete_link(pool, id).await?;
+        self.audit(pool, "link.delete", id, format!("sessions_ended={}", ended.len()))
+            .await;
         Ok(())
     }
 
     /// Gives a link to another user of the pool (the person behind the upstream identity
-    /// is that user), so their next sign-in through it is theirs.
+    /// is that user), so their next sign-in through it is theirs; the sessions it opened
+    /// as the user it leaves end.
     pub async fn move_link(&self, pool: &str, id: &str, user_id: &str) -> Result<()> {
-        self.store.move_link(pool, id, user_id).await?;
-        self.audit(pool, "link.move", id, format!("user={user_id}")).await;
+        let ended = self.store.move_link(pool, id, user_id).await?;
+        self.audit(
+            pool,
+            "link.move",
+            id,
+            format!("user={user_id} sessions_ended={}", ended.len()),
+        )
+        .await;
         Ok(())
     }
 
