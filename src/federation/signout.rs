@@ -78,7 +78,9 @@ pub(super) struct Back {
     state: String,
 }
 
-/// `GET /federation/{source}/signed-out`: back from the source's sign-out.
+/// `GET /federation/{source}/signed-out`: back from the source's sign-out, with the state
+/// this pool sealed when the session here ended. Without it, nothing was signed out here
+/// on the way (a link from anywhere): the portal's home, its cookie left alone.
 pub(super) async fn signed_out(
     State(state): State<WebState>,
     Extension(ctx): Extension<Ctx>,
@@ -86,15 +88,15 @@ pub(super) async fn signed_out(
     Query(b): Query<Back>,
 ) -> Response {
     let now = state.registry.store().now();
+    let Some(after) = open::<AfterSignOut>(&ctx.pool, PURPOSE, &b.state).filter(|a| a.exp > now) else {
+        return Redirect::to("/").into_response();
+    };
     // The session here ended before the person left; its cookie goes too.
     let clear = [(header::SET_COOKIE, Cookie::Sso.clear(ctx.tls))];
-    let after = open::<AfterSignOut>(&ctx.pool, PURPOSE, &b.state).filter(|a| a.exp > now);
-    if let Some(target) = after.as_ref().and_then(|a| a.target.clone()) {
+    if let Some(target) = after.target.clone() {
         return (clear, Redirect::to(&target)).into_response();
     }
-    let (href, text) = after.map_or(("/".to_owned(), "Sign in again".to_owned()), |a| {
-        (a.back_href, a.back_text)
-    });
+    let (href, text) = (after.back_href, after.back_text);
     let page = pages::message(
         StatusCode::OK,
         &ctx.pool,

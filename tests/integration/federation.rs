@@ -998,6 +998,21 @@ async fn signing_out_here_goes_on_to_sign_out_at_the_source_when_it_asks() {
         !b.open(&suppliers_home).await.is_login_page(),
         "signed in at suppliers too"
     );
+    // The way back from the source's sign-out, followed from a link anywhere (no state
+    // of this pool's): it signs nobody out and says nothing of the kind.
+    let employees_home = gw.url("login.employees.localhost", "/");
+    for forged in ["", "?state=made-up"] {
+        let page = b
+            .open(&gw.url(
+                "login.employees.localhost",
+                &format!("/federation/suppliers/signed-out{forged}"),
+            ))
+            .await;
+        assert!(!page.body.contains("You are signed out"), "{}", page.body);
+        assert!(page.body.contains("signed in to Employees as sam"), "{}", page.body);
+    }
+    assert!(!b.open(&employees_home).await.is_login_page());
+    assert_eq!(b.fetch(&erp(&gw, "/")).await.status, 200);
 
     // Sign out at the ERP: through the suppliers portal's sign-out and back.
     let out = b.sign_out(&erp(&gw, "/.poolgate/logout")).await;
