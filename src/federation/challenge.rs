@@ -194,6 +194,26 @@ pub(super) async fn prove(
             return pending.render(&ctx, &headers, &f.username, Some(WRONG), StatusCode::UNAUTHORIZED);
         }
     };
+    // The proof is a password sign-in here, under its rules: in a pool that requires a
+    // second factor, an account without one sets it up first (at the login page).
+    if ctx.pool.mfa == crate::config::MfaPolicy::Required && !user.mfa_enrolled {
+        audit(
+            &state,
+            &ctx,
+            &format!("user:{}", user.id),
+            "federation.challenge",
+            &user.id,
+            "denied",
+            format!("{detail} reason=no_second_factor"),
+        )
+        .await;
+        let why = format!(
+            "This account must set up a second factor first: sign in to {} with your password, \
+             then sign in with {} again.",
+            ctx.pool.name, pending.source_name
+        );
+        return pending.render(&ctx, &headers, &f.username, Some(&why), StatusCode::FORBIDDEN);
+    }
     // The source as it is now: one removed since the person left links nothing.
     let Ok(up) = Upstream::resolve(&state, &ctx.pool, &pending.source) else {
         return expired(&ctx);

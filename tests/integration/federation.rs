@@ -1398,3 +1398,70 @@ async fn a_new_user_never_takes_a_name_that_is_a_local_persons_address_or_the_re
     .await;
     assert!(home.body.contains("as alice"), "{}", home.body);
 }
+
+#[tokio::test]
+async fn a_link_proof_follows_the_pools_second_factor_rules() {
+    use crate::rogue_issuer::RogueIssuer;
+    use crate::signin::totp_now;
+    use serde_json::json;
+    let up = Whoami::start().await;
+    let idp = RogueIssuer::start().await;
+    let config = company_only(&up, &idp.issuer, "challenge").replacen(
+        "plan = \"enterprise\"\n",
+        "plan = \"enterprise\"\nmfa = \"required\"\n",
+        1,
+    );
+    let gw = Gateway::start(&config).await;
+    let dana = add_user(&gw, "employees", "dana", PASSWORD, &[]).await;
+    idp.person("corp-9", "dana@corp.example", json!(true));
+
+    // Her password alone is not a sign-in here: no link, and she is told what to do.
+    let b = Browser::new(&gw);
+    let login = b.open(&erp(&gw, "/")).await;
+    let challenge = b.open(&source_link(&login, "Company IdP")).await;
+    assert!(challenge.body.contains("Link your account"), "{}", challenge.body);
+    let refused = b
+        .submit(
+            &challenge,
+            "/federation/link",
+            &[("username", "dana"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("must set up a second factor first"),
+        "{}",
+        refused.body
+    );
+    assert!(items(&api_json(&gw, "/pools/employees/links").await).is_empty());
+
+    // She signs in here once and sets one up; then her password and code link the account.
+    let portal = Browser::new(&gw);
+    let login = portal.open(&gw.url("login.employees.localhost", "/")).await;
+    let enroll = portal
+        .submit(&login, "/login", &[("username", "dana"), ("password", PASSWORD)])
+        .await;
+    let secret = enroll.text_of("secret").expect("the enrolment page");
+    portal
+        .submit(&enroll, "/login/enroll", &[("code", &totp_now(&secret, 0))])
+        .await;
+    let b = Browser::new(&gw);
+    let login = b.open(&erp(&gw, "/")).await;
+    let challenge = b.open(&source_link(&login, "Company IdP")).await;
+    let linked = b
+        .submit(
+            &challenge,
+            "/federation/link",
+            &[
+                ("username", "dana"),
+                ("password", PASSWORD),
+                ("code", &totp_now(&secret, 1)),
+            ],
+        )
+        .await;
+    assert_eq!(linked.status, 200, "{:?} {}", linked.hops, linked.body);
+    assert_eq!(
+        seen(&b.fetch(&erp(&gw, "/")).await.json(), "x-poolgate-user"),
+        [dana.as_str()]
+    );
+}
