@@ -215,23 +215,20 @@ pub(super) async fn resolve(
                 .await;
             };
             // An upstream that hands the address to someone new (a recycled mailbox, a
-            // renamed account) must not take over a person already linked from there.
-            if store
-                .has_link(pool, source, &user.id)
-                .await
-                .map_err(|_| FederationError::Store)?
-            {
-                return refuse(
-                    "already_linked",
-                    "the account with your email address is linked to another identity of this provider; ask an administrator",
-                )
-                .await;
-            }
+            // renamed account, two accounts at once) must not take over a person already
+            // linked from there: the check and the link are one step.
             match store
-                .create_link(pool, source, &who.issuer, &who.subject, &user.id)
+                .link_first_of_source(pool, source, &who.issuer, &who.subject, &user.id)
                 .await
             {
-                Ok(_) => {}
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return refuse(
+                        "already_linked",
+                        "the account with your email address is linked to another identity of this provider; ask an administrator",
+                    )
+                    .await;
+                }
                 // Another sign-in linked this identity first: to whoever it linked.
                 Err(StoreError::Conflict(_)) => {
                     return by_link()

@@ -23,16 +23,65 @@ impl Store {
         row.as_ref().map(user_with_groups).transpose()
     }
 
-    /// Whether a user already has a link from this source (to some upstream identity).
-    pub async fn has_link(&self, pool: &str, source: &str, user_id: &str) -> Result<bool> {
-        let row =
-            sqlx::query("SELECT 1 AS one FROM links WHERE pool_id = $1 AND source_id = $2 AND user_id = $3 LIMIT 1")
-                .bind(pool)
-                .bind(source)
-                .bind(user_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.is_some())
+    /// Links `user_id` to an upstream identity only if no identity of `source` is linked
+    /// to them yet, in one step: two different upstream people with one address, arriving
+    /// together, never both become the user (`link_verified_email`). `None` when the user
+    /// already has a link from the source; `Conflict` when this identity is linked already.
+    pub async fn link_first_of_source(
+        &self,
+        pool: &str,
+        source: &str,
+        issuer: &str,
+        subject: &str,
+        user_id: &str,
+    ) -> Result<Option<Link>> {
+        let link = Link {
+            id: new_id(),
+            source: source.to_owned(),
+            issuer: issuer.to_owned(),
+            subject: subject.to_owned(),
+            user_id: user_id.to_owned(),
+            created_at: self.now(),
+        };
+        let insert = sqlx::query(
+            "INSERT INTO links (pool_id, id, source_id, issuer, subject, user_id, created_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT EXISTS \
+             (SELECT 1 FROM links WHERE pool_id = $1 AND source_id = $3 AND user_id = $6)",
+        )
+        .bind(pool)
+        .bind(&link.id)
+        .bind(source)
+        .bind(issuer)
+        .bind(subject)
+        .bind(user_id)
+        .bind(link.created_at);
+        const LINKED: &str = "this identity is already linked";
+        let inserted = match self.backend {
+            // One writer at a time: the statement is the check and the write.
+            super::Backend::Sqlite => insert
+                .execute(&self.pool)
+                .await
+                .map_err(|e| conflict(e, LINKED))?
+                .rows_affected(),
+            // Concurrent transactions would each see no link: the user's row is locked
+            // first, so links to one user are made one after the other.
+            super::Backend::Postgres => {
+                let mut tx = self.begin().await?;
+                let outcome = async {
+                    sqlx::query("SELECT id FROM users WHERE pool_id = $1 AND id = $2 FOR UPDATE")
+                        .bind(pool)
+                        .bind(user_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or(StoreError::NotFound)?;
+                    let done = insert.execute(&mut *tx).await.map_err(|e| conflict(e, LINKED))?;
+                    Ok(done.rows_affected())
+                }
+                .await;
+                finish(tx, outcome).await?
+            }
+        };
+        Ok((inserted == 1).then_some(link))
     }
 
     /// A new user and its link in one transaction. When another sign-in with the same

@@ -671,8 +671,40 @@ async fn federation_links_states_and_upstream_sessions_on_both_backends() {
                 "{backend}"
             );
         }
+        // Different upstream people with one address arriving at once, each linking to
+        // the same local user if no one of that source is linked yet: exactly one becomes
+        // her (`link_verified_email`). Sixteen at once, for each of ten users.
+        for round in 0..10 {
+            let erin = store
+                .create_user("employees", user(&format!("erin{round}"), None))
+                .await
+                .unwrap()
+                .id;
+            let runs = (0..16).map(|i| {
+                let (store, erin) = (store.clone(), erin.clone());
+                tokio::spawn(async move {
+                    let subject = format!("erin{round}-{i}");
+                    store
+                        .link_first_of_source("employees", "suppliers", "https://s", &subject, &erin)
+                        .await
+                })
+            });
+            let linked = futures_util::future::join_all(runs)
+                .await
+                .into_iter()
+                .map(|r| r.unwrap().unwrap_or_else(|e| panic!("{backend}: {e}")))
+                .filter(Option::is_some)
+                .count();
+            let links = store.links_of_user("employees", &erin).await.unwrap();
+            assert_eq!((linked, links.len()), (1, 1), "{backend}: {links:?}");
+        }
+        // Sam, linked from suppliers already, gets no second identity of it.
         assert!(
-            store.has_link("employees", "suppliers", &sam).await.unwrap(),
+            store
+                .link_first_of_source("employees", "suppliers", "https://s", "someone-new", &sam)
+                .await
+                .unwrap()
+                .is_none(),
             "{backend}"
         );
 
