@@ -35,14 +35,7 @@ impl Store {
         subject: &str,
         user_id: &str,
     ) -> Result<Option<Link>> {
-        let link = Link {
-            id: new_id(),
-            source: source.to_owned(),
-            issuer: issuer.to_owned(),
-            subject: subject.to_owned(),
-            user_id: user_id.to_owned(),
-            created_at: self.now(),
-        };
+        let link = self.new_link(source, issuer, subject, user_id);
         let insert = sqlx::query(
             "INSERT INTO links (pool_id, id, source_id, issuer, subject, user_id, created_at) \
              SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT EXISTS \

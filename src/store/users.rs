@@ -603,6 +603,18 @@ impl Store {
         found(&done)
     }
 
+    /// A link about to be written, with a new id and this moment.
+    pub(super) fn new_link(&self, source: &str, issuer: &str, subject: &str, user_id: &str) -> Link {
+        Link {
+            id: new_id(),
+            source: source.to_owned(),
+            issuer: issuer.to_owned(),
+            subject: subject.to_owned(),
+            user_id: user_id.to_owned(),
+            created_at: self.now(),
+        }
+    }
+
     /// Links a federated identity to a local user (federation writes these).
     pub async fn create_link(
         &self,
@@ -613,14 +625,7 @@ impl Store {
         user_id: &str,
     ) -> Result<Link> {
         self.user(pool, user_id).await?;
-        let link = Link {
-            id: new_id(),
-            source: source.to_owned(),
-            issuer: issuer.to_owned(),
-            subject: subject.to_owned(),
-            user_id: user_id.to_owned(),
-            created_at: self.now(),
-        };
+        let link = self.new_link(source, issuer, subject, user_id);
         sqlx::query("INSERT INTO links (pool_id, id, source_id, issuer, subject, user_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(pool)
             .bind(&link.id)

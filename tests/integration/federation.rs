@@ -707,6 +707,19 @@ async fn through_company(gw: &Gateway) -> (Page, Option<String>) {
     (page, who)
 }
 
+/// An employee whose address the pool has verified; their id.
+async fn employee_with_verified_email(gw: &Gateway, username: &str, email: &str) -> String {
+    let body = serde_json::json!({"username": username, "email": email, "email_verified": true, "password": PASSWORD});
+    let resp = gw
+        .api(Method::POST, "/pools/employees/users")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn verified_email_links_once_by_boolean_only_and_the_link_outlives_an_email_change() {
     use crate::rogue_issuer::RogueIssuer;
@@ -714,18 +727,7 @@ async fn verified_email_links_once_by_boolean_only_and_the_link_outlives_an_emai
     let up = Whoami::start().await;
     let idp = RogueIssuer::start().await;
     let gw = Gateway::start(&company_only(&up, &idp.issuer, "link_verified_email")).await;
-    let erin = gw
-        .api(Method::POST, "/pools/employees/users")
-        .json(&json!({"username": "erin", "email": "erin@corp.example", "email_verified": true, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let erin = employee_with_verified_email(&gw, "erin", "erin@corp.example").await;
 
     // `email_verified: "true"`, a string, is not the provider vouching: no link, no entry.
     idp.person("corp-1", "erin@corp.example", json!("true"));
@@ -1325,18 +1327,7 @@ async fn email_verified_vouches_for_the_email_claim_only_not_a_remapped_one() {
         "trust_email = true\nclaims = { email = \"mail\" }\n",
     );
     let gw = Gateway::start(&config).await;
-    let erin = gw
-        .api(Method::POST, "/pools/employees/users")
-        .json(&json!({"username": "erin", "email": "erin@corp.example", "email_verified": true, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let erin = employee_with_verified_email(&gw, "erin", "erin@corp.example").await;
 
     // The attacker's verified `email` is their own; the `mail` they typed is erin's.
     idp.person("corp-666", "mallory@corp.example", json!(true));

@@ -174,16 +174,41 @@ async fn twenty_upgrades_under_load_drop_no_request() {
     assert_eq!(seen(&me.json(), "x-poolgate-username"), ["alice"]);
 }
 
+/// A gateway with a drain timeout far longer than any test waits.
+async fn draining_gateway(up: &Whoami) -> Gateway {
+    let opts = Options {
+        preamble: "[server]\ndrain_timeout = \"20s\"\n".into(),
+        ..Options::default()
+    };
+    Gateway::start_with(&crate::support::two_pools(up, up), opts).await
+}
+
+/// Sends the gateway `SIGTERM`; when.
+fn sigterm(gw: &Gateway) -> Instant {
+    let asked = Instant::now();
+    let sent = Command::new("kill").args(["-TERM", &gw.pid().to_string()]).status();
+    assert!(sent.unwrap().success());
+    asked
+}
+
+/// The gateway exits well before its drain timeout once nothing is in flight.
+async fn exits_soon(gw: &mut Gateway, asked: Instant) {
+    while gw.is_running() {
+        assert!(
+            asked.elapsed() < Duration::from_secs(10),
+            "still running {:?} after SIGTERM",
+            asked.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// `SIGTERM`: no new connections, the requests in flight finish, and the process exits as
 /// soon as they have, well before the drain timeout.
 #[tokio::test]
 async fn sigterm_finishes_the_requests_in_flight_then_exits() {
     let up = Whoami::start().await;
-    let opts = Options {
-        preamble: "[server]\ndrain_timeout = \"20s\"\n".into(),
-        ..Options::default()
-    };
-    let mut gw = Gateway::start_with(&crate::support::two_pools(&up, &up), opts).await;
+    let mut gw = draining_gateway(&up).await;
     let client = reqwest::Client::builder()
         .resolve(WIKI, gw.http)
         .no_proxy()
@@ -194,14 +219,7 @@ async fn sigterm_finishes_the_requests_in_flight_then_exits() {
         async move { client.get(url).send().await.map(|r| r.status().as_u16()) }
     });
     wait_until(|| up.hits() >= 1).await;
-    let asked = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &gw.pid().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let asked = sigterm(&gw);
     // The request in flight is answered in full.
     assert_eq!(slow.await.unwrap().unwrap(), 200);
     // Nothing new is taken meanwhile.
@@ -216,14 +234,7 @@ async fn sigterm_finishes_the_requests_in_flight_then_exits() {
         "a stopping gateway took a new connection"
     );
     // And it is gone once nothing is in flight: not 20 s later.
-    while gw.is_running() {
-        assert!(
-            asked.elapsed() < Duration::from_secs(10),
-            "still running {:?} after SIGTERM",
-            asked.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    exits_soon(&mut gw, asked).await;
 }
 
 /// An admin request in flight counts like a proxied one: an import still hashing its
@@ -231,11 +242,7 @@ async fn sigterm_finishes_the_requests_in_flight_then_exits() {
 #[tokio::test]
 async fn sigterm_lets_an_admin_import_in_flight_finish() {
     let up = Whoami::start().await;
-    let opts = Options {
-        preamble: "[server]\ndrain_timeout = \"20s\"\n".into(),
-        ..Options::default()
-    };
-    let mut gw = Gateway::start_with(&crate::support::two_pools(&up, &up), opts).await;
+    let mut gw = draining_gateway(&up).await;
     // Forty-eight passwords to hash (argon2id, 19 MiB each; the free plan takes 50 users):
     // the import takes a while.
     let mut csv = String::from("username,password\n");
@@ -254,21 +261,11 @@ async fn sigterm_lets_an_admin_import_in_flight_finish() {
     });
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(!import.is_finished(), "the import was over before the signal");
-    let asked = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &gw.pid().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let asked = sigterm(&gw);
     let (status, report) = import.await.unwrap().expect("the import was cut off");
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["imported"], 48, "{report}");
-    while gw.is_running() {
-        assert!(asked.elapsed() < Duration::from_secs(10), "still running after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    exits_soon(&mut gw, asked).await;
 }
 
 /// A pid file that names some other program (a stale one, its pid reused) is not
