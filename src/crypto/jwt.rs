@@ -1,4 +1,4 @@
-//! JWTs of a pool: ID tokens, access tokens and identity assertions, signed ES256 with the
+//! JWTs of a pool: ID tokens, access tokens and identity assertions, signed with the
 //! pool's active key and verified against the pool's published keys only.
 
 use std::collections::HashMap;

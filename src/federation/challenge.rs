@@ -56,7 +56,11 @@ impl PendingLink {
         request: Option<AuthRequest>,
         now: i64,
     ) -> PendingLink {
-        let shown_as = (claims.email.clone().or(claims.username.clone())).unwrap_or(claims.subject.clone());
+        let shown_as = claims
+            .email
+            .clone()
+            .or_else(|| claims.username.clone())
+            .unwrap_or_else(|| claims.subject.clone());
         PendingLink {
             id: random_token(16),
             source: source.id.to_string(),
