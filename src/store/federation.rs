@@ -237,8 +237,8 @@ impl Store {
     /// opened through its upstream identity: a link removed or moved because it let the
     /// wrong person in stops letting them in now, not when those sessions expire. Returns
     /// each one's id and end, for this node's revocation cache. Run before the link
-    /// changes: if it fails, nothing has.
-    pub async fn end_sessions_through_link(&self, pool: &str, id: &str) -> Result<Vec<(String, i64)>> {
+    /// changes: if it fails, the link stays as it was.
+    pub(super) async fn end_sessions_through_link(&self, pool: &str, id: &str) -> Result<Vec<(String, i64)>> {
         let link = sqlx::query("SELECT source_id, issuer, subject, user_id FROM links WHERE pool_id = $1 AND id = $2")
             .bind(pool)
             .bind(id)
