@@ -155,9 +155,8 @@ async fn counted(
 /// Ready when every proxy listener accepts connections.
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
     let listen = state.registry.snapshot().config.listen.clone();
-    for addr in [listen.http, listen.https].into_iter().flatten() {
-        let target = loopback_for(addr);
-        let ok = tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(target))
+    for addr in listen.local_addrs() {
+        let ok = tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(addr))
             .await
             .is_ok_and(|r| r.is_ok());
         if !ok {
@@ -168,15 +167,6 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
         }
     }
     (StatusCode::OK, "ready\n".to_owned())
-}
-
-/// A wildcard listen address is probed on loopback.
-fn loopback_for(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V4(a) if a.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], a.port())),
-        SocketAddr::V6(a) if a.ip().is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port())),
-        other => other,
-    }
 }
 
 async fn metrics_text(State(state): State<AdminState>) -> impl IntoResponse {

@@ -139,6 +139,18 @@ pub struct Listen {
     pub public: Option<PublicOrigin>,
 }
 
+impl Listen {
+    /// Where this host reaches each proxy listener: its address, with a wildcard one
+    /// (`0.0.0.0`, `::`) as loopback. What readiness is checked at.
+    pub fn local_addrs(&self) -> impl Iterator<Item = SocketAddr> {
+        [self.http, self.https].into_iter().flatten().map(|addr| match addr {
+            SocketAddr::V4(a) if a.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], a.port())),
+            SocketAddr::V6(a) if a.ip().is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port())),
+            other => other,
+        })
+    }
+}
+
 /// A scheme and port (`https:443`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PublicOrigin {

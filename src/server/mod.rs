@@ -198,7 +198,7 @@ pub fn serve(config_path: &Path, upgrade: bool) -> anyhow::Result<()> {
     );
     control.spawn(upgrade::listen_for_stop(server.watch_execution_phase()));
     control.spawn(upgrade::exit_when_drained(server.watch_execution_phase(), drain));
-    upgrade::notify_ready();
+    control.spawn(upgrade::notify_ready_once_accepting(settings.listen.clone()));
     // `control` lives on this stack frame for as long as the process: run_forever never returns.
     server.run_forever()
 }

@@ -101,8 +101,28 @@ pub const HAND_OVER_WITHIN: Duration = Duration::from_secs(30);
 
 /// Tells a service manager (systemd's `Type=notify`) that this process now serves and is
 /// the service's main process: after an upgrade, the new process is.
-pub fn notify_ready() {
+fn notify_ready() {
     notify(&format!("READY=1\nMAINPID={}\n", std::process::id()));
+}
+
+/// Tells the service manager READY once every proxy listener accepts: Pingora binds them
+/// in its own threads after the start is done, and a unit ordered after poolgate must not
+/// find its port refusing connections. (Taken over in an upgrade, they accept at once.)
+pub async fn notify_ready_once_accepting(listen: crate::config::Listen) {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for addr in listen.local_addrs() {
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            if Instant::now() > deadline {
+                tracing::error!(code = "PG0006", %addr, "the listener never accepted; the service manager was not told READY");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    notify_ready();
 }
 
 /// Tells a service manager this process is stopping.

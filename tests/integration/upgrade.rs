@@ -289,3 +289,57 @@ fn an_upgrade_never_signals_a_process_that_is_not_poolgate() {
     let _ = other.kill();
     let _ = other.wait();
 }
+
+/// A service manager is told READY only once the proxy's listeners accept, so whatever
+/// starts after poolgate (systemd's `After=`) finds it serving, not refusing connections.
+#[tokio::test]
+async fn ready_is_told_once_the_listeners_accept() {
+    let up = Whoami::start().await;
+    let mut gw = Gateway::start(&crate::support::two_pools(&up, &up)).await;
+    // The same config, started again by hand under a service manager's socket.
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &gw.pid().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    while gw.is_running() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..5 {
+        let notify_path = gw.dir.path().join("notify.sock");
+        let _ = std::fs::remove_file(&notify_path);
+        let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+        notify.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(gw.config_path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .env("NOTIFY_SOCKET", &notify_path)
+            .spawn()
+            .unwrap();
+        let _stop = Children(vec![child]);
+        // At READY, at once: a connection is taken and a request answered.
+        let addr = gw.http;
+        let answered = tokio::task::spawn_blocking(move || {
+            let mut buf = [0u8; 256];
+            let n = notify.recv(&mut buf).expect("READY within 30 s");
+            let said = String::from_utf8_lossy(&buf[..n]).into_owned();
+            assert!(said.contains("READY=1"), "{said:?}");
+            use std::io::{Read, Write};
+            let mut conn = std::net::TcpStream::connect(addr).map_err(|e| format!("refused at READY: {e}"))?;
+            conn.write_all(b"GET / HTTP/1.1\r\nHost: nowhere.localhost\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut answer = String::new();
+            conn.read_to_string(&mut answer).unwrap();
+            Ok::<_, String>(answer)
+        })
+        .await
+        .unwrap();
+        let answer = answered.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 421"), "{answer}");
+    }
+}
