@@ -96,6 +96,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../migrations/0005_backchannel.sql")),
     (6, include_str!("../../migrations/0006_backchannel_index.sql")),
     (7, include_str!("../../migrations/0007_federation.sql")),
+    (8, include_str!("../../migrations/0008_drop_unused_index.sql")),
 ];
 
 #[derive(Clone)]
