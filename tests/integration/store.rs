@@ -778,5 +778,32 @@ async fn federation_links_states_and_upstream_sessions_on_both_backends() {
             .await
             .unwrap();
         assert!(other_issuer.is_empty(), "{backend}");
+
+        // Sam's link given to someone else ends the sessions sam opened through it, and
+        // removing it then ends nothing more: the new holder opened none.
+        let zoe = store.create_user("employees", user("zoe", None)).await.unwrap().id;
+        let link = store.links_of_user("employees", &sam).await.unwrap().remove(0);
+        let mut ended: Vec<String> = store
+            .move_link("employees", &link.id, &zoe)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        ended.sort();
+        assert_eq!(ended, ["sso-a", "sso-b"], "{backend}");
+        let live = store
+            .sso_sessions_from_upstream("employees", "suppliers", "https://s", Some("sub-1"), None)
+            .await
+            .unwrap();
+        assert!(live.is_empty(), "{backend}: {live:?}");
+        assert!(
+            store.delete_link("employees", &link.id).await.unwrap().is_empty(),
+            "{backend}"
+        );
+        assert!(
+            store.links_of_user("employees", &zoe).await.unwrap().is_empty(),
+            "{backend}"
+        );
     }
 }
