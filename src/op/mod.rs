@@ -55,6 +55,14 @@ fn yes() -> bool {
 }
 
 impl AuthRequest {
+    /// Whether a session must have a second factor to answer this request: the client
+    /// asks for one (`acr_values=mfa`), its app requires one, or the pool does.
+    pub fn needs_mfa(&self, pool: &crate::registry::PoolRoute) -> bool {
+        self.mfa
+            || pool.mfa == crate::config::MfaPolicy::Required
+            || pool.apps.get(&self.client_id).is_some_and(|a| a.policy.require_mfa)
+    }
+
     /// The authorize URL that starts this request again (after MFA setup, say). What the
     /// sign-in just satisfied (`prompt=login`, `max_age`) is not asked again.
     pub fn url(&self) -> String {

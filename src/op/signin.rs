@@ -98,6 +98,21 @@ pub async fn complete(
     request: Option<AuthRequest>,
     stepping_up: Option<String>,
 ) -> Response {
+    // Through a source whose second factor does not count here, for a request that needs
+    // one: signed in, then back to the authorization request, which asks for this pool's
+    // own second factor (or its set-up) before any code goes out.
+    if let (Proof::Source { mfa: false, .. }, Some(r)) = (proof, &request)
+        && r.needs_mfa(&ctx.pool)
+    {
+        return match open_session(state, ctx, user, proof, stepping_up).await {
+            Ok((set_cookie, _)) => (
+                AppendHeaders([(header::SET_COOKIE, set_cookie)]),
+                Redirect::to(&r.url()),
+            )
+                .into_response(),
+            Err(resp) => resp,
+        };
+    }
     let (set_cookie, ticket, code) = match create_session(state, ctx, user, proof, stepping_up, request.as_ref()).await
     {
         Ok(x) => x,

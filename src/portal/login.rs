@@ -205,13 +205,7 @@ pub(super) async fn continue_with_session(
     sso: Ticket,
     request: AuthRequest,
 ) -> Response {
-    let app_requires = request.mfa
-        || ctx
-            .pool
-            .apps
-            .get(&request.client_id)
-            .is_some_and(|a| a.policy.require_mfa);
-    if app_requires && !sso.mfa {
+    if request.needs_mfa(&ctx.pool) && !sso.mfa {
         // `prompt=none`: no page may be shown, so the client is told it would take one.
         if !request.interactive {
             return authorize::to_client(ctx, &request, &[("error", "interaction_required")]);

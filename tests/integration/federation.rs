@@ -1456,3 +1456,59 @@ async fn a_link_proof_follows_the_pools_second_factor_rules() {
         [dana.as_str()]
     );
 }
+
+#[tokio::test]
+async fn a_pool_that_requires_a_second_factor_asks_federated_people_for_its_own() {
+    use crate::rogue_issuer::RogueIssuer;
+    use crate::signin::totp_now;
+    use serde_json::json;
+    let up = Whoami::start().await;
+    let idp = RogueIssuer::start().await;
+    let config = company_only(&up, &idp.issuer, "create")
+        .replacen(
+            "plan = \"enterprise\"\n",
+            "plan = \"enterprise\"\nmfa = \"required\"\n",
+            1,
+        )
+        .replace("trust_email = true\n", "trust_email = true\ntrust_mfa = [\"hwk\"]\n");
+    let gw = Gateway::start(&config).await;
+
+    // A password upstream is not a second factor here: before the ERP, this pool's own,
+    // set up on the spot; no code reaches the app until then.
+    idp.person("corp-1", "dana@corp.example", json!(true));
+    idp.extra(json!({ "amr": ["pwd"] }));
+    let b = Browser::new(&gw);
+    let login = b.open(&erp(&gw, "/")).await;
+    let enroll = b.open(&source_link(&login, "Company IdP")).await;
+    assert!(
+        enroll.body.contains("Set up two-factor sign-in"),
+        "{:?}\n{}",
+        enroll.hops,
+        enroll.body
+    );
+    assert!(
+        !enroll.hops.iter().any(|h| h.contains("/.poolgate/callback")),
+        "{:?}",
+        enroll.hops
+    );
+    assert_eq!(b.fetch(&erp(&gw, "/")).await.status, 401);
+    let secret = enroll.text_of("secret").expect("the enrolment page");
+    let codes = b
+        .submit(&enroll, "/login/enroll", &[("code", &totp_now(&secret, 0))])
+        .await;
+    let next = codes.body.split("<a href=\"").nth(1).unwrap();
+    let next = html_unescape(&next[..next.find('"').unwrap()]);
+    let page = b
+        .open(url::Url::parse(&codes.url).unwrap().join(&next).unwrap().as_str())
+        .await;
+    assert_eq!(page.status, 200, "{:?} {}", page.hops, page.body);
+    let echo = b.fetch(&erp(&gw, "/")).await;
+    assert_eq!(echo.status, 200);
+    let dana = seen(&echo.json(), "x-poolgate-user")[0].clone();
+
+    // A hardware key upstream, which trust_mfa names, is one: straight in.
+    idp.person("corp-2", "erin@corp.example", json!(true));
+    idp.extra(json!({ "amr": ["pwd", "hwk"], "preferred_username": "erin" }));
+    let (page, who) = through_company(&gw).await;
+    assert!(who.is_some_and(|w| w != dana), "{}", page.body);
+}
