@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::browser::{Browser, Page, html_unescape};
 use crate::ops::shape;
-use crate::signin::{PASSWORD, add_user, pools, totp_now};
+use crate::signin::{PASSWORD, add_user, pools};
 use crate::support::*;
 use poolgate::config::StoreUrl;
 use poolgate::store::Store;
@@ -41,14 +41,7 @@ async fn sign_in_with_new_second_factor(b: &Browser, gw: &Gateway, username: &st
         enroll.hops,
         enroll.body
     );
-    let secret = enroll.text_of("secret").unwrap();
-    let codes = b
-        .submit(&enroll, "/login/enroll", &[("code", &totp_now(&secret, 0))])
-        .await;
-    let next = codes.body.split("<a href=\"").nth(1).unwrap();
-    let next = html_unescape(&next[..next.find('"').unwrap()]);
-    let base = url::Url::parse(&codes.url).unwrap();
-    b.open(base.join(&next).unwrap().as_str()).await
+    crate::signin::enroll_and_continue(b, &enroll).await.1
 }
 
 fn csrf(page: &Page) -> String {

@@ -1460,7 +1460,6 @@ async fn a_link_proof_follows_the_pools_second_factor_rules() {
 #[tokio::test]
 async fn a_pool_that_requires_a_second_factor_asks_federated_people_for_its_own() {
     use crate::rogue_issuer::RogueIssuer;
-    use crate::signin::totp_now;
     use serde_json::json;
     let up = Whoami::start().await;
     let idp = RogueIssuer::start().await;
@@ -1492,15 +1491,7 @@ async fn a_pool_that_requires_a_second_factor_asks_federated_people_for_its_own(
         enroll.hops
     );
     assert_eq!(b.fetch(&erp(&gw, "/")).await.status, 401);
-    let secret = enroll.text_of("secret").expect("the enrolment page");
-    let codes = b
-        .submit(&enroll, "/login/enroll", &[("code", &totp_now(&secret, 0))])
-        .await;
-    let next = codes.body.split("<a href=\"").nth(1).unwrap();
-    let next = html_unescape(&next[..next.find('"').unwrap()]);
-    let page = b
-        .open(url::Url::parse(&codes.url).unwrap().join(&next).unwrap().as_str())
-        .await;
+    let (_, page) = crate::signin::enroll_and_continue(&b, &enroll).await;
     assert_eq!(page.status, 200, "{:?} {}", page.hops, page.body);
     let echo = b.fetch(&erp(&gw, "/")).await;
     assert_eq!(echo.status, 200);

@@ -576,6 +576,20 @@ async fn an_address_guessing_across_accounts_is_made_to_wait() {
     assert!(actions.iter().any(|a| a == "signin.throttled"), "{actions:?}");
 }
 
+/// On the enrolment page: sets up the authenticator with a code of now, then follows the
+/// recovery-codes page's link on to where the sign-in was going. The secret, and where it
+/// ends.
+pub async fn enroll_and_continue(b: &Browser, enroll: &Page) -> (String, Page) {
+    let secret = enroll.text_of("secret").expect("the enrolment page");
+    let codes = b
+        .submit(enroll, "/login/enroll", &[("code", &totp_now(&secret, 0))])
+        .await;
+    let next = codes.body.split("<a href=\"").nth(1).expect("the page links on");
+    let next = crate::browser::html_unescape(&next[..next.find('"').unwrap()]);
+    let base = url::Url::parse(&codes.url).unwrap();
+    (secret, b.open(base.join(&next).unwrap().as_str()).await)
+}
+
 pub fn totp_now(secret_b32: &str, offset_steps: i64) -> String {
     let secret = totp_rs::Secret::Encoded(secret_b32.to_owned()).to_bytes().unwrap();
     let t = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, secret, None, "x".into()).unwrap();
