@@ -8,7 +8,7 @@ use reqwest::header::{ACCEPT, COOKIE, LOCATION, ORIGIN};
 use serde_json::Value;
 
 use crate::browser::{Browser, Page, html_unescape};
-use crate::signin::add_user;
+use crate::signin::{add_user, api_get};
 use crate::support::*;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -99,10 +99,6 @@ async fn through_suppliers(gw: &Gateway, b: &Browser, username: &str) -> Page {
     .await
 }
 
-async fn api_json(gw: &Gateway, path: &str) -> Value {
-    gw.api(Method::GET, path).send().await.unwrap().json().await.unwrap()
-}
-
 fn items(v: &Value) -> Vec<Value> {
     v["items"].as_array().or(v.as_array()).cloned().unwrap_or_default()
 }
@@ -130,17 +126,17 @@ async fn a_supplier_signs_in_to_the_employees_erp_through_pool_federation() {
     // The employees pool's own record: its own id, no password, linked to the supplier.
     let employees_sam = seen(&echo, "x-poolgate-user")[0].clone();
     assert_ne!(employees_sam, sam_at_suppliers);
-    let users = items(&api_json(&gw, "/pools/employees/users").await);
+    let users = items(&api_get(&gw, "/pools/employees/users").await);
     assert_eq!(users.len(), 1, "{users:?}");
     assert_eq!(users[0]["id"], employees_sam.as_str());
     assert_eq!(users[0]["has_password"], false);
-    let links = items(&api_json(&gw, "/pools/employees/links").await);
+    let links = items(&api_get(&gw, "/pools/employees/links").await);
     assert_eq!(links.len(), 1, "{links:?}");
     assert_eq!(links[0]["source"], "suppliers");
     assert_eq!(links[0]["subject"], sam_at_suppliers.as_str());
     assert_eq!(links[0]["user_id"], employees_sam.as_str());
     // Nothing of it in the suppliers pool but sam's own session.
-    assert_eq!(items(&api_json(&gw, "/pools/suppliers/users").await).len(), 1);
+    assert_eq!(items(&api_get(&gw, "/pools/suppliers/users").await).len(), 1);
 
     // Signed in to the employees pool itself (its SSO session), as sam.
     let home = b.open(&gw.url("login.employees.localhost", "/")).await;
@@ -157,10 +153,10 @@ async fn a_supplier_signs_in_to_the_employees_erp_through_pool_federation() {
     assert_eq!(again.status, 200, "{}", again.body);
     let echo = b2.fetch(&erp(&gw, "/")).await.json();
     assert_eq!(seen(&echo, "x-poolgate-user"), [employees_sam.as_str()]);
-    assert_eq!(items(&api_json(&gw, "/pools/employees/users").await).len(), 1);
+    assert_eq!(items(&api_get(&gw, "/pools/employees/users").await).len(), 1);
 
     // The audit log says what happened and why.
-    let audit = api_json(&gw, "/pools/employees/audit?limit=100").await;
+    let audit = api_get(&gw, "/pools/employees/audit?limit=100").await;
     let actions: Vec<String> = items(&audit)
         .iter()
         .map(|e| {
@@ -217,9 +213,9 @@ async fn first_login_policies_deny_and_a_collision_challenges_until_the_local_ac
     assert!(challenge.body.contains("already exists"), "{}", challenge.body);
     assert!(challenge.body.contains("sam@example.com"), "{}", challenge.body);
     // Abandoned there, it wrote nothing.
-    let users = items(&api_json(&gw, "/pools/employees/users").await);
+    let users = items(&api_get(&gw, "/pools/employees/users").await);
     assert_eq!(users.len(), 1, "{users:?}");
-    assert!(items(&api_json(&gw, "/pools/employees/links").await).is_empty());
+    assert!(items(&api_get(&gw, "/pools/employees/links").await).is_empty());
 
     // A wrong proof (the supplier's password, not the employee's): refused, no link.
     let wrong = b
@@ -230,7 +226,7 @@ async fn first_login_policies_deny_and_a_collision_challenges_until_the_local_ac
         )
         .await;
     assert_eq!(wrong.status, 401, "{}", wrong.body);
-    assert!(items(&api_json(&gw, "/pools/employees/links").await).is_empty());
+    assert!(items(&api_get(&gw, "/pools/employees/links").await).is_empty());
 
     // The account's own password: linked, and on to the ERP as that employee.
     let portal = gw.url("login.employees.localhost", "/");
@@ -246,7 +242,7 @@ async fn first_login_policies_deny_and_a_collision_challenges_until_the_local_ac
     let echo = b.fetch(&erp(&gw, "/")).await.json();
     assert_eq!(seen(&echo, "x-poolgate-user"), [employee_sam.as_str()]);
     assert_eq!(seen(&echo, "x-poolgate-source"), ["suppliers"]);
-    let links = items(&api_json(&gw, "/pools/employees/links").await);
+    let links = items(&api_get(&gw, "/pools/employees/links").await);
     assert_eq!(links.len(), 1, "{links:?}");
     assert_eq!(links[0]["user_id"], employee_sam.as_str());
 
@@ -270,9 +266,9 @@ async fn first_login_policies_deny_and_a_collision_challenges_until_the_local_ac
         seen(&b.fetch(&erp(&gw, "/")).await.json(), "x-poolgate-user"),
         [employee_sam.as_str()]
     );
-    assert_eq!(items(&api_json(&gw, "/pools/employees/users").await).len(), 1);
+    assert_eq!(items(&api_get(&gw, "/pools/employees/users").await).len(), 1);
 
-    let audit = api_json(&gw, "/pools/employees/audit?limit=100").await;
+    let audit = api_get(&gw, "/pools/employees/audit?limit=100").await;
     let details: Vec<String> = items(&audit)
         .iter()
         .map(|e| {
@@ -325,8 +321,8 @@ async fn concurrent_first_logins_of_one_supplier_make_one_user() {
         ids.insert(seen(&echo, "x-poolgate-user")[0].clone());
     }
     assert_eq!(ids.len(), 1, "{ids:?}");
-    assert_eq!(items(&api_json(&gw, "/pools/employees/users").await).len(), 1);
-    assert_eq!(items(&api_json(&gw, "/pools/employees/links").await).len(), 1);
+    assert_eq!(items(&api_get(&gw, "/pools/employees/users").await).len(), 1);
+    assert_eq!(items(&api_get(&gw, "/pools/employees/links").await).len(), 1);
 }
 
 /// Starts a sign-in through `source` at the ERP without following it: the attempt cookie
@@ -476,8 +472,8 @@ async fn replayed_states_other_sources_callbacks_and_mixed_up_issuers_are_refuse
         assert!(body.contains("Signing in with Partners did not work"), "{body}");
     }
     // Only the two genuine sign-ins made anything: one user, one link.
-    assert_eq!(items(&api_json(&gw, "/pools/employees/users").await).len(), 1);
-    assert_eq!(items(&api_json(&gw, "/pools/employees/links").await).len(), 1);
+    assert_eq!(items(&api_get(&gw, "/pools/employees/users").await).len(), 1);
+    assert_eq!(items(&api_get(&gw, "/pools/employees/links").await).len(), 1);
     assert_eq!(up.hits(), 0, "no callback here went on to the app");
 }
 
@@ -546,7 +542,7 @@ async fn forged_upstream_id_tokens_are_refused_and_an_issuer_that_is_down_gets_a
         assert!(b.fetch(&erp(&gw, "/")).await.status != 200, "{forge:?}: signed in");
     }
     assert_eq!(up.hits(), 0);
-    assert!(items(&api_json(&gw, "/pools/employees/users").await).is_empty());
+    assert!(items(&api_get(&gw, "/pools/employees/users").await).is_empty());
 
     // The same provider, honest: the harness itself lets a good token through.
     idp.forge(Forge::Honest);
@@ -662,7 +658,7 @@ async fn signing_out_of_suppliers_ends_the_suppliers_employees_session() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let audit = api_json(&gw, "/pools/employees/audit?limit=100").await;
+    let audit = api_get(&gw, "/pools/employees/audit?limit=100").await;
     assert!(
         items(&audit)
             .iter()
@@ -737,7 +733,7 @@ async fn verified_email_links_once_by_boolean_only_and_the_link_outlives_an_emai
     idp.person("corp-1", "erin@corp.example", Value::Null);
     let (page, who) = through_company(&gw).await;
     assert_eq!(who, None, "{}", page.body);
-    assert!(items(&api_json(&gw, "/pools/employees/links").await).is_empty());
+    assert!(items(&api_get(&gw, "/pools/employees/links").await).is_empty());
 
     // The boolean `true`: linked to the one user with that verified address.
     idp.person("corp-1", "erin@corp.example", json!(true));
@@ -754,8 +750,8 @@ async fn verified_email_links_once_by_boolean_only_and_the_link_outlives_an_emai
     let (page, who) = through_company(&gw).await;
     assert_eq!(who, None, "{}", page.body);
     assert_eq!(page.status, 403, "{}", page.body);
-    assert_eq!(items(&api_json(&gw, "/pools/employees/links").await).len(), 1);
-    assert_eq!(items(&api_json(&gw, "/pools/employees/users").await).len(), 1);
+    assert_eq!(items(&api_get(&gw, "/pools/employees/links").await).len(), 1);
+    assert_eq!(items(&api_get(&gw, "/pools/employees/users").await).len(), 1);
 }
 
 #[tokio::test]
@@ -773,7 +769,7 @@ async fn a_new_upstream_subject_with_a_linked_users_email_is_challenged_not_merg
     let (page, who) = through_company(&gw).await;
     assert_eq!(who, None);
     assert!(page.body.contains("Link your account"), "{}", page.body);
-    assert_eq!(items(&api_json(&gw, "/pools/employees/users").await).len(), 1);
+    assert_eq!(items(&api_get(&gw, "/pools/employees/users").await).len(), 1);
     // Dana herself still comes in as herself.
     idp.person("corp-1", "dana@corp.example", json!(true));
     assert_eq!(through_company(&gw).await.1, Some(first));
@@ -911,7 +907,7 @@ async fn mapped_groups_force_sync_and_a_trusted_upstream_second_factor() {
     let echo = b.fetch(&erp(&gw, "/")).await.json();
     assert_eq!(seen(&echo, "x-poolgate-groups"), ["engineering"]);
     let dana = seen(&echo, "x-poolgate-user")[0].clone();
-    let audit = api_json(&gw, "/pools/employees/audit?limit=100").await;
+    let audit = api_get(&gw, "/pools/employees/audit?limit=100").await;
     assert!(
         items(&audit)
             .iter()
@@ -940,14 +936,14 @@ async fn mapped_groups_force_sync_and_a_trusted_upstream_second_factor() {
     idp.extra(json!({ "name": "Dana Q", "groups": ["ops"], "email": null, "amr": ["pwd"] }));
     let (_, who) = through_company(&gw).await;
     assert_eq!(who.as_deref(), Some(dana.as_str()));
-    let user = api_json(&gw, &format!("/pools/employees/users/{dana}")).await;
+    let user = api_get(&gw, &format!("/pools/employees/users/{dana}")).await;
     assert_eq!(user["name"], "Dana Q");
     assert_eq!(user["email"], "dana@corp.example");
     assert_eq!(user["groups"], json!(["operations", "staff"]), "{user}");
     // No groups claim at all: the groups stay as they are.
     idp.extra(json!({ "groups": null, "amr": ["pwd"] }));
     through_company(&gw).await;
-    let user = api_json(&gw, &format!("/pools/employees/users/{dana}")).await;
+    let user = api_get(&gw, &format!("/pools/employees/users/{dana}")).await;
     assert_eq!(user["groups"], json!(["operations", "staff"]), "{user}");
 
     // The vault asks for a second factor: a password upstream is not one here…
@@ -1050,7 +1046,7 @@ async fn a_person_removes_a_link_but_never_their_last_way_in_and_an_admin_moves_
     assert_eq!(account.status, 200, "{}", account.body);
     assert!(account.body.contains("Remove Suppliers"), "{}", account.body);
     assert!(!account.body.contains("The password of your"), "{}", account.body);
-    let link_id = items(&api_json(&gw, "/pools/employees/links").await)[0]["id"]
+    let link_id = items(&api_get(&gw, "/pools/employees/links").await)[0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -1058,11 +1054,11 @@ async fn a_person_removes_a_link_but_never_their_last_way_in_and_an_admin_moves_
     let refused = b.submit(&account, "/account/links/remove", &[("link", &link_id)]).await;
     assert_eq!(refused.status, 409, "{}", refused.body);
     assert!(refused.body.contains("only way to sign in"), "{}", refused.body);
-    assert_eq!(items(&api_json(&gw, "/pools/employees/links").await).len(), 1);
+    assert_eq!(items(&api_get(&gw, "/pools/employees/links").await).len(), 1);
     // Someone else's link id is not theirs to remove (sue's, once she has one).
     let b_sue = Browser::new(&gw);
     assert_eq!(through_suppliers(&gw, &b_sue, "sue").await.status, 200);
-    let sue_link = items(&api_json(&gw, "/pools/employees/links").await)
+    let sue_link = items(&api_get(&gw, "/pools/employees/links").await)
         .into_iter()
         .find(|l| l["user_id"] != sam.as_str())
         .unwrap()["id"]
@@ -1100,7 +1096,7 @@ async fn a_person_removes_a_link_but_never_their_last_way_in_and_an_admin_moves_
     let removed = b.submit(&account, "/account/links/remove", &[("link", &link_id)]).await;
     assert_eq!(removed.status, 200, "{}", removed.body);
     assert!(removed.body.contains("The link is removed"), "{}", removed.body);
-    let links = items(&api_json(&gw, "/pools/employees/links").await);
+    let links = items(&api_get(&gw, "/pools/employees/links").await);
     assert_eq!(links.len(), 1, "{links:?}");
     // What came in through the link ends with it; sam's own sign-in stays.
     assert_eq!(through_link.fetch(&erp(&gw, "/")).await.status, 401);
@@ -1130,7 +1126,7 @@ async fn a_person_removes_a_link_but_never_their_last_way_in_and_an_admin_moves_
         .await
         .unwrap();
     assert_eq!(nobody.status(), 404);
-    let audit = api_json(&gw, "/pools/employees/audit?limit=100").await;
+    let audit = api_get(&gw, "/pools/employees/audit?limit=100").await;
     for action in ["link.delete", "link.move"] {
         assert!(items(&audit).iter().any(|e| e["action"] == action), "{action}: {audit}");
     }
@@ -1207,8 +1203,8 @@ async fn a_replayed_callback_opens_nothing_even_where_the_provider_takes_a_code_
         assert_eq!(status, 400, "{round}: {body}");
         assert!(body.contains("already used"), "{round}: {body}");
     }
-    assert_eq!(items(&api_json(&gw, "/pools/employees/users").await).len(), 1);
-    let sessions = items(&api_json(&gw, "/pools/employees/sessions").await);
+    assert_eq!(items(&api_get(&gw, "/pools/employees/users").await).len(), 1);
+    let sessions = items(&api_get(&gw, "/pools/employees/sessions").await);
     assert_eq!(sessions.len(), 2, "one session per genuine sign-in: {sessions:?}");
 }
 
@@ -1310,7 +1306,7 @@ async fn a_challenge_proven_link_signs_in_with_the_upstreams_groups_and_second_f
     assert_eq!(seen(&echo, "x-poolgate-user"), [dana.as_str()]);
     assert_eq!(seen(&echo, "x-poolgate-groups"), ["engineering"]);
     assert_eq!(seen(&echo, "x-poolgate-name"), ["Dana Upstream"]);
-    let user = api_json(&gw, &format!("/pools/employees/users/{dana}")).await;
+    let user = api_get(&gw, &format!("/pools/employees/users/{dana}")).await;
     assert_eq!(user["name"], "Dana Upstream", "{user}");
     assert_eq!(user["groups"], json!(["engineering"]), "{user}");
 }
@@ -1338,7 +1334,7 @@ async fn email_verified_vouches_for_the_email_claim_only_not_a_remapped_one() {
         "signed in as erin through an unverified claim: {}",
         page.body
     );
-    assert!(items(&api_json(&gw, "/pools/employees/links").await).is_empty());
+    assert!(items(&api_get(&gw, "/pools/employees/links").await).is_empty());
 
     // Where `mail` is the very address `email_verified` speaks of, it counts.
     idp.person("corp-7", "erin@corp.example", json!(true));
@@ -1376,7 +1372,7 @@ async fn a_new_user_never_takes_a_name_that_is_a_local_persons_address_or_the_re
     let (page, who) = through_company(&gw).await;
     assert_eq!(who, None, "{}", page.body);
     assert!(page.body.contains("Link your account"), "{}", page.body);
-    let users = items(&api_json(&gw, "/pools/employees/users").await);
+    let users = items(&api_get(&gw, "/pools/employees/users").await);
     assert_eq!(users.len(), 2, "nobody new: {users:?}");
     // alice's address still signs alice in at the login page.
     let b = Browser::new(&gw);
@@ -1424,7 +1420,7 @@ async fn a_link_proof_follows_the_pools_second_factor_rules() {
         "{}",
         refused.body
     );
-    assert!(items(&api_json(&gw, "/pools/employees/links").await).is_empty());
+    assert!(items(&api_get(&gw, "/pools/employees/links").await).is_empty());
 
     // She signs in here once and sets one up; then her password and code link the account.
     let portal = Browser::new(&gw);

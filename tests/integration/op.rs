@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use crate::browser::Browser;
-use crate::signin::{PASSWORD, add_user, http, pools, sign_in, wiki_url};
+use crate::signin::{PASSWORD, add_user, api_get, http, pools, sign_in, wiki_url};
 use crate::support::*;
 
 const VERIFIER: &str = "a-verifier-of-enough-length-to-be-valid-0123456789";
@@ -617,14 +617,7 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_its_family() {
     let plain = exchange(&gw, &secret, &reports_code(&gw, &b, "openid").await).await;
     let offline = exchange(&gw, &secret, &reports_code(&gw, &b, "openid offline_access").await).await;
     assert!(offline["scope"].as_str().unwrap().contains("offline_access"));
-    let sessions: Value = gw
-        .api(reqwest::Method::GET, "/pools/employees/sessions")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sessions = api_get(&gw, "/pools/employees/sessions").await;
     for s in sessions["items"].as_array().unwrap() {
         let id = s["id"].as_str().unwrap();
         gw.api(reqwest::Method::DELETE, &format!("/pools/employees/sessions/{id}"))
@@ -1065,14 +1058,7 @@ async fn ending_a_session_logs_the_client_out_by_back_channel() {
         .await
         .unwrap();
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_grant");
-    let audit: Value = gw
-        .api(reqwest::Method::GET, "/pools/employees/audit?limit=50")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let audit = api_get(&gw, "/pools/employees/audit?limit=50").await;
     assert!(
         audit["items"]
             .as_array()
@@ -1100,14 +1086,7 @@ async fn a_client_registered_through_the_api_gets_its_secret_once() {
         .expect("the first secret, once")
         .to_owned();
     assert_eq!(made["auth_method"], "client_secret_basic");
-    let shown: Value = gw
-        .api(reqwest::Method::GET, "/pools/employees/clients/batch")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown = api_get(&gw, "/pools/employees/clients/batch").await;
     assert!(shown.get("client_secret").is_none(), "never shown again: {shown}");
     // Its token opens the wiki, with `bearer` in lower case.
     let resp = gw
@@ -1163,14 +1142,7 @@ async fn a_client_registered_through_the_api_gets_its_secret_once() {
     ] {
         assert_eq!(patch(bad.clone()).await.unwrap().status(), status, "{bad}");
     }
-    let shown: Value = gw
-        .api(reqwest::Method::GET, "/pools/employees/clients/batch")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown = api_get(&gw, "/pools/employees/clients/batch").await;
     assert_eq!(shown, changed, "the refused changes left it as it was");
     let resp = gw
         .client()
